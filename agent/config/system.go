@@ -1,0 +1,101 @@
+// Package config loads ec2init's own configuration: /etc/ec2init/config.yaml
+// and /etc/ec2init/conf.d/*.yaml, merged in that order (later files win,
+// key by key). Unknown keys and wrong types are errors that name the file
+// and line, so a typo never silently changes behaviour.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Default locations, relative to the root prefix.
+const (
+	SystemFile = "/etc/ec2init/config.yaml"
+	SystemDir  = "/etc/ec2init/conf.d"
+)
+
+// System is ec2init's own configuration.
+type System struct {
+	IMDS IMDS `yaml:"imds"`
+}
+
+// IMDS configures the metadata client (see agent/imds.Config).
+type IMDS struct {
+	Endpoint     string `yaml:"endpoint"`
+	EndpointMode string `yaml:"endpoint_mode"`
+	// AllowIMDSv1 permits the token-less fallback; off by default.
+	AllowIMDSv1    bool     `yaml:"allow_imdsv1"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+	CallTimeout    Duration `yaml:"call_timeout"`
+	MaxAttempts    int      `yaml:"max_attempts"`
+	// Deadline bounds identifying the instance at boot, which may wait for
+	// the network to come up.
+	Deadline Duration `yaml:"deadline"`
+}
+
+// Duration is a time.Duration written as "1.5s" or "250ms" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 500ms, 2s, 1m)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadSystem reads the system config under root. Missing files are fine:
+// every setting has a default.
+func LoadSystem(root string) (System, error) {
+	var sys System
+	files := []string{filepath.Join(root, SystemFile)}
+	more, err := filepath.Glob(filepath.Join(root, SystemDir, "*.yaml"))
+	if err != nil {
+		return sys, fmt.Errorf("config: %w", err)
+	}
+	sort.Strings(more)
+	files = append(files, more...)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return sys, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeStrict(data, &sys); err != nil {
+			return sys, fmt.Errorf("config %s: %w", f, err)
+		}
+	}
+	return sys, nil
+}
+
+// decodeStrict decodes YAML onto v, refusing unknown keys. An empty file
+// or a file of comments is no change.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

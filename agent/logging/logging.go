@@ -1,0 +1,68 @@
+// Package logging builds ec2init's zap logger: a human console format when
+// a person is watching (stderr is a terminal), JSON lines otherwise, so logs
+// read well in a shell and parse well in a pipeline or the journal.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Options selects the logger's level, format and destination.
+type Options struct {
+	// Level is debug, info, warn or error ("" is info).
+	Level string
+	// Format is "console", "json" or "" (console on a terminal, else JSON).
+	Format string
+	// Out is where logs go; nil is stderr.
+	Out io.Writer
+}
+
+// New returns a logger for opts.
+func New(opts Options) (*zap.Logger, error) {
+	level := zapcore.InfoLevel
+	if opts.Level != "" {
+		if err := level.UnmarshalText([]byte(opts.Level)); err != nil {
+			return nil, fmt.Errorf("log level %q: want debug, info, warn or error", opts.Level)
+		}
+	}
+	out := opts.Out
+	if out == nil {
+		out = os.Stderr
+	}
+	format := opts.Format
+	if format == "" {
+		format = "json"
+		if isTerminal(out) {
+			format = "console"
+		}
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encCfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("log format %q: want console or json", format)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(out), level)
+	return zap.New(core), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
