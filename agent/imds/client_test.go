@@ -3,13 +3,13 @@ package imds_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
+	"github.com/ec2init/ec2init/internal/testnet"
 )
 
 // fast keeps retries quick in tests; the policy itself is the same.
@@ -164,36 +164,13 @@ func TestNoSilentIMDSv1Fallback(t *testing.T) {
 }
 
 func TestBadEndpoints(t *testing.T) {
-	// A port with nothing listening.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
-
-	// A TCP service that is not HTTP.
-	garbage, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer garbage.Close()
-	go func() {
-		for {
-			conn, err := garbage.Accept()
-			if err != nil {
-				return
-			}
-			conn.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
-			conn.Close()
-		}
-	}()
-
+	closed := testnet.ClosedPort(t)
+	notHTTP := testnet.NotHTTP(t)
 	tests := []struct {
 		name, endpoint, want string
 	}{
 		{"unreachable", closed, "connection refused"},
-		{"not http", "http://" + garbage.Addr().String(), "not"},
+		{"not http", notHTTP, "does not speak HTTP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
+	"github.com/ec2init/ec2init/internal/testnet"
 )
 
 // binary is ec2init built once for the package's tests: the CLI is tested
@@ -97,28 +97,8 @@ func TestMetadataCommand(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
-
-	notHTTP, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer notHTTP.Close()
-	go func() {
-		for {
-			c, err := notHTTP.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
-			c.Close()
-		}
-	}()
+	closed := testnet.ClosedPort(t)
+	notHTTP := testnet.NotHTTP(t)
 
 	badData := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(badData, []byte("meta-data:\n  instance-id: i-1\n  security-groups:\n    - {a: b}\n"), 0o600); err != nil {
@@ -134,8 +114,8 @@ func TestBadInput(t *testing.T) {
 			"[ERROR] Could not get IMDSv2 token. Instance Metadata might have been disabled or this is not an EC2 instance.\n"},
 		{"unreachable, json", []string{"metadata", "--json", "--endpoint", closed},
 			"ec2init: instance metadata at " + closed + ": IMDSv2 token: connection refused\n"},
-		{"not an HTTP endpoint", []string{"metadata", "--facts", "--endpoint", "http://" + notHTTP.Addr().String()},
-			"ec2init: instance metadata at http://" + notHTTP.Addr().String() + ": IMDSv2 token: the endpoint does not speak HTTP like IMDS\n"},
+		{"not an HTTP endpoint", []string{"metadata", "--facts", "--endpoint", notHTTP},
+			"ec2init: instance metadata at " + notHTTP + ": IMDSv2 token: the endpoint does not speak HTTP like IMDS\n"},
 		{"endpoint not a URL", []string{"metadata", "--endpoint", "169.254.169.254"},
 			"ec2init: imds endpoint from flag: \"169.254.169.254\": scheme must be http or https\n"},
 		{"malformed simulator data", []string{"imds", "serve", "--data", badData},
@@ -143,7 +123,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown ec2-metadata option", []string{"metadata", "--bogus"},
 			"ec2-metadata: unrecognized option '--bogus'\nTerminating...\n"},
 		{"unknown command flag", []string{"--bogus"}, "ec2init: unknown flag: --bogus\n"},
-		{"bad fault spec", []string{"imds", "serve", "--fail", "x"}, "ec2init: --fail \"x\": want N:STATUS, e.g. 3:503\n"},
+		{"bad fault spec", []string{"imds", "serve", "--fail", "x"}, "ec2init: --fail: fault \"x\": want N:STATUS with STATUS 400-599, e.g. 3:503\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,9 +42,12 @@ func newIMDSServeCommand(e *env) *cobra.Command {
 				}
 				opts.Tree = tree
 			}
-			n, status, err := parseFail(fail)
-			if err != nil {
-				return err
+			n, status := 0, 0
+			if fail != "" {
+				var err error
+				if n, status, err = imdssim.ParseFail(fail); err != nil {
+					return fmt.Errorf("--fail: %w", err)
+				}
 			}
 			sim := imdssim.New(opts)
 			url, err := sim.Start(addr)
@@ -71,20 +72,4 @@ func newIMDSServeCommand(e *env) *cobra.Command {
 	f.BoolVar(&allowV1, "allow-v1", false, "serve requests without a session token (IMDSv1)")
 	f.BoolVar(&hang, "hang", false, "accept requests but never answer")
 	return cmd
-}
-
-func parseFail(s string) (n, status int, err error) {
-	if s == "" {
-		return 0, 0, nil
-	}
-	a, b, ok := strings.Cut(s, ":")
-	if !ok {
-		b = "500"
-	}
-	n, err1 := strconv.Atoi(a)
-	status, err2 := strconv.Atoi(b)
-	if err1 != nil || err2 != nil || n < 0 || status < 400 || status > 599 {
-		return 0, 0, fmt.Errorf("--fail %q: want N:STATUS, e.g. 3:503", s)
-	}
-	return n, status, nil
 }
