@@ -18,6 +18,8 @@ import (
 	sdkimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ec2init/ec2init/internal/backoff"
 )
 
 // ErrNotFound means IMDS has no such path: an absent optional value, never
@@ -259,20 +261,7 @@ func cause(err error, status int) string {
 type jitterBackoff struct{ base, max time.Duration }
 
 func (b jitterBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
-	return backoffDelay(b.base, b.max, attempt, rand.Float64()), nil
-}
-
-// backoffDelay is the pure part of the policy: the ceiling doubles from base
-// each attempt up to max, and the delay is a fraction r of it.
-func backoffDelay(base, max time.Duration, attempt int, r float64) time.Duration {
-	ceiling := base
-	for i := 1; i < attempt && ceiling < max; i++ {
-		ceiling *= 2
-	}
-	if ceiling > max {
-		ceiling = max
-	}
-	return time.Duration(r * float64(ceiling))
+	return backoff.Delay(b.base, b.max, attempt, rand.Float64()), nil
 }
 
 var errBodyTooLarge = errors.New("response larger than the configured limit")
