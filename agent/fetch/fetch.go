@@ -1,0 +1,180 @@
+// Package fetch is the one way ec2init brings remote bytes onto the
+// instance (user-data #include URLs now; software artifacts later): https
+// by default, retries with backoff and jitter, a size cap, and no redirect
+// that downgrades https to http.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/ec2init/ec2init/internal/backoff"
+)
+
+// Options tunes a Fetcher. Zero values take the defaults.
+type Options struct {
+	// AllowHTTP permits plain http:// URLs (never a redirect to one from
+	// https).
+	AllowHTTP bool
+	// AllowFile permits file:// URLs, read from the local disk.
+	AllowFile bool
+	// MaxBytes caps a body (default 64 MiB).
+	MaxBytes int64
+	// Attempts per URL (default 4), with backoff from BaseBackoff doubling
+	// up to MaxBackoff, fully jittered.
+	Attempts    int
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+	// Timeout bounds one attempt (default 30s).
+	Timeout time.Duration
+	// Client overrides the HTTP client (tests); its CheckRedirect is kept
+	// only if set.
+	Client *http.Client
+}
+
+// Fetcher fetches URLs under one policy. Safe for concurrent use.
+type Fetcher struct {
+	opts   Options
+	client *http.Client
+}
+
+// New returns a Fetcher for opts.
+func New(opts Options) *Fetcher {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 64 << 20
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 4
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	client := opts.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	c := *client
+	c.Timeout = opts.Timeout
+	if c.CheckRedirect == nil {
+		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return fmt.Errorf("%w: too many", ErrRedirect)
+			}
+			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				return fmt.Errorf("%w: from https to %s", ErrRedirect, req.URL.Redacted())
+			}
+			return nil
+		}
+	}
+	return &Fetcher{opts: opts, client: &c}
+}
+
+// Error is a failed fetch; it names the URL without credentials.
+type Error struct {
+	URL      string
+	Attempts int
+	Err      error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("fetch %s: %v (after %d attempts)", e.URL, e.Err, e.Attempts)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrRedirect is a redirect the policy refuses (a downgrade to http, or a
+// loop).
+var ErrRedirect = errors.New("refused redirect")
+
+// ErrTooLarge is returned when a body exceeds Options.MaxBytes.
+var ErrTooLarge = errors.New("body larger than the configured limit")
+
+// Get returns the whole body at rawURL.
+func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %q is not a URL", rawURL)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && f.opts.AllowHTTP:
+	case u.Scheme == "file" && f.opts.AllowFile:
+		return f.readFile(u)
+	default:
+		return nil, &Error{URL: u.Redacted(), Err: fmt.Errorf("scheme %q not allowed", u.Scheme)}
+	}
+	var last error
+	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
+		body, retry, err := f.once(ctx, u)
+		if err == nil {
+			return body, nil
+		}
+		last = err
+		if !retry || attempt == f.opts.Attempts {
+			return nil, &Error{URL: u.Redacted(), Attempts: attempt, Err: err}
+		}
+		select {
+		case <-time.After(backoff.Delay(f.opts.BaseBackoff, f.opts.MaxBackoff, attempt, rand.Float64())):
+		case <-ctx.Done():
+			return nil, &Error{URL: u.Redacted(), Attempts: attempt, Err: ctx.Err()}
+		}
+	}
+	return nil, &Error{URL: u.Redacted(), Attempts: f.opts.Attempts, Err: last}
+}
+
+// once makes one attempt; retry says whether another could succeed.
+func (f *Fetcher) once(ctx context.Context, u *url.URL) (body []byte, retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		// A refused redirect or a canceled context will not improve.
+		return nil, ctx.Err() == nil && !errors.Is(err, ErrRedirect), err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		return nil, retry, fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	body, err = readCapped(resp.Body, f.opts.MaxBytes)
+	return body, err != nil && !errors.Is(err, ErrTooLarge), err
+}
+
+func (f *Fetcher) readFile(u *url.URL) ([]byte, error) {
+	file, err := os.Open(u.Path)
+	if err != nil {
+		return nil, &Error{URL: u.Redacted(), Attempts: 1, Err: err}
+	}
+	defer file.Close()
+	b, err := readCapped(file, f.opts.MaxBytes)
+	if err != nil {
+		return nil, &Error{URL: u.Redacted(), Attempts: 1, Err: err}
+	}
+	return b, nil
+}
+
+func readCapped(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, ErrTooLarge
+	}
+	return b, nil
+}
