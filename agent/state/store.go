@@ -1,0 +1,455 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ec2init/ec2init/agent/state/atomicfile"
+)
+
+// Host paths (under the root prefix) of the agent's state, runtime directory
+// and logs.
+const (
+	StateDir      = "/var/lib/ec2init"
+	RunDirPath    = "/run/ec2init"
+	LogFile       = "/var/log/ec2init.log"
+	OutputLogFile = "/var/log/ec2init-output.log"
+)
+
+// Names inside an instance's directory.
+const (
+	UserDataRaw   = "user-data.raw"
+	UserDataParts = "user-data.parts"
+)
+
+const (
+	dirPerm    os.FileMode = 0o700
+	filePerm   os.FileMode = 0o600
+	runDirPerm os.FileMode = 0o755
+
+	// staleTempAge is how old a temporary file left by an interrupted write
+	// must be before Open removes it: a younger one may be another process's
+	// write under way.
+	staleTempAge = time.Minute
+)
+
+var (
+	// ErrCorrupt is matched (errors.Is) by every error for a state file
+	// whose content cannot be parsed; see CorruptError.
+	ErrCorrupt = errors.New("corrupt state file")
+	// ErrEscapesRoot is wrapped by errors for paths that would leave the
+	// root prefix.
+	ErrEscapesRoot = errors.New("path escapes the root")
+	// ErrNoInstance is returned by per-instance operations before
+	// BeginInstance.
+	ErrNoInstance = errors.New("no current instance: BeginInstance first")
+	// ErrReadOnly is returned by every change to a store opened ReadOnly.
+	ErrReadOnly = errors.New("state store is read-only")
+	// ErrInvalidName is wrapped by errors for a module, instance or boot id
+	// that cannot name a file.
+	ErrInvalidName = errors.New("invalid name")
+)
+
+// CorruptError is a state file that exists but does not parse. It matches
+// ErrCorrupt with errors.Is.
+type CorruptError struct {
+	Path string // the real path, under the root prefix
+	Err  error  // the parse error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s: %v: %v", e.Path, ErrCorrupt, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Options configure Open.
+type Options struct {
+	// Root is the prefix every path lives under: "/" in production. It must
+	// be an existing directory.
+	Root string
+	// BootID overrides the kernel's boot id (tests, image preparation).
+	BootID string
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// SyncHook, when set, is called at each step of every file write (see
+	// atomicfile.Writer.Hook); a non-nil error aborts the write. For
+	// crash-safety tests.
+	SyncHook func(point string) error
+	// ReadOnly opens without creating or changing anything (for commands
+	// that only read status); every change returns ErrReadOnly.
+	ReadOnly bool
+}
+
+// Store is ec2init's state under one root prefix. Its methods are safe for
+// concurrent use; several processes may use the same directory one after
+// another (each stage is one), and a crash of any of them leaves every file
+// whole.
+type Store struct {
+	root     string // absolute, symlink-free
+	state    string // root + StateDir
+	run      string // root + RunDirPath
+	bootID   string
+	now      func() time.Time
+	w        atomicfile.Writer
+	readOnly bool
+	pid      int
+	pidStart uint64 // 0 when /proc does not tell
+
+	mu         sync.RWMutex
+	instanceID string      // "" before BeginInstance
+	transition *Transition // nil before BeginInstance
+}
+
+// Open opens the state under opts.Root, creating its directories (0700, and
+// 0755 for the runtime directory) and setting their modes if they exist with
+// others. Temporary files that crashed writes left more than a minute ago
+// are removed.
+func Open(opts Options) (*Store, error) {
+	root, err := resolveRoot(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		root:     root,
+		state:    filepath.Join(root, StateDir),
+		run:      filepath.Join(root, RunDirPath),
+		bootID:   opts.BootID,
+		now:      opts.Now,
+		w:        atomicfile.Writer{Hook: opts.SyncHook},
+		readOnly: opts.ReadOnly,
+		pid:      os.Getpid(),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.bootID == "" {
+		if s.bootID, err = readBootID(); err != nil {
+			return nil, err
+		}
+	} else if !validName(s.bootID) {
+		return nil, fmt.Errorf("boot id %q: %w", s.bootID, ErrInvalidName)
+	}
+	if start, err := procStartTime(s.pid); err == nil {
+		s.pidStart = start
+	}
+	if s.readOnly {
+		return s, nil
+	}
+
+	// Parents outside our own directories (/var/lib, /run) are created 0755
+	// if missing, never changed.
+	for _, p := range []string{filepath.Dir(StateDir), filepath.Dir(RunDirPath)} {
+		if err := mkdirInside(root, p); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []struct {
+		path string
+		perm os.FileMode
+	}{{s.state, dirPerm}, {s.run, runDirPerm}} {
+		if _, err := os.Lstat(d.path); err == nil {
+			// It exists: it may be a symlink, which must stay in the root.
+			if err := checkInside(root, d.path); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.ensureDir(d.path, d.perm); err != nil {
+			return nil, err
+		}
+	}
+	for _, sub := range []string{"data", "instances", "sem", "records", "boots"} {
+		if err := s.ensureDir(filepath.Join(s.state, sub), dirPerm); err != nil {
+			return nil, err
+		}
+	}
+	s.sweepTemps()
+	return s, nil
+}
+
+func resolveRoot(root string) (string, error) {
+	if root == "" {
+		return "", errors.New("state: root prefix is empty")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("state: root prefix %q: %w", root, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("state: root prefix %q: %w", root, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("state: root prefix %q: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("state: root prefix %q: not a directory", root)
+	}
+	return real, nil
+}
+
+// checkInside refuses a path that symlinks lead out of the root.
+func checkInside(root, p string) error {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if !within(root, real) {
+		return fmt.Errorf("state: %s leads to %s: %w", p, real, ErrEscapesRoot)
+	}
+	return nil
+}
+
+// mkdirInside creates the directories of hostPath under root that are
+// missing, 0755, refusing to go through a symlink that leads out of root.
+func mkdirInside(root, hostPath string) error {
+	p := root
+	for _, c := range strings.Split(strings.Trim(hostPath, "/"), "/") {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("state: %w", err)
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("state: %w", err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if err := checkInside(root, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func within(root, p string) bool {
+	if root == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	return p == root || strings.HasPrefix(p, root+"/")
+}
+
+// sweepTemps removes, best effort, what crashed writes left in the state tree.
+func (s *Store) sweepTemps() {
+	cutoff := s.now().Add(-staleTempAge)
+	filepath.WalkDir(s.state, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			atomicfile.RemoveStaleTemps(p, cutoff)
+		}
+		return nil
+	})
+}
+
+// Root is the absolute, symlink-free root prefix.
+func (s *Store) Root() string { return s.root }
+
+// Dir is the state directory: Root + /var/lib/ec2init.
+func (s *Store) Dir() string { return s.state }
+
+// RunDir is the runtime directory: Root + /run/ec2init.
+func (s *Store) RunDir() string { return s.run }
+
+// BootID is the boot id the store works with.
+func (s *Store) BootID() string { return s.bootID }
+
+// Path maps a host path ("/var/log/ec2init.log"; a relative one is taken
+// from "/") to the real path under the root. It is lexical: a path whose
+// ".." components climb above "/" is refused with ErrEscapesRoot, as is a NUL
+// byte; symlinks are not resolved.
+func (s *Store) Path(hostPath string) (string, error) {
+	if strings.IndexByte(hostPath, 0) >= 0 {
+		return "", fmt.Errorf("path %q: contains a NUL byte", hostPath)
+	}
+	var comps []string
+	for _, c := range strings.Split(hostPath, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if len(comps) == 0 {
+				return "", fmt.Errorf("path %q: %w", hostPath, ErrEscapesRoot)
+			}
+			comps = comps[:len(comps)-1]
+		default:
+			comps = append(comps, c)
+		}
+	}
+	return filepath.Join(append([]string{s.root}, comps...)...), nil
+}
+
+// validName reports whether s can be a file name component: a module name,
+// an instance id, a boot id. Letters, digits and "-_.:@+", not starting with
+// a dot, at most 200 bytes.
+func validName(s string) bool {
+	if s == "" || len(s) > 200 || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.:@+", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkName(kind, s string) error {
+	if !validName(s) {
+		return fmt.Errorf("%s %q: %w", kind, s, ErrInvalidName)
+	}
+	return nil
+}
+
+// ensureDir creates directory p with perm, or sets perm on it if it exists
+// with another mode. A new directory is made durable in its parent.
+func (s *Store) ensureDir(p string, perm os.FileMode) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	err := os.Mkdir(p, perm)
+	switch {
+	case err == nil:
+		if err := os.Chmod(p, perm); err != nil { // the umask applied to Mkdir
+			return fmt.Errorf("state: %w", err)
+		}
+		if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("state: %s exists and is not a directory", p)
+		}
+		if fi.Mode().Perm() != perm {
+			if err := os.Chmod(p, perm); err != nil {
+				return fmt.Errorf("state: %w", err)
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("state: %w", err)
+	}
+}
+
+// ensureDirs creates the directories from s.state down to dir (inside it),
+// each with dirPerm.
+func (s *Store) ensureDirs(dir string) error {
+	rel, err := filepath.Rel(s.state, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("state: %s is outside %s", dir, s.state)
+	}
+	p := s.state
+	for _, c := range strings.Split(rel, "/") {
+		if c == "." {
+			continue
+		}
+		p = filepath.Join(p, c)
+		if err := s.ensureDir(p, dirPerm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile writes a state file atomically with mode 0600, creating its
+// directories.
+func (s *Store) writeFile(p string, data []byte) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	if err := s.ensureDirs(filepath.Dir(p)); err != nil {
+		return err
+	}
+	return s.w.WriteFile(p, data, filePerm)
+}
+
+// writeJSON writes v as indented JSON to p. If p holds content that does
+// not parse as a T, it is kept as p.corrupt-<time> rather than lost.
+func writeJSON[T any](s *Store, p string, v T) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	if err := preserveCorrupt[T](s, p); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("state: %s: %w", p, err)
+	}
+	return s.writeFile(p, append(data, '\n'))
+}
+
+func preserveCorrupt[T any](s *Store, p string) error {
+	old, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	var v T
+	if json.Unmarshal(old, &v) == nil {
+		return nil
+	}
+	dst := p + ".corrupt-" + s.now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(p, dst); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // another writer preserved it
+		}
+		return fmt.Errorf("state: keeping corrupt %s: %w", p, err)
+	}
+	if err := os.Chmod(dst, filePerm); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// readJSON reads p into a T. A missing file is an error matching
+// fs.ErrNotExist; one that does not parse is a *CorruptError.
+func readJSON[T any](p string) (T, error) {
+	var v T
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return v, fmt.Errorf("state: %w", err)
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		var zero T
+		return zero, &CorruptError{Path: p, Err: err}
+	}
+	return v, nil
+}
+
+// readText reads a one-line text file; a missing file is "".
+func readText(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("state: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (s *Store) writeText(p, v string) error {
+	return s.writeFile(p, []byte(v+"\n"))
+}
