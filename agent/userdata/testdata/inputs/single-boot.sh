@@ -1,0 +1,3 @@
+#cloud-boothook
+#!/bin/sh
+echo "boothook ran" >> /var/log/boothook.log

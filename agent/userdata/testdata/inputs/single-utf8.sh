@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "café ☕ non-ASCII script"

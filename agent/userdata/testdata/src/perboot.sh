@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "runs every boot"
