@@ -199,6 +199,20 @@ func (s *Store) InstanceID() string {
 	return s.instanceID
 }
 
+// UseInstance selects instance id for reading and for one-off runs
+// (semaphores, records, instance files) without taking this boot's
+// decision: inspection commands and deliberate re-runs use it, boots use
+// BeginInstance.
+func (s *Store) UseInstance(id string) error {
+	if err := checkName("instance id", id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instanceID = id
+	return nil
+}
+
 // RecordedInstanceID reads the instance id the disk last recorded
 // (data/instance-id), "" if none; it works on a read-only store.
 func (s *Store) RecordedInstanceID() (string, error) {
