@@ -1,0 +1,219 @@
+// Package agent runs a boot: it identifies the instance, decides what this
+// boot is (first boot of a new instance, or a reboot), reads the user data
+// and runs each stage's work gated by its frequency, recording every step
+// so `ec2init status` and `ec2init analyze` can tell what happened.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
+	"github.com/ec2init/ec2init/modules"
+)
+
+// Options configures a boot.
+type Options struct {
+	// Root prefixes every path the agent reads or writes ("/" in
+	// production).
+	Root string
+	// Chroot runs scripts chrooted into Root instead of on the host.
+	Chroot bool
+	// Stages to run now; nil runs all of them.
+	Stages []modules.Stage
+	IMDS   *imds.Client
+	Log    *zap.Logger
+	// BootID overrides /proc/sys/kernel/random/boot_id (tests).
+	BootID string
+	Now    func() time.Time
+	// RerunInterrupted runs again a script a crash interrupted; by default
+	// it is reported and left alone, since it may not be idempotent.
+	RerunInterrupted bool
+	// ScriptTimeout bounds each script (0: none).
+	ScriptTimeout time.Duration
+	// IdentifyDeadline bounds waiting for IMDS (the network may still be
+	// coming up). Default 2 minutes.
+	IdentifyDeadline time.Duration
+	// Console receives script output besides the output log (the journal
+	// or a terminal). Nil: the output log only.
+	Console io.Writer
+	// Fetch fetches #include URLs; nil refuses includes.
+	Fetch userdata.Fetcher
+	// AllowInsecureInclude permits http:// includes.
+	AllowInsecureInclude bool
+	// ScriptDirs is where per-boot/per-instance/per-once script directories
+	// live (default /etc/ec2init/scripts).
+	ScriptDirs string
+	Version    string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if len(o.Stages) == 0 {
+		o.Stages = modules.Stages()
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.IdentifyDeadline <= 0 {
+		o.IdentifyDeadline = 2 * time.Minute
+	}
+	if o.ScriptDirs == "" {
+		o.ScriptDirs = "/etc/ec2init/scripts"
+	}
+	return o
+}
+
+// ErrNoMetadataSource means IMDS never answered within the deadline: this
+// is not an EC2 instance, or its metadata service is off.
+var ErrNoMetadataSource = errors.New("no metadata source")
+
+// Boot runs the requested stages and returns the boot's status. An error
+// means the boot could not proceed at all (no metadata source, unusable
+// state); failures of single scripts are in the status, not the error.
+func Boot(ctx context.Context, opts Options) (state.Status, error) {
+	opts = opts.withDefaults()
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	if err != nil {
+		return state.Status{}, fmt.Errorf("state: %w", err)
+	}
+	root, err := sys.NewRoot(opts.Root)
+	if err != nil {
+		return state.Status{}, err
+	}
+	b := &booter{opts: opts, store: store, root: root, log: opts.Log}
+	b.beginStatus()
+	if err := b.prepare(ctx); err != nil {
+		b.status.State = state.StateError
+		b.status.Errors = append(b.status.Errors, err.Error())
+		b.status.FinishedAt = opts.Now()
+		b.saveStatus()
+		return b.status, err
+	}
+	for _, st := range opts.Stages {
+		if err := ctx.Err(); err != nil {
+			return b.status, err
+		}
+		b.runStage(ctx, st)
+	}
+	if containsStage(opts.Stages, modules.StageFinal) {
+		b.finish()
+	}
+	b.saveStatus()
+	return b.status, nil
+}
+
+// booter is one boot's working state.
+type booter struct {
+	opts   Options
+	store  *state.Store
+	root   *sys.Root
+	log    *zap.Logger
+	status state.Status
+
+	instance *imds.Instance
+	trans    state.Transition
+	userData *userdata.Result
+	env      map[string]string
+}
+
+// beginStatus continues this boot's status when an earlier stage of the
+// same boot wrote one (each stage is its own process under systemd), and
+// starts a new one otherwise.
+func (b *booter) beginStatus() {
+	prev, err := b.store.ReadStatus()
+	if err == nil && prev.BootID == b.store.BootID() && prev.State == state.StateRunning {
+		b.status = prev
+	} else {
+		b.status = state.Status{
+			Version:   state.StatusVersion,
+			BootID:    b.store.BootID(),
+			StartedAt: b.opts.Now(),
+		}
+	}
+	b.status.State = state.StateRunning
+	b.status.PID = os.Getpid()
+	b.status.FinishedAt = time.Time{}
+	b.saveStatus()
+}
+
+// saveStatus writes status.json, and a world-readable copy under /run so
+// `ec2init status` works without root (it holds no secrets).
+func (b *booter) saveStatus() {
+	if err := b.store.WriteStatus(b.status); err != nil {
+		b.log.Error("write status", zap.Error(err))
+	}
+	if data, err := statusJSON(b.status); err == nil {
+		if err := b.root.WriteFile(RunStatusFile, data, 0o644, nil); err != nil {
+			b.log.Warn("write runtime status", zap.Error(err))
+		}
+	}
+}
+
+func (b *booter) degrade(msg string) {
+	b.status.Degraded = appendOnce(b.status.Degraded, msg)
+}
+
+func (b *booter) fail(msg string) {
+	b.status.Errors = appendOnce(b.status.Errors, msg)
+}
+
+// finish closes the boot: its final state, result.json, boot-finished.
+func (b *booter) finish() {
+	now := b.opts.Now()
+	b.status.FinishedAt = now
+	switch {
+	case len(b.status.Errors) > 0:
+		b.status.State = state.StateError
+	case len(b.status.Degraded) > 0 || len(b.status.Interrupted) > 0:
+		b.status.State = state.StateDegraded
+	default:
+		b.status.State = state.StateDone
+	}
+	if err := b.store.WriteResult(b.status); err != nil {
+		b.log.Error("write result", zap.Error(err))
+	}
+	if err := b.store.MarkBootFinished(b.opts.Version); err != nil {
+		b.log.Error("mark boot finished", zap.Error(err))
+	}
+	b.log.Info("boot finished", zap.String("state", b.status.State),
+		zap.Duration("took", now.Sub(b.status.StartedAt)),
+		zap.Int("errors", len(b.status.Errors)), zap.Int("degraded", len(b.status.Degraded)))
+	if b.opts.Console != nil {
+		fmt.Fprintf(b.opts.Console, "ec2init %s finished at %s: %s, instance %s, boot took %.3fs\n",
+			b.opts.Version, now.UTC().Format(time.RFC1123), b.status.State, b.status.InstanceID,
+			now.Sub(b.status.StartedAt).Seconds())
+	}
+}
+
+func containsStage(stages []modules.Stage, s modules.Stage) bool {
+	for _, st := range stages {
+		if st == s {
+			return true
+		}
+	}
+	return false
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, have := range list {
+		if have == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/ec2init/ec2init/agent/imds"
+)
+
+// FactsEnv is the environment every script the agent runs receives, and
+// what /run/ec2init/instance.env holds for systemd units: nothing needs a
+// hard-coded address, subnet or region.
+func FactsEnv(in *imds.Instance) map[string]string {
+	env := map[string]string{
+		"EC2_INSTANCE_ID":          in.InstanceID,
+		"EC2_INSTANCE_TYPE":        in.InstanceType,
+		"EC2_AMI_ID":               in.AMIID,
+		"EC2_REGION":               in.Region,
+		"EC2_AVAILABILITY_ZONE":    in.AvailabilityZone,
+		"EC2_AVAILABILITY_ZONE_ID": in.AvailabilityZoneID,
+		"EC2_PARTITION":            in.Partition,
+		"EC2_LOCAL_HOSTNAME":       in.LocalHostname,
+		"EC2_LOCAL_IPV4":           in.LocalIPv4,
+		"EC2_PUBLIC_IPV4":          in.PublicIPv4,
+		"EC2_PUBLIC_HOSTNAME":      in.PublicHostname,
+		"EC2_MAC":                  in.MAC,
+		"EC2_PLACEMENT_GROUP":      in.Placement.GroupName,
+		// cloud-init gives boothooks INSTANCE_ID; scripts written for it
+		// keep working.
+		"INSTANCE_ID": in.InstanceID,
+	}
+	if len(in.NetworkInterfaces) > 0 {
+		nic := in.NetworkInterfaces[0]
+		env["EC2_SUBNET_ID"] = nic.SubnetID
+		env["EC2_SUBNET_CIDR"] = nic.SubnetIPv4CIDR
+		env["EC2_VPC_ID"] = nic.VPCID
+		env["EC2_VPC_CIDR"] = nic.VPCIPv4CIDR
+		env["EC2_INTERFACE_ID"] = nic.InterfaceID
+	}
+	if in.IdentityDocument != nil {
+		env["EC2_ACCOUNT_ID"] = in.IdentityDocument.AccountID
+		env["EC2_ARCHITECTURE"] = in.IdentityDocument.Architecture
+	}
+	if in.IAM != nil {
+		env["EC2_IAM_ROLE"] = in.IAM.Role
+	}
+	for k, v := range env {
+		if v == "" {
+			delete(env, k)
+		}
+	}
+	return env
+}
+
+// EnvFile renders env as a systemd EnvironmentFile (and a file a shell can
+// source): sorted KEY="value" lines with shell-safe quoting.
+func EnvFile(env map[string]string) []byte {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by ec2init at every boot. Instance facts for scripts and units.\n")
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteString("=\"")
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`", "\n", " ").Replace(env[k]))
+		b.WriteString("\"\n")
+	}
+	return []byte(b.String())
+}

@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
+	"github.com/ec2init/ec2init/modules"
+)
+
+// PartInfo describes one user-data part without its content.
+type PartInfo struct {
+	Index       int    `json:"index"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Kind        string `json:"kind"`
+	Size        int    `json:"size"`
+	// Stage and Frequency say when the part runs; empty when it does not
+	// run by itself (cloud-config is read by modules).
+	Stage     string `json:"stage,omitempty"`
+	Frequency string `json:"frequency,omitempty"`
+	// Module is the name of its run record; Ran says whether it has run
+	// for this instance.
+	Module string `json:"module,omitempty"`
+	Ran    bool   `json:"ran"`
+}
+
+// UserDataReport is what `ec2init userdata show` prints.
+type UserDataReport struct {
+	InstanceID string     `json:"instance_id"`
+	Size       int        `json:"size"`
+	Parts      []PartInfo `json:"parts"`
+	Warnings   []string   `json:"warnings"`
+}
+
+// ShowUserData parses the user data stored for the current instance (as
+// the last boot fetched it) and says what each part is and does.
+func ShowUserData(opts Options) (*UserDataReport, error) {
+	opts = opts.withDefaults()
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	id, err := store.RecordedInstanceID()
+	if err != nil || id == "" {
+		return nil, fmt.Errorf("no instance recorded yet: run `ec2init boot` first")
+	}
+	if err := store.UseInstance(id); err != nil {
+		return nil, err
+	}
+	raw, err := store.ReadInstanceFile(state.UserDataRaw)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no user data stored for instance %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := userdata.Parse(raw, userdata.Options{})
+	if err != nil {
+		return nil, err
+	}
+	rep := &UserDataReport{InstanceID: id, Size: len(raw), Parts: []PartInfo{}, Warnings: []string{}}
+	for _, w := range res.Warnings {
+		rep.Warnings = append(rep.Warnings, w.String())
+	}
+	for _, p := range res.Parts {
+		info := PartInfo{Index: p.Index, Filename: p.Filename, ContentType: p.ContentType, Kind: p.Kind.String(), Size: len(p.Body)}
+		if st, freq, prefix, ok := schedule(p.Kind); ok {
+			info.Stage, info.Frequency = string(st), string(freq)
+			info.Module = prefix + ":" + safeName(p.Filename)
+			if freq != state.Always {
+				run, _, err := store.ShouldRun(info.Module, freq)
+				info.Ran = err == nil && !run
+			}
+		}
+		rep.Parts = append(rep.Parts, info)
+	}
+	return rep, nil
+}
+
+// schedule says when a part of kind runs by itself.
+func schedule(k userdata.Kind) (modules.Stage, state.Frequency, string, bool) {
+	switch k {
+	case userdata.KindBoothook:
+		return modules.StageLocal, state.Always, "boothook", true
+	case userdata.KindScript, userdata.KindScriptPerInstance:
+		return modules.StageFinal, state.PerInstance, "scripts_user", true
+	case userdata.KindScriptPerBoot:
+		return modules.StageFinal, state.PerBoot, "scripts_user", true
+	case userdata.KindScriptPerOnce:
+		return modules.StageFinal, state.Once, "scripts_user", true
+	}
+	return "", "", "", false
+}
+
+// RunPart runs one script part of the stored user data again, on
+// purpose, whatever its semaphore says, and records the run.
+func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleResult, error) {
+	opts = opts.withDefaults()
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	id, err := store.RecordedInstanceID()
+	if err != nil || id == "" {
+		return state.ModuleResult{}, fmt.Errorf("no instance recorded yet: run `ec2init boot` first")
+	}
+	if err := store.UseInstance(id); err != nil {
+		return state.ModuleResult{}, err
+	}
+	root, err := sys.NewRoot(opts.Root)
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	raw, err := store.ReadInstanceFile(state.UserDataRaw)
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	res, err := userdata.Parse(raw, userdata.Options{})
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	b := &booter{opts: opts, store: store, root: root, log: opts.Log.With(zap.String("instance_id", id))}
+	if data, err := store.ReadInstanceFile(instanceCache); err == nil {
+		var in imds.Instance
+		if err := json.Unmarshal(data, &in); err == nil {
+			b.instance, b.env = &in, FactsEnv(&in)
+		}
+	}
+	for _, p := range res.Parts {
+		if p.Filename != filename && strconv.Itoa(p.Index) != filename {
+			continue
+		}
+		_, freq, prefix, ok := schedule(p.Kind)
+		if !ok {
+			return state.ModuleResult{}, fmt.Errorf("part %q is %s, not a script", filename, p.Kind)
+		}
+		w := b.partWork(prefix, p, freq)
+		// Clear the semaphore so the gate lets this deliberate run through.
+		if err := store.ClearDone(w.name, freq); err != nil {
+			return state.ModuleResult{}, err
+		}
+		saved := b.opts.RerunInterrupted
+		b.opts.RerunInterrupted = true
+		r := b.runGated(ctx, b.log, w)
+		b.opts.RerunInterrupted = saved
+		return r, nil
+	}
+	return state.ModuleResult{}, fmt.Errorf("no part named %q in the user data (see `ec2init userdata show`)", filename)
+}

@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/userdata"
+	"github.com/ec2init/ec2init/internal/backoff"
+)
+
+// Files the agent writes outside the state directory.
+const (
+	// InstanceEnvFile holds the instance facts for systemd units
+	// (EnvironmentFile=) and scripts, rewritten at every boot.
+	InstanceEnvFile = "/run/ec2init/instance.env"
+	// RunStatusFile is a world-readable copy of status.json.
+	RunStatusFile = "/run/ec2init/status.json"
+	instanceCache = "instance.json"
+)
+
+// prepare identifies the instance, decides what this boot is, and reads
+// the user data: everything the stages need.
+func (b *booter) prepare(ctx context.Context) error {
+	if b.opts.IMDS == nil {
+		return fmt.Errorf("%w: no IMDS client", ErrNoMetadataSource)
+	}
+	id, err := b.identify(ctx)
+	if err != nil {
+		return err
+	}
+	b.trans, err = b.store.BeginInstance(id)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	b.status.InstanceID = id
+	b.log = b.log.With(zap.String("instance_id", id))
+	if b.trans.NewInstance && !b.trans.Resumed {
+		b.log.Info("new instance: per-instance work runs", zap.String("previous_instance_id", b.trans.PreviousInstanceID))
+	}
+
+	if err := b.loadInstance(ctx); err != nil {
+		return err
+	}
+	b.env = FactsEnv(b.instance)
+	if err := b.root.WriteFile(InstanceEnvFile, EnvFile(b.env), 0o644, nil); err != nil {
+		return fmt.Errorf("write %s: %w", InstanceEnvFile, err)
+	}
+	b.readUserData(ctx)
+	return nil
+}
+
+// identify asks IMDS for the instance id, retrying until the deadline: at
+// boot the network may not be up yet. It is the one request a reboot of a
+// known instance needs before deciding nothing else must be fetched.
+func (b *booter) identify(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.IdentifyDeadline)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		id, err := b.opts.IMDS.Get(ctx, "instance-id")
+		if err == nil && id != "" {
+			return id, nil
+		}
+		if err == nil {
+			err = errors.New("empty instance-id")
+		}
+		b.log.Warn("waiting for instance metadata", zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w within %s: %v", ErrNoMetadataSource, b.opts.IdentifyDeadline, err)
+		case <-time.After(backoff.Delay(200*time.Millisecond, 5*time.Second, attempt, 0.5+rand.Float64()/2)):
+		}
+	}
+}
+
+// loadInstance uses the facts cached for this instance when it is known,
+// and crawls IMDS only for a new instance (or a missing cache).
+func (b *booter) loadInstance(ctx context.Context) error {
+	if !b.trans.NewInstance || b.trans.Resumed {
+		if data, err := b.store.ReadInstanceFile(instanceCache); err == nil {
+			var in imds.Instance
+			if err := json.Unmarshal(data, &in); err == nil && in.InstanceID == b.status.InstanceID {
+				b.instance = &in
+				return nil
+			}
+			b.log.Warn("cached instance facts unreadable; fetching again")
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			b.log.Warn("read cached instance facts", zap.Error(err))
+		}
+	}
+	in, err := b.opts.IMDS.Instance(ctx)
+	if err != nil {
+		return fmt.Errorf("instance metadata: %w", err)
+	}
+	data, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := b.store.WriteInstanceFile(instanceCache, data); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	b.instance = in
+	return nil
+}
+
+// readUserData fetches, stores and parses the user data. Problems are
+// recorded in the status, never fatal: a boot with broken user data still
+// finishes and says why it is degraded.
+func (b *booter) readUserData(ctx context.Context) {
+	raw, err := b.opts.IMDS.UserData(ctx)
+	switch {
+	case errors.Is(err, imds.ErrNotFound):
+		raw = nil
+	case err != nil:
+		b.fail("user data: " + err.Error())
+		return
+	}
+	if err := b.store.WriteInstanceFile(state.UserDataRaw, raw); err != nil {
+		b.fail("user data: store: " + err.Error())
+	}
+	opts := userdata.Options{Vars: templateVars(b.instance), AllowInsecureInclude: b.opts.AllowInsecureInclude}
+	res, err := userdata.Parse(raw, opts)
+	if err != nil {
+		b.fail(err.Error())
+		return
+	}
+	if hasIncludes(res) {
+		fetch := b.opts.Fetch
+		if fetch == nil {
+			fetch = func(context.Context, string) ([]byte, error) {
+				return nil, errors.New("#include is not enabled on this host")
+			}
+		}
+		if res, err = userdata.Resolve(ctx, res, fetch, opts); err != nil {
+			b.fail(err.Error())
+			return
+		}
+	}
+	if idx, err := strconv.Atoi(b.instance.AMILaunchIndex); err == nil {
+		res = res.ForLaunchIndex(idx)
+	}
+	for _, w := range res.Warnings {
+		b.degrade(w.String())
+	}
+	for _, p := range res.Parts {
+		if p.Kind == userdata.KindCloudConfig {
+			b.checkCloudConfig(p)
+		}
+	}
+	b.userData = res
+	b.log.Info("user data read", zap.Int("bytes", len(raw)), zap.Int("parts", len(res.Parts)),
+		zap.Int("warnings", len(res.Warnings)))
+}
+
+func hasIncludes(res *userdata.Result) bool {
+	for _, p := range res.Parts {
+		if p.Kind == userdata.KindInclude || p.Kind == userdata.KindIncludeOnce {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCloudConfig reports a cloud-config part that is not YAML, naming the
+// part and the line, never the content; and names, with its line, every
+// key no module of this version implements, so nothing is silently ignored.
+func (b *booter) checkCloudConfig(p userdata.Part) {
+	label := fmt.Sprintf("user data part %d %q (cloud-config)", p.Index, p.Filename)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(p.Body, &doc); err != nil {
+		b.fail(fmt.Sprintf("%s: %s", label, yamlErrorLine(err)))
+		return
+	}
+	if len(doc.Content) == 0 {
+		return
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		b.fail(fmt.Sprintf("%s: line %d: the document must be a mapping of keys", label, top.Line))
+		return
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k := top.Content[i]
+		b.degrade(fmt.Sprintf("%s: line %d: key %q is not supported by this version of ec2init; ignored", label, k.Line, k.Value))
+	}
+}
+
+// yamlErrorLine keeps yaml.v3's "line N: ..." and drops the "yaml: " prefix.
+func yamlErrorLine(err error) string {
+	msg := err.Error()
+	if len(msg) > 6 && msg[:6] == "yaml: " {
+		return msg[6:]
+	}
+	return msg
+}
+
+// templateVars are the instance facts "## template: jinja" parts see, in
+// cloud-init's instance-data shape (v1.* and ds.meta_data.*).
+func templateVars(in *imds.Instance) userdata.VarsMap {
+	v1 := map[string]any{
+		"cloud_name":        "aws",
+		"cloud_id":          "aws",
+		"platform":          "ec2",
+		"instance_id":       in.InstanceID,
+		"local_hostname":    in.LocalHostname,
+		"region":            in.Region,
+		"availability_zone": in.AvailabilityZone,
+		"instance_type":     in.InstanceType,
+		"image_id":          in.AMIID,
+		"local_ipv4":        in.LocalIPv4,
+		"public_ipv4":       in.PublicIPv4,
+	}
+	meta := map[string]any{
+		"instance_id":     in.InstanceID,
+		"instance_type":   in.InstanceType,
+		"ami_id":          in.AMIID,
+		"local_hostname":  in.LocalHostname,
+		"local_ipv4":      in.LocalIPv4,
+		"public_hostname": in.PublicHostname,
+		"public_ipv4":     in.PublicIPv4,
+		"mac":             in.MAC,
+		"placement": map[string]any{
+			"availability_zone":    in.AvailabilityZone,
+			"availability_zone_id": in.AvailabilityZoneID,
+			"region":               in.Region,
+			"group_name":           in.Placement.GroupName,
+		},
+		"tags": map[string]any{"instance": stringMap(in.Tags)},
+	}
+	return userdata.VarsMap{"v1": v1, "ds": map[string]any{"meta_data": meta}}
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

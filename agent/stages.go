@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
+	"github.com/ec2init/ec2init/modules"
+)
+
+// work is one gated unit of a stage: a script or, later, a module.
+type work struct {
+	name string // module name in state records, e.g. "scripts_user:part-001"
+	freq state.Frequency
+	// run does the work; a non-nil exit code is reported with the outcome.
+	run func(ctx context.Context) (exitCode *int, err error)
+}
+
+func (b *booter) runStage(ctx context.Context, st modules.Stage) {
+	stage := state.StageResult{Name: string(st), Start: b.opts.Now()}
+	b.status.Stage = string(st)
+	b.status.Stages = append(b.status.Stages, stage)
+	idx := len(b.status.Stages) - 1
+	b.saveStatus()
+	log := b.log.With(zap.String("stage", string(st)))
+	log.Info("stage start")
+
+	for _, w := range b.stageWork(st) {
+		if ctx.Err() != nil {
+			break
+		}
+		res := b.runGated(ctx, log, w)
+		b.status.Stages[idx].Modules = append(b.status.Stages[idx].Modules, res)
+		b.saveStatus()
+	}
+	end := b.opts.Now()
+	b.status.Stages[idx].End = end
+	b.status.Stages[idx].DurationMS = state.Millis(b.status.Stages[idx].Start, end)
+	log.Info("stage done", zap.Float64("duration_ms", b.status.Stages[idx].DurationMS))
+}
+
+// stageWork lists a stage's work in the order cloud-init runs the same
+// things: boothooks early; in the final stage the script directories, then
+// the user's scripts.
+func (b *booter) stageWork(st modules.Stage) []work {
+	var out []work
+	switch st {
+	case modules.StageLocal:
+		for _, p := range b.parts(userdata.KindBoothook) {
+			out = append(out, b.partWork("boothook", p, state.Always))
+		}
+	case modules.StageFinal:
+		for _, d := range []struct {
+			dir  string
+			freq state.Frequency
+		}{{"per-once", state.Once}, {"per-boot", state.PerBoot}, {"per-instance", state.PerInstance}} {
+			out = append(out, b.dirWork(d.dir, d.freq)...)
+		}
+		for _, k := range []struct {
+			kind userdata.Kind
+			freq state.Frequency
+		}{
+			{userdata.KindScriptPerOnce, state.Once},
+			{userdata.KindScriptPerBoot, state.PerBoot},
+			{userdata.KindScriptPerInstance, state.PerInstance},
+			{userdata.KindScript, state.PerInstance},
+		} {
+			for _, p := range b.parts(k.kind) {
+				out = append(out, b.partWork("scripts_user", p, k.freq))
+			}
+		}
+	}
+	return out
+}
+
+func (b *booter) parts(kind userdata.Kind) []userdata.Part {
+	if b.userData == nil {
+		return nil
+	}
+	var out []userdata.Part
+	for _, p := range b.userData.Parts {
+		if p.Kind == kind {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runGated runs w if its frequency says so and it was not interrupted by
+// a crash, recording start and end so a crash mid-run is visible next boot.
+func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.ModuleResult {
+	res := state.ModuleResult{Name: w.name, Frequency: string(w.freq)}
+	log = log.With(zap.String("module", w.name), zap.String("frequency", string(w.freq)))
+	run, _, err := b.store.ShouldRun(w.name, w.freq)
+	if err != nil {
+		log.Warn("semaphore unreadable; not running", zap.Error(err))
+		res.Outcome, res.Error = string(state.OutcomeSkipped), err.Error()
+		b.degrade(w.name + ": " + err.Error())
+		return res
+	}
+	if !run {
+		res.Outcome = string(state.OutcomeSkipped)
+		return res
+	}
+	if w.freq != state.Always {
+		interrupted, rec, err := b.store.Interrupted(w.name, w.freq)
+		if err != nil {
+			log.Warn("run record unreadable", zap.Error(err))
+		}
+		if interrupted && !b.opts.RerunInterrupted {
+			msg := fmt.Sprintf("%s: interrupted during boot %s (started %s); not run again: it may not be idempotent (ec2init userdata run-script, or --rerun-interrupted)",
+				w.name, rec.BootID, rec.StartedAt.UTC().Format("2006-01-02T15:04:05Z"))
+			log.Warn("interrupted earlier; not re-run")
+			b.status.Interrupted = appendOnce(b.status.Interrupted, msg)
+			res.Outcome = string(state.OutcomeInterrupted)
+			if err := b.store.MarkFinished(w.name, w.freq, state.OutcomeInterrupted, nil); err != nil {
+				log.Warn("record", zap.Error(err))
+			}
+			return res
+		}
+	}
+	if err := b.store.MarkStarted(w.name, w.freq); err != nil {
+		b.fail(w.name + ": " + err.Error())
+		res.Outcome, res.Error = string(state.OutcomeFailed), err.Error()
+		return res
+	}
+	res.Start = b.opts.Now()
+	exit, runErr := w.run(ctx)
+	res.End = b.opts.Now()
+	res.DurationMS = state.Millis(res.Start, res.End)
+	res.ExitCode = exit
+	res.Outcome = string(state.OutcomeOK)
+	if runErr != nil {
+		res.Outcome, res.Error = string(state.OutcomeFailed), runErr.Error()
+		b.fail(w.name + ": " + runErr.Error())
+		log.Error("failed", zap.Error(runErr), zap.Float64("duration_ms", res.DurationMS))
+	} else {
+		log.Info("done", zap.Float64("duration_ms", res.DurationMS))
+	}
+	if ctx.Err() != nil {
+		// Stopped from outside: leave the record open, as a crash would.
+		return res
+	}
+	outcome := state.Outcome(res.Outcome)
+	if err := b.store.MarkFinished(w.name, w.freq, outcome, runErr); err != nil {
+		log.Warn("record", zap.Error(err))
+	}
+	// A script that ran to its end, even failing, has had its one run: it
+	// is not repeated on the next boot (status reports the failure).
+	if err := b.store.MarkDone(w.name, w.freq); err != nil {
+		log.Warn("semaphore", zap.Error(err))
+	}
+	return res
+}
+
+// partWork runs one user-data script part.
+func (b *booter) partWork(prefix string, p userdata.Part, freq state.Frequency) work {
+	name := prefix + ":" + safeName(p.Filename)
+	return work{name: name, freq: freq, run: func(ctx context.Context) (*int, error) {
+		dir, err := b.store.InstanceDir()
+		if err != nil {
+			return nil, err
+		}
+		rel, err := b.relToRoot(path.Join(dir, "scripts", safeName(p.Filename)))
+		if err != nil {
+			return nil, err
+		}
+		if err := b.root.WriteFile(rel, p.Body, 0o700, nil); err != nil {
+			return nil, fmt.Errorf("write script: %w", err)
+		}
+		return b.runScript(ctx, name, rel)
+	}}
+}
+
+// dirWork runs the executables of one /etc/ec2init/scripts directory in
+// lexical order, each gated by the directory's frequency.
+func (b *booter) dirWork(sub string, freq state.Frequency) []work {
+	dir := path.Join(b.opts.ScriptDirs, sub)
+	host, err := b.root.Path(dir)
+	if err != nil {
+		return nil
+	}
+	entries, err := os.ReadDir(host)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			b.degrade(fmt.Sprintf("%s: %v", dir, err))
+		}
+		return nil
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var out []work
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+			continue // cloud-init runs only executable files
+		}
+		file := path.Join(dir, e.Name())
+		name := "scripts_" + strings.ReplaceAll(sub, "-", "_") + ":" + safeName(e.Name())
+		out = append(out, work{name: name, freq: freq, run: func(ctx context.Context) (*int, error) {
+			return b.runScript(ctx, name, file)
+		}})
+	}
+	return out
+}
+
+// runScript runs an executable (a path under the root) as root with the
+// instance facts, stdin on /dev/null, its output appended to the output
+// log and mirrored to the console.
+func (b *booter) runScript(ctx context.Context, name, file string) (*int, error) {
+	logFile, err := b.root.OpenLog(state.OutputLogFile)
+	if err != nil {
+		return nil, fmt.Errorf("open output log: %w", err)
+	}
+	defer logFile.Close()
+	var out io.Writer = logFile
+	if b.opts.Console != nil {
+		out = io.MultiWriter(logFile, b.opts.Console)
+	}
+	runner := &sys.Runner{Root: b.root, Chroot: b.opts.Chroot, Log: b.log, Env: b.env}
+	res, err := runner.RunScript(ctx, file, sys.Cmd{
+		Name:    name,
+		Timeout: b.opts.ScriptTimeout,
+		Output:  out,
+		Header:  true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	code := res.ExitCode
+	switch {
+	case res.TimedOut:
+		return &code, fmt.Errorf("timed out after %s", b.opts.ScriptTimeout)
+	case res.Signal != "":
+		return &code, fmt.Errorf("killed by signal: %s", res.Signal)
+	case code != 0:
+		return &code, fmt.Errorf("exit status %d", code)
+	}
+	return &code, nil
+}
+
+// relToRoot turns a host path inside the root (as the state store returns
+// them) back into the root-relative path the sys layer takes.
+func (b *booter) relToRoot(hostPath string) (string, error) {
+	prefix := b.root.Prefix()
+	if prefix == "/" {
+		return hostPath, nil
+	}
+	rel := strings.TrimPrefix(hostPath, prefix)
+	if rel == hostPath || !strings.HasPrefix(rel, "/") {
+		return "", fmt.Errorf("%s is outside the root %s", hostPath, prefix)
+	}
+	return rel, nil
+}
+
+// safeName makes a part's filename usable as a file and state name.
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("-_.+@", r):
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	name := strings.TrimLeft(b.String(), ".")
+	if name == "" {
+		name = "unnamed"
+	}
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	return name
+}
+
+func statusJSON(st state.Status) ([]byte, error) {
+	return json.MarshalIndent(st, "", "  ")
+}
