@@ -15,6 +15,7 @@ import (
 // resolve to.
 type env struct {
 	root     string
+	bootID   string
 	endpoint string
 	logLevel string
 	getenv   func(string) string
@@ -36,11 +37,17 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&e.root, "root", "/", "prefix for every path ec2init reads or writes (tests, image preparation)")
 	root.PersistentFlags().StringVar(&e.endpoint, "endpoint", "", "IMDS endpoint URL (default: $"+imds.EndpointEnv+", config imds.endpoint, "+imds.DefaultIPv4Endpoint+")")
+	root.PersistentFlags().StringVar(&e.bootID, "boot-id", "", "pretend this is the boot with this id (simulating reboots; default: the kernel's)")
+	_ = root.PersistentFlags().MarkHidden("boot-id")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		newMetadataCommand(e),
 		newIMDSCommand(e),
 		newDemoCommand(e),
+		newBootCommand(e),
+		newStatusCommand(e),
+		newCleanCommand(e),
+		newUserDataCommand(e),
 	)
 	return root
 }

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ec2init/ec2init/agent"
+	"github.com/ec2init/ec2init/agent/fetch"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/modules"
+)
+
+// bootOptions are the flags boot-related commands share.
+type bootOptions struct {
+	stage            string
+	chroot           bool
+	rerunInterrupted bool
+	scriptTimeout    time.Duration
+	identifyDeadline time.Duration
+}
+
+func newBootCommand(e *env) *cobra.Command {
+	var o bootOptions
+	cmd := &cobra.Command{
+		Use:   "boot",
+		Short: "Run boot stages: what the systemd units call",
+		Long: "Identify the instance, decide whether this is a new instance or a reboot, read the\n" +
+			"user data, and run the requested stage's work, each piece gated by its frequency.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := runBoot(cmd.Context(), e, o, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if st.State == state.StateError {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.stage, "stage", "all", "stage to run: local, network, config, final or all")
+	f.BoolVar(&o.chroot, "chroot", false, "run scripts chrooted into --root (preparing a mounted image)")
+	f.BoolVar(&o.rerunInterrupted, "rerun-interrupted", false, "run again scripts a crash interrupted (default: report them, leave them)")
+	f.DurationVar(&o.scriptTimeout, "script-timeout", 0, "bound on each user script (0: none)")
+	f.DurationVar(&o.identifyDeadline, "identify-deadline", 2*time.Minute, "how long to wait for the metadata service")
+	return cmd
+}
+
+func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (state.Status, error) {
+	stages, err := modules.ParseStages(o.stage)
+	if err != nil {
+		return state.Status{}, err
+	}
+	log, err := e.logger()
+	if err != nil {
+		return state.Status{}, err
+	}
+	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+	client, err := e.imdsClient(nil)
+	if err != nil {
+		return state.Status{}, err
+	}
+	fetcher := fetch.New(fetch.Options{})
+	return agent.Boot(ctx, agent.Options{
+		Root:             e.root,
+		Chroot:           o.chroot,
+		Stages:           stages,
+		IMDS:             client,
+		Log:              log,
+		BootID:           e.bootID,
+		RerunInterrupted: o.rerunInterrupted,
+		ScriptTimeout:    o.scriptTimeout,
+		IdentifyDeadline: o.identifyDeadline,
+		Console:          console,
+		Fetch:            fetcher.Get,
+		Version:          version,
+	})
+}
+
+// Exit codes of `ec2init status`, relied on by scripts: keep them stable.
+const (
+	exitDone     = 0
+	exitErr      = 1
+	exitDegraded = 2
+	exitRunning  = 3
+)
+
+func newStatusCommand(e *env) *cobra.Command {
+	var (
+		wait, asJSON, long bool
+		timeout            time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Say whether the boot is done: exit 0 done, 1 error, 2 degraded, 3 running",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			st, current, err := readStatus(e)
+			for wait && err == nil && (!current || st.State == state.StateRunning) {
+				select {
+				case <-ctx.Done():
+					return &exitError{code: exitRunning, msg: fmt.Sprintf("ec2init: status: still running after %s", timeout)}
+				case <-time.After(250 * time.Millisecond):
+				}
+				st, current, err = readStatus(e)
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(out, st, current, long)
+			}
+			return &exitError{code: statusExitCode(st, current)}
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&wait, "wait", false, "block until the boot is no longer running")
+	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (exit 3)")
+	f.BoolVar(&asJSON, "json", false, "print the status record as JSON")
+	f.BoolVar(&long, "long", false, "show every stage and script")
+	return cmd
+}
+
+// readStatus reads this boot's status. current is false when the record is
+// from an earlier boot (this boot's agent has not started yet).
+func readStatus(e *env) (state.Status, bool, error) {
+	store, err := state.Open(state.Options{Root: e.root, BootID: e.bootID, ReadOnly: true})
+	if err != nil {
+		return state.Status{}, false, err
+	}
+	st, err := store.ReadStatus()
+	if errors.Is(err, fs.ErrPermission) {
+		// Not root: the world-readable copy under /run.
+		var data []byte
+		if data, err = os.ReadFile(filepath.Join(e.root, agent.RunStatusFile)); err == nil {
+			err = json.Unmarshal(data, &st)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return state.Status{}, false, nil
+	}
+	if err != nil {
+		return state.Status{}, false, err
+	}
+	return st, st.BootID == store.BootID(), nil
+}
+
+func statusExitCode(st state.Status, current bool) int {
+	switch {
+	case !current || st.State == state.StateRunning:
+		return exitRunning
+	case st.State == state.StateError:
+		return exitErr
+	case st.State == state.StateDegraded:
+		return exitDegraded
+	}
+	return exitDone
+}
+
+func printStatus(w io.Writer, st state.Status, current, long bool) {
+	if !current {
+		fmt.Fprintln(w, "status: not started (this boot)")
+		if st.BootID != "" {
+			fmt.Fprintf(w, "last boot: %s (%s)\n", st.State, st.BootID)
+		}
+		return
+	}
+	fmt.Fprintf(w, "status: %s\n", st.State)
+	fmt.Fprintf(w, "instance: %s\n", st.InstanceID)
+	if !st.FinishedAt.IsZero() {
+		fmt.Fprintf(w, "boot: %s, took %.3fs\n", st.StartedAt.UTC().Format(time.RFC3339), st.FinishedAt.Sub(st.StartedAt).Seconds())
+	} else {
+		fmt.Fprintf(w, "boot: started %s, stage %s\n", st.StartedAt.UTC().Format(time.RFC3339), st.Stage)
+	}
+	for _, list := range []struct {
+		title string
+		items []string
+	}{{"errors", st.Errors}, {"degraded", st.Degraded}, {"interrupted", st.Interrupted}} {
+		if len(list.items) > 0 {
+			fmt.Fprintf(w, "%s:\n  %s\n", list.title, strings.Join(list.items, "\n  "))
+		}
+	}
+	if !long {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tMODULE\tFREQUENCY\tOUTCOME\tMS\tEXIT")
+	for _, stage := range st.Stages {
+		fmt.Fprintf(tw, "%s\t\t\t\t%.1f\t\n", stage.Name, stage.DurationMS)
+		for _, m := range stage.Modules {
+			exit := ""
+			if m.ExitCode != nil {
+				exit = fmt.Sprint(*m.ExitCode)
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%.1f\t%s\n", m.Name, m.Frequency, m.Outcome, m.DurationMS, exit)
+		}
+	}
+	tw.Flush()
+}
+
+func newCleanCommand(e *env) *cobra.Command {
+	var logs, seed, machineID, hostKeys bool
+	cmd := &cobra.Command{
+		Use:   "clean",
+		Short: "Forget instance state so the next boot is a first boot (before making an AMI)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			removed, err := state.Clean(state.CleanOptions{Root: e.root, Logs: logs, Seed: seed})
+			if err != nil {
+				return err
+			}
+			if machineID {
+				// An empty machine-id (not a missing one) makes systemd
+				// generate a new one on the next boot.
+				if err := writeUnderRoot(e.root, "/etc/machine-id", nil, 0o444); err != nil {
+					return err
+				}
+				removed = append(removed, "/etc/machine-id (emptied)")
+			}
+			if hostKeys {
+				keys, err := filepath.Glob(filepath.Join(e.root, "/etc/ssh/ssh_host_*key*"))
+				if err != nil {
+					return err
+				}
+				for _, k := range keys {
+					if err := os.Remove(k); err != nil {
+						return err
+					}
+					removed = append(removed, k)
+				}
+			}
+			for _, r := range removed {
+				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&logs, "logs", false, "also remove /var/log/ec2init.log and /var/log/ec2init-output.log")
+	f.BoolVar(&seed, "seed", false, "also remove the local seed directory (/var/lib/ec2init/seed)")
+	f.BoolVar(&machineID, "machine-id", false, "empty /etc/machine-id so the next boot gets a new one")
+	f.BoolVar(&hostKeys, "ssh-host-keys", false, "remove SSH host keys so a new instance makes its own")
+	return cmd
+}
+
+func writeUnderRoot(root, p string, data []byte, perm os.FileMode) error {
+	full := filepath.Join(root, p)
+	if err := os.WriteFile(full, data, perm); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return os.Chmod(full, perm)
+}
+
+func newUserDataCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "userdata",
+		Short: "Inspect the instance's user data, or re-run one script on purpose",
+	}
+	var asJSON bool
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "List the user data's parts: type, size, when each runs, whether it ran",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := agent.ShowUserData(agent.Options{Root: e.root, BootID: e.bootID})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			fmt.Fprintf(out, "instance %s: %d bytes of user data, %d parts\n", rep.InstanceID, rep.Size, len(rep.Parts))
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tFILENAME\tTYPE\tSIZE\tRUNS\tRAN")
+			for _, p := range rep.Parts {
+				runs, ran := "read by modules", "-"
+				if p.Stage != "" {
+					runs = p.Stage + ", " + p.Frequency
+					ran = map[bool]string{true: "yes", false: "no"}[p.Ran]
+					if p.Frequency == string(state.Always) {
+						ran = "every boot"
+					}
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", p.Index, p.Filename, p.ContentType, p.Size, runs, ran)
+			}
+			tw.Flush()
+			for _, w := range rep.Warnings {
+				fmt.Fprintln(out, "warning:", w)
+			}
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	var timeout time.Duration
+	run := &cobra.Command{
+		Use:   "run-script NAME",
+		Short: "Run one script part again now (by filename or index), whatever its semaphore says",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := e.logger()
+			if err != nil {
+				return err
+			}
+			res, err := agent.RunPart(cmd.Context(), agent.Options{
+				Root: e.root, BootID: e.bootID, Log: log, Console: cmd.OutOrStdout(), ScriptTimeout: timeout,
+			}, args[0])
+			if err != nil {
+				return err
+			}
+			if res.Outcome != string(state.OutcomeOK) {
+				return &exitError{code: 1, msg: fmt.Sprintf("ec2init: %s: %s", res.Name, res.Error)}
+			}
+			return nil
+		},
+	}
+	run.Flags().DurationVar(&timeout, "timeout", 0, "bound on the script (0: none)")
+	cmd.AddCommand(show, run)
+	return cmd
+}

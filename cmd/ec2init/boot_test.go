@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2init/ec2init/agent/imds/imdssim"
+)
+
+const testBoot = "--boot-id=00000000-0000-4000-8000-00000000000a"
+
+func bootFixture(t *testing.T, userData string) (root, ep string) {
+	t.Helper()
+	sim, url := imdssim.Start(t, imdssim.Options{})
+	sim.SetUserData([]byte(userData))
+	root = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, "--endpoint=" + url
+}
+
+func TestBootAndStatusExitCodes(t *testing.T) {
+	tests := []struct {
+		name       string
+		userData   string
+		bootCode   int
+		statusCode int
+		statusLine string
+	}{
+		{"done", "#!/bin/sh\necho ok\n", 0, 0, "status: done\n"},
+		{"error", "#!/bin/sh\nexit 4\n", 1, 1, "status: error\n"},
+		{"degraded", "echo no shebang\n", 0, 2, "status: degraded\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, ep := bootFixture(t, tt.userData)
+			r := runCLI(t, binary, "boot", "--root", root, ep, testBoot, "--log-level=error")
+			if r.code != tt.bootCode {
+				t.Fatalf("boot exit %d, want %d: %s", r.code, tt.bootCode, r.stderr)
+			}
+			r = runCLI(t, binary, "status", "--root", root, testBoot)
+			if r.code != tt.statusCode || !strings.HasPrefix(r.stdout, tt.statusLine) {
+				t.Errorf("status exit %d %q, want %d %q", r.code, r.stdout, tt.statusCode, tt.statusLine)
+			}
+			r = runCLI(t, binary, "status", "--json", "--root", root, testBoot)
+			var st map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st["instance_id"] != "i-0123456789abcdef0" {
+				t.Errorf("status --json: %v %q", err, r.stdout)
+			}
+		})
+	}
+}
+
+func TestStatusWait(t *testing.T) {
+	root, ep := bootFixture(t, "#!/bin/sh\nsleep 1\n")
+	r := runCLI(t, binary, "status", "--root", root, testBoot)
+	if r.code != 3 || !strings.Contains(r.stdout, "not started") {
+		t.Errorf("before any boot: %+v", r)
+	}
+	r = runCLI(t, binary, "status", "--wait", "--timeout", "300ms", "--root", root, testBoot)
+	if r.code != 3 || !strings.Contains(r.stderr, "still running after 300ms") {
+		t.Errorf("wait with timeout: %+v", r)
+	}
+
+	boot := exec.Command(binary, "boot", "--root", root, ep, testBoot, "--log-level=error")
+	if err := boot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer boot.Wait()
+	begin := time.Now()
+	r = runCLI(t, binary, "status", "--wait", "--timeout", "30s", "--root", root, testBoot)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "status: done") {
+		t.Errorf("wait: %+v", r)
+	}
+	if time.Since(begin) < 500*time.Millisecond {
+		t.Errorf("status --wait returned before the 1s script could finish")
+	}
+}
+
+func TestStatusWaitEndsWithoutMetadataSource(t *testing.T) {
+	root := t.TempDir()
+	r := runCLI(t, binary, "boot", "--root", root, "--endpoint", "http://127.0.0.1:1", "--identify-deadline", "300ms", testBoot, "--log-level=error")
+	if r.code != 1 || !strings.Contains(r.stderr, "no metadata source") {
+		t.Errorf("boot: %+v", r)
+	}
+	r = runCLI(t, binary, "status", "--wait", "--timeout", "5s", "--root", root, testBoot)
+	if r.code != 1 || !strings.Contains(r.stdout, "no metadata source") {
+		t.Errorf("status --wait after no source: %+v", r)
+	}
+}
+
+func TestCleanAndUserDataCommands(t *testing.T) {
+	root, ep := bootFixture(t, "#!/bin/sh\necho run >> \"$EC2INIT_ROOT/out/runs\"\n")
+	if r := runCLI(t, binary, "boot", "--root", root, ep, testBoot, "--log-level=error"); r.code != 0 {
+		t.Fatalf("boot: %+v", r)
+	}
+	r := runCLI(t, binary, "userdata", "show", "--root", root, testBoot)
+	if r.code != 0 || !strings.Contains(r.stdout, "part-001") || !strings.Contains(r.stdout, "final, per-instance  yes") {
+		t.Errorf("userdata show: %+v", r)
+	}
+	r = runCLI(t, binary, "userdata", "run-script", "part-001", "--root", root, testBoot, "--log-level=error")
+	if r.code != 0 {
+		t.Errorf("run-script: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "out/runs")); string(b) != "run\nrun\n" {
+		t.Errorf("runs after run-script: %q", b)
+	}
+	if r := runCLI(t, binary, "userdata", "run-script", "nope", "--root", root, testBoot); r.code != 1 || !strings.Contains(r.stderr, `no part named "nope"`) {
+		t.Errorf("run-script nope: %+v", r)
+	}
+
+	for _, p := range []string{"etc/machine-id", "etc/ssh/ssh_host_ed25519_key", "etc/ssh/ssh_host_ed25519_key.pub", "etc/ssh/sshd_config"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = runCLI(t, binary, "clean", "--logs", "--machine-id", "--ssh-host-keys", "--root", root)
+	if r.code != 0 {
+		t.Fatalf("clean: %+v", r)
+	}
+	for p, wantExists := range map[string]bool{
+		"var/lib/ec2init/instances/i-0123456789abcdef0": false,
+		"var/log/ec2init-output.log":                    false,
+		"etc/ssh/ssh_host_ed25519_key":                  false,
+		"etc/ssh/ssh_host_ed25519_key.pub":              false,
+		"etc/ssh/sshd_config":                           true,
+	} {
+		if _, err := os.Stat(filepath.Join(root, p)); (err == nil) != wantExists {
+			t.Errorf("%s: exists=%v after clean, want %v", p, err == nil, wantExists)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc/machine-id")); err != nil || len(b) != 0 {
+		t.Errorf("machine-id after clean: %q %v", b, err)
+	}
+	// After clean the next boot is a first boot: the script runs again.
+	if r := runCLI(t, binary, "boot", "--root", root, ep, "--boot-id=00000000-0000-4000-8000-00000000000b", "--log-level=error"); r.code != 0 {
+		t.Fatalf("boot after clean: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "out/runs")); string(b) != "run\nrun\nrun\n" {
+		t.Errorf("runs after clean and boot: %q", b)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	r := runCLI(t, binary, "demo")
+	if r.code != 0 {
+		t.Fatalf("demo: %+v", r)
+	}
+	for _, want := range []string{
+		"setup.sh ran for: i-0123456789abcdef0, i-0fedcba9876543210",
+		"scripts_user:setup.sh                per-instance  skipped (already ran)",
+		"every-boot.sh: boot of i-0fedcba9876543210",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
