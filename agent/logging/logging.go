@@ -20,6 +20,9 @@ type Options struct {
 	Format string
 	// Out is where logs go; nil is stderr.
 	Out io.Writer
+	// File, when set, also receives every entry as JSON (the agent's
+	// /var/log/ec2init.log), whatever the console format.
+	File io.Writer
 }
 
 // New returns a logger for opts.
@@ -55,6 +58,11 @@ func New(opts Options) (*zap.Logger, error) {
 		return nil, fmt.Errorf("log format %q: want console or json", format)
 	}
 	core := zapcore.NewCore(enc, zapcore.AddSync(out), level)
+	if opts.File != nil {
+		fileEnc := zap.NewProductionEncoderConfig()
+		fileEnc.EncodeTime = zapcore.ISO8601TimeEncoder
+		core = zapcore.NewTee(core, zapcore.NewCore(zapcore.NewJSONEncoder(fileEnc), zapcore.AddSync(opts.File), level))
+	}
 	return zap.New(core), nil
 }
 

@@ -48,3 +48,19 @@ func TestNew(t *testing.T) {
 		})
 	}
 }
+
+func TestFileGetsJSON(t *testing.T) {
+	var console, file bytes.Buffer
+	log, err := New(Options{Format: "console", Out: &console, File: &file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("to both")
+	var v map[string]any
+	if err := json.Unmarshal(file.Bytes(), &v); err != nil || v["msg"] != "to both" {
+		t.Errorf("file got %q", file.String())
+	}
+	if !strings.Contains(console.String(), "to both") {
+		t.Errorf("console got %q", console.String())
+	}
+}

@@ -17,7 +17,9 @@ import (
 
 	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/fetch"
+	"github.com/ec2init/ec2init/agent/logging"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 )
 
@@ -63,7 +65,12 @@ func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (sta
 	if err != nil {
 		return state.Status{}, err
 	}
-	log, err := e.logger()
+	logFile, err := openAgentLog(e.root)
+	if err != nil {
+		return state.Status{}, err
+	}
+	defer logFile.Close()
+	log, err := logging.New(logging.Options{Level: e.logLevel, File: logFile})
 	if err != nil {
 		return state.Status{}, err
 	}
@@ -87,6 +94,25 @@ func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (sta
 		Fetch:            fetcher.Get,
 		Version:          version,
 	})
+}
+
+// openAgentLog opens /var/log/ec2init.log under the root, 0600: it names
+// parts and scripts, so it stays root's like the output log.
+func openAgentLog(root string) (*os.File, error) {
+	r, err := sys.NewRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	// Create /var/log only when missing (a test root): never re-mode the
+	// host's.
+	dir, err := r.Path("/var/log")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return r.OpenLog(state.LogFile)
 }
 
 // Exit codes of `ec2init status`, relied on by scripts: keep them stable.

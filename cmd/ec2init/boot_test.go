@@ -165,3 +165,29 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSecretsInLogs plants a secret in user data and in the instance
+// role's credentials, boots at debug level, and greps every log.
+func TestNoSecretsInLogs(t *testing.T) {
+	const secret = "PLANTED-SECRET-7f3a"
+	root, ep := bootFixture(t, "#!/bin/sh\n# token="+secret+"\necho done\n")
+	r := runCLI(t, binary, "boot", "--root", root, ep, testBoot, "--log-level=debug")
+	if r.code != 0 {
+		t.Fatalf("boot: %+v", r)
+	}
+	logFile, err := os.ReadFile(filepath.Join(root, "var/log/ec2init.log"))
+	if err != nil || len(logFile) == 0 {
+		t.Fatalf("ec2init.log: %v", err)
+	}
+	for name, text := range map[string]string{"ec2init.log": string(logFile), "stderr": r.stderr} {
+		for _, s := range []string{secret, "wJalrXUtnFEMI/K7MDENG", "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s contains %q", name, s)
+			}
+		}
+	}
+	fi, err := os.Stat(filepath.Join(root, "var/log/ec2init.log"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("ec2init.log mode: %v %v", fi.Mode(), err)
+	}
+}
