@@ -14,11 +14,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/all"
 )
 
 // Options configures a boot.
@@ -54,6 +56,8 @@ type Options struct {
 	// live (default /etc/ec2init/scripts).
 	ScriptDirs string
 	Version    string
+	// Registry overrides the modules run (tests); nil is every module.
+	Registry *modules.Registry
 }
 
 func (o Options) withDefaults() Options {
@@ -95,7 +99,11 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	if err != nil {
 		return state.Status{}, err
 	}
-	b := &booter{opts: opts, store: store, root: root, log: opts.Log}
+	b := &booter{opts: opts, store: store, root: root, log: opts.Log, registry: opts.Registry,
+		cloudConfig: config.Merge()}
+	if b.registry == nil {
+		b.registry = all.Registry()
+	}
 	b.beginStatus()
 	if err := b.prepare(ctx); err != nil {
 		b.status.State = state.StateError
@@ -125,10 +133,12 @@ type booter struct {
 	log    *zap.Logger
 	status state.Status
 
-	instance *imds.Instance
-	trans    state.Transition
-	userData *userdata.Result
-	env      map[string]string
+	instance    *imds.Instance
+	trans       state.Transition
+	userData    *userdata.Result
+	cloudConfig *config.CloudConfig
+	registry    *modules.Registry
+	env         map[string]string
 }
 
 // beginStatus continues this boot's status when an earlier stage of the

@@ -207,20 +207,23 @@ func TestBadUserDataDoesNotStopTheRest(t *testing.T) {
 	f := newFixture(t, multipart(
 		[3]string{"text/cloud-config", "broken.yaml", "#cloud-config\npackages:\n  - a\n bad: [indent\n"},
 		[3]string{"text/plain", "noheader.txt", "echo I forgot the shebang\n"},
-		[3]string{"text/cloud-config", "fine.yaml", "#cloud-config\nfuture_module: {a: 1}\n"},
+		[3]string{"text/cloud-config", "fine.yaml", "#cloud-config\nfuture_module: {a: 1}\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/runcmd\"\n  - [sh, -c, 'exit 0']\nbootcmd: {not: a list}\n"},
 		[3]string{"text/x-shellscript", "ok.sh", counter("ok")},
 	))
 	st := f.boot(boot1)
-	f.wantRuns("boot", map[string]int{"ok": 1})
+	f.wantRuns("boot", map[string]int{"ok": 1, "runcmd": 1})
 	joined := strings.Join(st.Errors, "\n")
-	if !strings.Contains(joined, `"broken.yaml" (cloud-config): line`) {
+	if !strings.Contains(joined, `"broken.yaml": line`) {
 		t.Errorf("errors %q: want the cloud-config part and line named", st.Errors)
 	}
 	if !strings.Contains(strings.Join(st.Degraded, "\n"), "noheader.txt") {
 		t.Errorf("degraded %q: want the header-less part named", st.Degraded)
 	}
-	if !strings.Contains(strings.Join(st.Degraded, "\n"), `"fine.yaml" (cloud-config): line 2: key "future_module" is not supported`) {
+	if !strings.Contains(strings.Join(st.Degraded, "\n"), `"fine.yaml":2:1: warning: future_module: not supported by ec2init`) {
 		t.Errorf("degraded %q: want the unsupported key named with its line", st.Degraded)
+	}
+	if !strings.Contains(joined, `"fine.yaml":6:10: error: bootcmd: expected list of`) {
+		t.Errorf("errors %q: want the bootcmd type error with line and column", st.Errors)
 	}
 	if strings.Contains(joined+strings.Join(st.Degraded, ""), "forgot the shebang") {
 		t.Error("user-data content in the status")

@@ -8,11 +8,12 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
-	"gopkg.in/yaml.v3"
 
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/userdata"
@@ -152,11 +153,7 @@ func (b *booter) readUserData(ctx context.Context) {
 	for _, w := range res.Warnings {
 		b.degrade(w.String())
 	}
-	for _, p := range res.Parts {
-		if p.Kind == userdata.KindCloudConfig {
-			b.checkCloudConfig(p)
-		}
-	}
+	b.readCloudConfig(res)
 	b.userData = res
 	b.log.Info("user data read", zap.Int("bytes", len(raw)), zap.Int("parts", len(res.Parts)),
 		zap.Int("warnings", len(res.Warnings)))
@@ -171,28 +168,54 @@ func hasIncludes(res *userdata.Result) bool {
 	return false
 }
 
-// checkCloudConfig reports a cloud-config part that is not YAML, naming the
-// part and the line, never the content; and names, with its line, every
-// key no module of this version implements, so nothing is silently ignored.
-func (b *booter) checkCloudConfig(p userdata.Part) {
-	label := fmt.Sprintf("user data part %d %q (cloud-config)", p.Index, p.Filename)
-	var doc yaml.Node
-	if err := yaml.Unmarshal(p.Body, &doc); err != nil {
-		b.fail(fmt.Sprintf("%s: %s", label, yamlErrorLine(err)))
-		return
+// readCloudConfig parses and validates every cloud-config part, reporting
+// problems by part, line and key (never content), and merges what is valid:
+// a key with errors is left out, the rest of the part still applies.
+func (b *booter) readCloudConfig(res *userdata.Result) {
+	var docs []config.Doc
+	for _, p := range res.Parts {
+		if p.Kind != userdata.KindCloudConfig {
+			continue
+		}
+		source := fmt.Sprintf("user data part %d %q", p.Index, p.Filename)
+		doc, err := config.ParseDoc(source, p.Body)
+		if err != nil {
+			b.fail("cloud-config: " + err.Error())
+			continue
+		}
+		bad := map[string]bool{}
+		for _, d := range b.registry.ValidateDoc(doc) {
+			if d.Severity == config.SeverityError {
+				b.fail("cloud-config: " + d.String())
+				bad[topKey(d.Path)] = true
+			} else {
+				b.degrade("cloud-config: " + d.String())
+			}
+		}
+		docs = append(docs, withoutKeys(doc, bad))
 	}
-	if len(doc.Content) == 0 {
-		return
+	b.cloudConfig = config.Merge(docs...)
+}
+
+func topKey(path string) string {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i]
 	}
-	top := doc.Content[0]
-	if top.Kind != yaml.MappingNode {
-		b.fail(fmt.Sprintf("%s: line %d: the document must be a mapping of keys", label, top.Line))
-		return
+	return path
+}
+
+func withoutKeys(d config.Doc, drop map[string]bool) config.Doc {
+	if len(drop) == 0 || d.Root == nil {
+		return d
 	}
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		k := top.Content[i]
-		b.degrade(fmt.Sprintf("%s: line %d: key %q is not supported by this version of ec2init; ignored", label, k.Line, k.Value))
+	root := *d.Root
+	root.Content = nil
+	for i := 0; i+1 < len(d.Root.Content); i += 2 {
+		if !drop[d.Root.Content[i].Value] {
+			root.Content = append(root.Content, d.Root.Content[i], d.Root.Content[i+1])
+		}
 	}
+	return config.Doc{Source: d.Source, Root: &root}
 }
 
 // yamlErrorLine keeps yaml.v3's "line N: ..." and drops the "yaml: " prefix.

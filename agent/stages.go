@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
@@ -61,6 +62,9 @@ func (b *booter) stageWork(st modules.Stage) []work {
 		for _, p := range b.parts(userdata.KindBoothook) {
 			out = append(out, b.partWork("boothook", p, state.Always))
 		}
+		out = append(out, b.moduleWork(st)...)
+	case modules.StageNetwork, modules.StageConfig:
+		out = append(out, b.moduleWork(st)...)
 	case modules.StageFinal:
 		for _, d := range []struct {
 			dir  string
@@ -81,8 +85,60 @@ func (b *booter) stageWork(st modules.Stage) []work {
 				out = append(out, b.partWork("scripts_user", p, k.freq))
 			}
 		}
+		// After the user's scripts, as cloud-init's scripts_user runs its
+		// runcmd script after the parts it sorts before it.
+		out = append(out, b.moduleWork(st)...)
 	}
 	return out
+}
+
+// moduleWork lists the stage's modules that have something to do.
+func (b *booter) moduleWork(st modules.Stage) []work {
+	var out []work
+	for _, m := range b.registry.ForStage(st) {
+		if !modules.ShouldRun(m, b.cloudConfig) {
+			continue
+		}
+		out = append(out, work{name: m.Name(), freq: m.Frequency(), run: func(ctx context.Context) (*int, error) {
+			env, closeEnv, err := b.moduleEnv()
+			if err != nil {
+				return nil, err
+			}
+			defer closeEnv()
+			return nil, m.Run(ctx, env, b.cloudConfig)
+		}})
+	}
+	return out
+}
+
+// moduleEnv is what a module sees; its command output goes to the output
+// log and the console like scripts'.
+func (b *booter) moduleEnv() (*modules.Env, func(), error) {
+	logFile, err := b.root.OpenLog(state.OutputLogFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open output log: %w", err)
+	}
+	var out io.Writer = logFile
+	if b.opts.Console != nil {
+		out = io.MultiWriter(logFile, b.opts.Console)
+	}
+	sysCfg, err := config.LoadSystem(b.opts.Root)
+	if err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	env := &modules.Env{
+		Instance:           b.instance,
+		NewInstance:        b.trans.NewInstance,
+		PreviousInstanceID: b.trans.PreviousInstanceID,
+		Root:               b.root,
+		Runner:             &sys.Runner{Root: b.root, Chroot: b.opts.Chroot, Log: b.log, Env: b.env},
+		Log:                b.log,
+		Console:            out,
+		System:             sysCfg,
+		Facts:              b.env,
+	}
+	return env, func() { logFile.Close() }, nil
 }
 
 func (b *booter) parts(kind userdata.Kind) []userdata.Part {

@@ -1,0 +1,168 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Doc is one cloud-config document and where it came from ("user data
+// part 1 \"config.yaml\"", or a file name), so every message can point at
+// its source, line and column.
+type Doc struct {
+	Source string
+	Root   *yaml.Node // a mapping node; nil for an empty document
+}
+
+// ParseDoc parses one cloud-config document. A syntax error names the
+// source and line; a document that is not a mapping is an error too.
+func ParseDoc(source string, data []byte) (Doc, error) {
+	var n yaml.Node
+	if err := yaml.Unmarshal(data, &n); err != nil {
+		return Doc{}, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(n.Content) == 0 {
+		return Doc{Source: source}, nil
+	}
+	root := n.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return Doc{}, fmt.Errorf("%s:%d:%d: cloud-config must be a mapping of keys", source, root.Line, root.Column)
+	}
+	return Doc{Source: source, Root: root}, nil
+}
+
+// Value is one merged top-level key: its YAML and the document it came
+// from (the last one to set it).
+type Value struct {
+	Node   *yaml.Node
+	Source string
+	// KeyLine is the line of the key itself, for messages about the key.
+	KeyLine, KeyColumn int
+}
+
+// CloudConfig is the merge of every cloud-config document of the user
+// data, in order.
+type CloudConfig struct {
+	values map[string]Value
+}
+
+// Merge combines docs the way cloud-init does by default: a later
+// document's key replaces an earlier one's (lists included). A document's
+// merge_how (cloud-init's syntax, e.g. "list(append)+dict(recurse_array)")
+// changes that for its own keys: list(append) appends to earlier lists and
+// dict(recurse...) merges mappings key by key.
+func Merge(docs ...Doc) *CloudConfig {
+	c := &CloudConfig{values: map[string]Value{}}
+	for _, d := range docs {
+		if d.Root == nil {
+			continue
+		}
+		how := mergeHow(d.Root)
+		for i := 0; i+1 < len(d.Root.Content); i += 2 {
+			k, v := d.Root.Content[i], d.Root.Content[i+1]
+			if k.Value == "merge_how" || k.Value == "merge_type" {
+				continue
+			}
+			prev, ok := c.values[k.Value]
+			if ok {
+				v = mergeNodes(prev.Node, v, how)
+			}
+			c.values[k.Value] = Value{Node: v, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
+		}
+	}
+	return c
+}
+
+type mergePolicy struct{ appendLists, recurseDicts bool }
+
+func mergeHow(root *yaml.Node) mergePolicy {
+	var spec string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := root.Content[i].Value; k == "merge_how" || k == "merge_type" {
+			v := root.Content[i+1]
+			switch v.Kind {
+			case yaml.ScalarNode:
+				spec = v.Value
+			case yaml.SequenceNode:
+				// The list form: [{name: list, settings: [append]}, ...].
+				for _, item := range v.Content {
+					var m struct {
+						Name     string   `yaml:"name"`
+						Settings []string `yaml:"settings"`
+					}
+					if item.Decode(&m) == nil {
+						spec += "+" + m.Name + "(" + strings.Join(m.Settings, ",") + ")"
+					}
+				}
+			}
+		}
+	}
+	return mergePolicy{
+		appendLists:  strings.Contains(spec, "list(") && strings.Contains(spec[strings.Index(spec, "list("):], "append"),
+		recurseDicts: strings.Contains(spec, "dict(") && strings.Contains(spec, "recurse"),
+	}
+}
+
+func mergeNodes(prev, next *yaml.Node, how mergePolicy) *yaml.Node {
+	switch {
+	case how.appendLists && prev.Kind == yaml.SequenceNode && next.Kind == yaml.SequenceNode:
+		out := *next
+		out.Content = append(append([]*yaml.Node{}, prev.Content...), next.Content...)
+		return &out
+	case how.recurseDicts && prev.Kind == yaml.MappingNode && next.Kind == yaml.MappingNode:
+		out := *prev
+		out.Content = append([]*yaml.Node{}, prev.Content...)
+		for i := 0; i+1 < len(next.Content); i += 2 {
+			k, v := next.Content[i], next.Content[i+1]
+			replaced := false
+			for j := 0; j+1 < len(out.Content); j += 2 {
+				if out.Content[j].Value == k.Value {
+					out.Content[j+1] = mergeNodes(out.Content[j+1], v, how)
+					replaced = true
+				}
+			}
+			if !replaced {
+				out.Content = append(out.Content, k, v)
+			}
+		}
+		return &out
+	}
+	return next
+}
+
+// Keys lists the merged top-level keys, sorted.
+func (c *CloudConfig) Keys() []string {
+	out := make([]string, 0, len(c.values))
+	for k := range c.values {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Get returns the merged value of key.
+func (c *CloudConfig) Get(key string) (Value, bool) {
+	v, ok := c.values[key]
+	return v, ok
+}
+
+// Has reports whether any document set key.
+func (c *CloudConfig) Has(key string) bool {
+	_, ok := c.values[key]
+	return ok
+}
+
+// Decode decodes key into v (a pointer to the module's typed config). It
+// returns false when the key is absent. Errors name source and line.
+func (c *CloudConfig) Decode(key string, v any) (bool, error) {
+	val, ok := c.values[key]
+	if !ok {
+		return false, nil
+	}
+	if err := val.Node.Decode(v); err != nil {
+		return true, fmt.Errorf("%s:%d: %s: %s", val.Source, val.KeyLine, key, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return true, nil
+}
