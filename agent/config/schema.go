@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -111,6 +112,12 @@ func (d Diagnostic) String() string {
 func Validate(source, path string, n *yaml.Node, t *Type) []Diagnostic {
 	v := validator{source: source}
 	v.check(path, n, t)
+	sort.SliceStable(v.out, func(i, j int) bool {
+		if v.out[i].Line != v.out[j].Line {
+			return v.out[i].Line < v.out[j].Line
+		}
+		return v.out[i].Column < v.out[j].Column
+	})
 	return v.out
 }
 

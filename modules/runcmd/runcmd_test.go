@@ -1,0 +1,112 @@
+package runcmd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules"
+)
+
+func env(t *testing.T) (*modules.Env, *bytes.Buffer) {
+	t.Helper()
+	root, err := sys.NewRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	return &modules.Env{Root: root, Runner: &sys.Runner{Root: root}, Console: &out}, &out
+}
+
+func cloudConfig(t *testing.T, doc string) *config.CloudConfig {
+	t.Helper()
+	d, err := config.ParseDoc("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.Merge(d)
+}
+
+func TestArgv(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want []string
+	}{
+		{`echo "$HOME" > /x`, []string{"/bin/sh", "-c", `echo "$HOME" > /x`}},
+		{`[ls, -l, "/a b"]`, []string{"ls", "-l", "/a b"}},
+		{`[sleep, 1]`, []string{"sleep", "1"}},
+	}
+	for _, tt := range tests {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(tt.yaml), &n); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Argv(n.Content[0])
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Argv(%s) = %q, %v; want %q", tt.yaml, got, err, tt.want)
+		}
+	}
+}
+
+func TestRuncmd(t *testing.T) {
+	e, out := env(t)
+	marker := filepath.Join(e.Root.Prefix(), "marker")
+	cfg := cloudConfig(t, `runcmd:
+  - echo shell >> "$EC2INIT_ROOT/marker"
+  - [sh, -c, 'exit 7']
+  - [touch, "`+marker+`.argv"]
+  - [no-such-command-xyz]
+`)
+	err := Runcmd{}.Run(context.Background(), e, cfg)
+	if err == nil {
+		t.Fatal("failing items not reported")
+	}
+	for _, want := range []string{"runcmd[1] (line 3): exit status 7", "runcmd[3] (line 5)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "exit 7'") || strings.Contains(err.Error(), "no-such-command-xyz ") {
+		t.Errorf("error quotes command content: %q", err)
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "shell\n" {
+		t.Errorf("shell item: %q", b)
+	}
+	if _, err := os.Stat(marker + ".argv"); err != nil {
+		t.Errorf("argv item after a failure did not run: %v", err)
+	}
+	if !strings.Contains(out.String(), "== ec2init: runcmd[0] started") {
+		t.Errorf("output has no headers: %q", out.String())
+	}
+}
+
+func TestSchema(t *testing.T) {
+	r, err := modules.NewRegistry(Bootcmd{}, Runcmd{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := config.ParseDoc("u.yaml", []byte("runcmd:\n  - [ls, {a: b}]\n  - 3.5\nbootcmd: echo\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, diag := range r.ValidateDoc(d) {
+		got = append(got, diag.String())
+	}
+	if len(got) != 3 {
+		t.Fatalf("diagnostics %q, want 3", got)
+	}
+	for _, w := range []string{"u.yaml:2:5: error: runcmd[0]", "u.yaml:3:5: error: runcmd[1]", "u.yaml:4:10: error: bootcmd: expected list of"} {
+		if !strings.Contains(strings.Join(got, "\n"), w) {
+			t.Errorf("diagnostics %q lack %q", got, w)
+		}
+	}
+}
