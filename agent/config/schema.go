@@ -70,9 +70,9 @@ func (t *Type) String() string {
 	case KindInt:
 		return "integer"
 	case KindList:
-		return "list of " + t.Elem.String()
+		return "list of " + t.Elem.nested()
 	case KindMap:
-		return "mapping of " + t.Elem.String()
+		return "mapping of " + t.Elem.nested()
 	case KindObject:
 		return "mapping"
 	case KindOneOf:
@@ -83,6 +83,14 @@ func (t *Type) String() string {
 		return strings.Join(names, " or ")
 	}
 	return "any value"
+}
+
+// nested names t inside another type, bracketing alternatives.
+func (t *Type) nested() string {
+	if t.Kind == KindOneOf {
+		return "(" + t.String() + ")"
+	}
+	return t.String()
 }
 
 // Severity of a diagnostic.
@@ -149,6 +157,18 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 				return
 			}
 		}
+		// When one alternative has the node's shape, its findings say more
+		// than "expected A or B".
+		var shaped []*Type
+		for _, alt := range t.OneOf {
+			if sameShape(n, alt) {
+				shaped = append(shaped, alt)
+			}
+		}
+		if len(shaped) == 1 {
+			v.check(path, n, shaped[0])
+			return
+		}
 		v.add(n, path, SeverityError, "expected %s, got %s", t, describe(n))
 	case KindString:
 		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
@@ -210,6 +230,16 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 			}
 		}
 	}
+}
+
+func sameShape(n *yaml.Node, t *Type) bool {
+	switch t.Kind {
+	case KindList:
+		return n.Kind == yaml.SequenceNode
+	case KindMap, KindObject:
+		return n.Kind == yaml.MappingNode
+	}
+	return false
 }
 
 func field(fields []Field, name string) (Field, bool) {

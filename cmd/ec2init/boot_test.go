@@ -191,3 +191,35 @@ func TestNoSecretsInLogs(t *testing.T) {
 		t.Errorf("ec2init.log mode: %v %v", fi.Mode(), err)
 	}
 }
+
+func TestModulesDocCurrent(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "..", "docs", "modules.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, binary, "modules", "--markdown")
+	if r.code != 0 || r.stdout != string(want) {
+		t.Errorf("docs/modules.md is stale: run `go run ./cmd/ec2init modules --markdown > docs/modules.md`")
+	}
+}
+
+func TestSchemaCommand(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("#cloud-config\nruncmd: echo hi\nfrobnicate: true\n"), 0o600)
+	r := runCLI(t, binary, "schema", bad)
+	if r.code != 1 || !strings.Contains(r.stdout, bad+":2:9: error: runcmd: expected list of") ||
+		!strings.Contains(r.stdout, bad+":3:1: warning: frobnicate: not supported by ec2init") {
+		t.Errorf("schema bad.yaml: %+v", r)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("runcmd:\n  - [echo, hi]\n"), 0o600)
+	if r := runCLI(t, binary, "schema", good); r.code != 0 || !strings.Contains(r.stdout, "valid cloud-config") {
+		t.Errorf("schema good.yaml: %+v", r)
+	}
+	mime := filepath.Join(dir, "ud.txt")
+	os.WriteFile(mime, []byte("Content-Type: multipart/mixed; boundary=\"b\"\nMIME-Version: 1.0\n\n--b\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho\n--b\nContent-Type: text/cloud-config\nContent-Disposition: attachment; filename=\"c.yaml\"\n\n#cloud-config\nbootcmd: 3\n--b--\n"), 0o600)
+	if r := runCLI(t, binary, "schema", "--annotate", mime); r.code != 1 || !strings.Contains(r.stdout, "bootcmd: 3\t\t# E1") {
+		t.Errorf("schema --annotate user data: %+v", r)
+	}
+}

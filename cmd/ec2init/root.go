@@ -48,6 +48,8 @@ func newRootCommand() *cobra.Command {
 		newStatusCommand(e),
 		newCleanCommand(e),
 		newUserDataCommand(e),
+		newSchemaCommand(e),
+		newModulesCommand(),
 	)
 	return root
 }

@@ -104,7 +104,7 @@ func TestSchema(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("diagnostics %q, want 3", got)
 	}
-	for _, w := range []string{"u.yaml:2:5: error: runcmd[0]", "u.yaml:3:5: error: runcmd[1]", "u.yaml:4:10: error: bootcmd: expected list of"} {
+	for _, w := range []string{"u.yaml:2:10: error: runcmd[0][1]: expected string or integer or boolean, got a mapping", "u.yaml:3:5: error: runcmd[1]", "u.yaml:4:10: error: bootcmd: expected list of"} {
 		if !strings.Contains(strings.Join(got, "\n"), w) {
 			t.Errorf("diagnostics %q lack %q", got, w)
 		}
