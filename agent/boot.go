@@ -45,6 +45,10 @@ type Options struct {
 	// IdentifyDeadline bounds waiting for IMDS (the network may still be
 	// coming up). Default 2 minutes.
 	IdentifyDeadline time.Duration
+	// LocalDeadline bounds waiting for IMDS when only the local stage runs
+	// (before the network, IMDS is usually unreachable: the local work is
+	// then deferred to the network stage). Default 3 seconds.
+	LocalDeadline time.Duration
 	// Console receives script output besides the output log (the journal
 	// or a terminal). Nil: the output log only.
 	Console io.Writer
@@ -76,6 +80,9 @@ func (o Options) withDefaults() Options {
 	if o.IdentifyDeadline <= 0 {
 		o.IdentifyDeadline = 2 * time.Minute
 	}
+	if o.LocalDeadline <= 0 {
+		o.LocalDeadline = 3 * time.Second
+	}
 	if o.ScriptDirs == "" {
 		o.ScriptDirs = "/etc/ec2init/scripts"
 	}
@@ -105,14 +112,26 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 		b.registry = all.Registry()
 	}
 	b.beginStatus()
-	if err := b.prepare(ctx); err != nil {
+	localOnly := len(opts.Stages) == 1 && opts.Stages[0] == modules.StageLocal
+	if localOnly {
+		b.opts.IdentifyDeadline = min(opts.IdentifyDeadline, opts.LocalDeadline)
+	}
+	err = b.prepare(ctx)
+	if localOnly && errors.Is(err, ErrNoMetadataSource) {
+		// Normal on EC2: no address yet. The network stage runs this work.
+		b.log.Info("metadata not reachable before the network; local stage deferred")
+		b.status.Stages = append(b.status.Stages, state.StageResult{Name: string(modules.StageLocal), Start: opts.Now(), End: opts.Now(), Deferred: true})
+		b.saveStatus()
+		return b.status, nil
+	}
+	if err != nil {
 		b.status.State = state.StateError
 		b.status.Errors = append(b.status.Errors, err.Error())
 		b.status.FinishedAt = opts.Now()
 		b.saveStatus()
 		return b.status, err
 	}
-	for _, st := range opts.Stages {
+	for _, st := range b.stagesToRun(opts.Stages) {
 		if err := ctx.Err(); err != nil {
 			return b.status, err
 		}
@@ -123,6 +142,20 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	}
 	b.saveStatus()
 	return b.status, nil
+}
+
+// stagesToRun adds the local stage before the first later one when this
+// boot's local stage was deferred or never ran, so boothooks always run.
+func (b *booter) stagesToRun(requested []modules.Stage) []modules.Stage {
+	if len(requested) == 0 || requested[0] == modules.StageLocal {
+		return requested
+	}
+	for _, st := range b.status.Stages {
+		if st.Name == string(modules.StageLocal) && !st.Deferred {
+			return requested
+		}
+	}
+	return append([]modules.Stage{modules.StageLocal}, requested...)
 }
 
 // booter is one boot's working state.

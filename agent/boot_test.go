@@ -386,3 +386,29 @@ func TestStagesAcrossProcesses(t *testing.T) {
 	}
 	f.wantRuns("stages", map[string]int{"boothook": 1, "instance": 1})
 }
+
+// TestLocalStageDeferred: before the network, IMDS is unreachable; the
+// local stage gives up quickly and the network stage runs its boothooks.
+func TestLocalStageDeferred(t *testing.T) {
+	f := newFixture(t, multipart([3]string{"text/cloud-boothook", "hook.sh", counter("boothook")}))
+	unreachable, err := imds.New(imds.Config{Endpoint: testnet.ClosedPort(t), MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options(boot1)
+	opts.IMDS = unreachable
+	opts.LocalDeadline = 200 * time.Millisecond
+	opts.Stages = []modules.Stage{modules.StageLocal}
+	st, err := agent.Boot(context.Background(), opts)
+	if err != nil || st.State != state.StateRunning || len(st.Stages) != 1 || !st.Stages[0].Deferred {
+		t.Fatalf("local stage without IMDS: %+v, %v", st, err)
+	}
+	f.wantRuns("local deferred", map[string]int{"boothook": 0})
+
+	opts = f.options(boot1)
+	opts.Stages = []modules.Stage{modules.StageNetwork}
+	if _, err := agent.Boot(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	f.wantRuns("network stage", map[string]int{"boothook": 1})
+}

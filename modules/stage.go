@@ -3,7 +3,11 @@
 // registry.
 package modules
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Stage is one step of a boot, run by its own systemd unit.
 type Stage string
@@ -25,15 +29,24 @@ const (
 // Stages returns every stage in boot order.
 func Stages() []Stage { return []Stage{StageLocal, StageNetwork, StageConfig, StageFinal} }
 
-// ParseStages accepts one stage name, or "all" (or "") for every stage.
+// ParseStages accepts stage names separated by commas, in boot order, or
+// "all" (or "") for every stage.
 func ParseStages(s string) ([]Stage, error) {
 	if s == "all" || s == "" {
 		return Stages(), nil
 	}
-	for _, st := range Stages() {
-		if string(st) == s {
-			return []Stage{st}, nil
+	var out []Stage
+	last := -1
+	for _, name := range strings.Split(s, ",") {
+		i := slices.Index(Stages(), Stage(strings.TrimSpace(name)))
+		if i < 0 {
+			return nil, fmt.Errorf("stage %q: want local, network, config, final or all", name)
 		}
+		if i <= last {
+			return nil, fmt.Errorf("stages %q: give them once each, in boot order", s)
+		}
+		last = i
+		out = append(out, Stages()[i])
 	}
-	return nil, fmt.Errorf("stage %q: want local, network, config, final or all", s)
+	return out, nil
 }

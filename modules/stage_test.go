@@ -16,6 +16,9 @@ func TestParseStages(t *testing.T) {
 		{"final", []Stage{StageFinal}, false},
 		{"local", []Stage{StageLocal}, false},
 		{"init", nil, true},
+		{"network,config", []Stage{StageNetwork, StageConfig}, false},
+		{"config,network", nil, true},
+		{"final,final", nil, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseStages(tt.in)

@@ -43,6 +43,9 @@ type StageResult struct {
 	End        time.Time      `json:"end,omitzero"`
 	DurationMS float64        `json:"duration_ms"`
 	Modules    []ModuleResult `json:"modules"`
+	// Deferred is set when the stage could not run yet (the local stage
+	// before the network is up) and a later stage ran its work.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // ModuleResult is one module's run in a stage.
