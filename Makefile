@@ -1,10 +1,15 @@
 # ec2init build and checks. `make test` is what CI runs (see .ci/run).
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A package version must start with a digit: v1.2.3 tags give 1.2.3, untagged
+# trees 0.0.0~git<commit>.
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v#v} || echo 0.0.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build test unit lint bench clean
+.PHONY: all build test unit lint bench clean package
+
+GOARCH  ?= $(shell go env GOARCH)
+NFPM    := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 all: lint build test
 
@@ -25,6 +30,13 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# package: .deb and .rpm from nfpm.yaml into dist/ (nfpm from the Go module proxy).
+DIST    ?= dist
+package: build
+	mkdir -p dist/completions $(DIST)
+	for sh in bash zsh fish; do bin/ec2init completion $$sh > dist/completions/ec2init.$$sh; done
+	for fmt in deb rpm; do VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(NFPM) package --config nfpm.yaml --packager $$fmt --target $(DIST)/; done
 
 clean:
 	rm -rf bin dist

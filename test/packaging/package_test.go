@@ -1,0 +1,115 @@
+// Package packaging builds the .deb and .rpm as `make package` does and
+// inspects them with the distributions' own tools.
+package packaging
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func TestPackages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds packages")
+	}
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("needs dpkg-deb")
+	}
+	dist := t.TempDir()
+	cmd := exec.Command("make", "package", "DIST="+dist, "VERSION=1.2.3")
+	cmd.Dir = repoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
+	rpms, _ := filepath.Glob(filepath.Join(dist, "*.rpm"))
+	if len(debs) != 1 || len(rpms) != 1 {
+		t.Fatalf("packages: %v %v", debs, rpms)
+	}
+
+	contents := output(t, "dpkg-deb", "-c", debs[0])
+	for _, want := range []string{
+		"-rwxr-xr-x root/root", "./usr/bin/ec2init",
+		"./usr/lib/systemd/system/ec2init.service",
+		"./usr/lib/systemd/system/ec2init-local.service",
+		"./usr/lib/systemd/system/ec2init-config.service",
+		"./usr/lib/systemd/system/ec2init-final.service",
+		"./usr/lib/systemd/system/ec2init.target",
+		"./usr/lib/systemd/system-preset/80-ec2init.preset",
+		"./etc/ec2init/config.yaml",
+		"./usr/libexec/ec2init/ec2-metadata -> /usr/bin/ec2init",
+		"./usr/share/bash-completion/completions/ec2init",
+	} {
+		if !strings.Contains(contents, want) {
+			t.Errorf("deb lacks %q:\n%s", want, contents)
+		}
+	}
+	if !lineHas(contents, "drwx------ root/root", "./var/lib/ec2init/") {
+		t.Errorf("deb: /var/lib/ec2init is not 0700 root:\n%s", contents)
+	}
+	if strings.Contains(contents, "./usr/bin/ec2-metadata") {
+		t.Error("deb ships /usr/bin/ec2-metadata: it must not overwrite amazon-ec2-utils'")
+	}
+	info := output(t, "dpkg-deb", "-I", debs[0])
+	for _, want := range []string{"Package: ec2init", "Version: 1.2.3", "postinst", "prerm"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("deb control lacks %q:\n%s", want, info)
+		}
+	}
+	if conf := output(t, "dpkg-deb", "-f", debs[0]); conf == "" {
+		t.Error("no control fields")
+	}
+	ctrl := t.TempDir()
+	output(t, "dpkg-deb", "-e", debs[0], ctrl)
+	if b, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err != nil || !strings.Contains(string(b), "/etc/ec2init/config.yaml") {
+		t.Errorf("conffiles: %q %v (the config must survive upgrades)", b, err)
+	}
+
+	if _, err := exec.LookPath("rpm"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("rpm is needed in CI to inspect the .rpm")
+		}
+		t.Skip("needs rpm to inspect the .rpm")
+	}
+	list := output(t, "rpm", "-qlvp", rpms[0])
+	if !lineHas(list, "drwx------", "/var/lib/ec2init") || !lineHas(list, "-rwxr-xr-x", "/usr/bin/ec2init") {
+		t.Errorf("rpm modes:\n%s", list)
+	}
+	if cfg := output(t, "rpm", "-qcp", rpms[0]); !strings.Contains(cfg, "/etc/ec2init/config.yaml") {
+		t.Errorf("rpm config files: %q", cfg)
+	}
+	scripts := output(t, "rpm", "-qp", "--scripts", rpms[0])
+	if !strings.Contains(scripts, "postinstall scriptlet") || !strings.Contains(scripts, "preuninstall scriptlet") {
+		t.Errorf("rpm scriptlets:\n%s", scripts)
+	}
+}
+
+func lineHas(text string, parts ...string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func output(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
