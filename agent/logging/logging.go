@@ -16,7 +16,8 @@ import (
 type Options struct {
 	// Level is debug, info, warn or error ("" is info).
 	Level string
-	// Format is "console", "json" or "" (console on a terminal, else JSON).
+	// Format is "console", "json", "journal" or "" (the journal when run
+	// by systemd, console on a terminal, else JSON).
 	Format string
 	// Out is where logs go; nil is stderr.
 	Out io.Writer
@@ -39,15 +40,22 @@ func New(opts Options) (*zap.Logger, error) {
 	}
 	format := opts.Format
 	if format == "" {
-		format = "json"
-		if isTerminal(out) {
+		switch {
+		case opts.Out == nil && UnderSystemd():
+			format = "journal"
+		case isTerminal(out):
 			format = "console"
+		default:
+			format = "json"
 		}
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
+	var core zapcore.Core
 	switch format {
+	case "journal":
+		core = newJournalCore(level)
 	case "console":
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
 		encCfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
@@ -55,9 +63,11 @@ func New(opts Options) (*zap.Logger, error) {
 	case "json":
 		enc = zapcore.NewJSONEncoder(encCfg)
 	default:
-		return nil, fmt.Errorf("log format %q: want console or json", format)
+		return nil, fmt.Errorf("log format %q: want console, json or journal", format)
 	}
-	core := zapcore.NewCore(enc, zapcore.AddSync(out), level)
+	if core == nil {
+		core = zapcore.NewCore(enc, zapcore.AddSync(out), level)
+	}
 	if opts.File != nil {
 		fileEnc := zap.NewProductionEncoderConfig()
 		fileEnc.EncodeTime = zapcore.ISO8601TimeEncoder

@@ -77,6 +77,11 @@ func install(t *testing.T, base, endpoint string) string {
 		run(t, "cp", u, filepath.Join(root, "etc/systemd/system/"))
 	}
 	write(t, filepath.Join(root, "etc/ec2init/config.yaml"), "imds:\n  endpoint: "+endpoint+"\n")
+	// A persistent journal, so the test can read it after the container
+	// powered off.
+	if err := os.MkdirAll(filepath.Join(root, "var/log/journal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// The test's own unit: record the status once ec2init's work is done,
 	// then power the container off.
 	write(t, filepath.Join(root, "etc/systemd/system/e2e-done.service"), `[Unit]
@@ -165,6 +170,12 @@ func TestSystemdBoot(t *testing.T) {
 	}
 	if runs() != 1 {
 		t.Fatalf("first boot: user data ran %d times", runs())
+	}
+	// Under systemd the agent logs to the journal natively, with fields.
+	journal, err := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"),
+		"--no-pager", "-o", "json", "EC2INIT_STAGE=final", "INSTANCE_ID=i-0123456789abcdef0").CombinedOutput()
+	if err != nil || !strings.Contains(string(journal), `"SYSLOG_IDENTIFIER":"ec2init"`) || !strings.Contains(string(journal), `"EC2INIT_MODULE":"scripts_user:part-001"`) {
+		t.Errorf("journal entries with EC2INIT_STAGE=final: %v\n%s", err, tail(string(journal), 10))
 	}
 
 	// A reboot: the same instance, nothing per-instance again.
