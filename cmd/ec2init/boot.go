@@ -13,9 +13,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent"
+	"github.com/ec2init/ec2init/agent/daemon"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/logging"
 	"github.com/ec2init/ec2init/agent/state"
@@ -26,6 +29,7 @@ import (
 // bootOptions are the flags boot-related commands share.
 type bootOptions struct {
 	stage            string
+	daemon           bool
 	chroot           bool
 	rerunInterrupted bool
 	scriptTimeout    time.Duration
@@ -45,6 +49,12 @@ func newBootCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if o.daemon {
+				// The boot work is done: tell systemd (Type=notify), then
+				// stay, watching for events.
+				sdNotify("READY=1\nSTATUS=boot " + st.State)
+				return runDaemon(cmd.Context(), e)
+			}
 			if st.State == state.StateError {
 				return &exitError{code: 1}
 			}
@@ -52,7 +62,8 @@ func newBootCommand(e *env) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.stage, "stage", "all", "stage to run: local, network, config, final or all")
+	f.StringVar(&o.stage, "stage", "all", "stages to run: local, network, config, final (comma-separated) or all")
+	f.BoolVar(&o.daemon, "daemon", false, "after the stages, notify systemd and keep watching instance metadata events")
 	f.BoolVar(&o.chroot, "chroot", false, "run scripts chrooted into --root (preparing a mounted image)")
 	f.BoolVar(&o.rerunInterrupted, "rerun-interrupted", false, "run again scripts a crash interrupted (default: report them, leave them)")
 	f.DurationVar(&o.scriptTimeout, "script-timeout", 0, "bound on each user script (0: none)")
@@ -113,6 +124,49 @@ func openAgentLog(root string) (*os.File, error) {
 		return nil, err
 	}
 	return r.OpenLog(state.LogFile)
+}
+
+func newDaemonCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "daemon",
+		Short: "Watch instance metadata for Spot interruptions, rebalance recommendations and maintenance",
+		Long: "Poll IMDS every 5 seconds and run the executables in /etc/ec2init/hooks/<event>/\n" +
+			"(spot-interruption, rebalance-recommendation, scheduled-maintenance) when an event\n" +
+			"appears, with EC2INIT_EVENT, EC2INIT_EVENT_DETAIL and the EC2_* facts.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sdNotify("READY=1")
+			return runDaemon(cmd.Context(), e)
+		},
+	}
+}
+
+func runDaemon(ctx context.Context, e *env) error {
+	log, err := e.logger()
+	if err != nil {
+		return err
+	}
+	client, err := e.imdsClient(nil)
+	if err != nil {
+		return err
+	}
+	root, err := sys.NewRoot(e.root)
+	if err != nil {
+		return err
+	}
+	var facts map[string]string
+	if in, err := client.Instance(ctx); err == nil {
+		facts = agent.FactsEnv(in)
+	} else {
+		log.Warn("instance facts for hooks", zap.Error(err))
+	}
+	return daemon.Run(ctx, daemon.Options{IMDS: client, Root: root, Log: log, Facts: facts, Notify: sdNotify})
+}
+
+// sdNotify tells systemd about the service's state; outside systemd
+// (no NOTIFY_SOCKET) it does nothing.
+func sdNotify(state string) {
+	_, _ = sddaemon.SdNotify(false, state)
 }
 
 // Exit codes of `ec2init status`, relied on by scripts: keep them stable.

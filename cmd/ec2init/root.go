@@ -50,6 +50,7 @@ func newRootCommand() *cobra.Command {
 		newUserDataCommand(e),
 		newSchemaCommand(e),
 		newModulesCommand(),
+		newDaemonCommand(e),
 	)
 	return root
 }

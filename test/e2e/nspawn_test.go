@@ -89,7 +89,7 @@ Description=e2e: record the status, power off
 After=ec2init-final.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c '/usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt'
+ExecStart=/bin/sh -c '/usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=ec2init.target
@@ -145,7 +145,7 @@ func TestSystemdBoot(t *testing.T) {
 		return strings.Count(string(b), "run\n")
 	}
 	status, console := boot(t, root)
-	if !strings.Contains(status, "status: done") || !strings.Contains(status, "exit=0") {
+	if !strings.Contains(status, "status: done") || !strings.Contains(status, "exit=0") || !strings.Contains(status, "final-unit=active") {
 		t.Fatalf("first boot status:\n%s\nconsole:\n%s", status, tail(console, 40))
 	}
 	// Stages ran in unit order, each exactly once.

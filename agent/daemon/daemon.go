@@ -1,0 +1,181 @@
+// Package daemon keeps watching the instance metadata after boot for the
+// events an operator must act on — a Spot interruption notice, a rebalance
+// recommendation, scheduled maintenance — and runs the hooks configured for
+// each, reporting to systemd as it goes.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/sys"
+)
+
+// Event kinds, also the names of the hook directories under HooksDir.
+const (
+	SpotInterruption        = "spot-interruption"
+	RebalanceRecommendation = "rebalance-recommendation"
+	ScheduledMaintenance    = "scheduled-maintenance"
+)
+
+// HooksDir holds one directory of executables per event kind.
+const HooksDir = "/etc/ec2init/hooks"
+
+// watched maps each event kind to the IMDS path that reveals it. A 404 (or
+// an empty list for maintenance) means no event.
+var watched = []struct{ kind, path string }{
+	{SpotInterruption, "spot/instance-action"},
+	{RebalanceRecommendation, "events/recommendations/rebalance"},
+	{ScheduledMaintenance, "events/maintenance/scheduled"},
+}
+
+// Event is one observed event: its kind and IMDS's JSON about it.
+type Event struct {
+	Kind   string
+	Detail string
+}
+
+// Options configures the watcher.
+type Options struct {
+	IMDS *imds.Client
+	Root *sys.Root
+	Log  *zap.Logger
+	// Facts are the EC2_* variables hooks get, besides the event's.
+	Facts map[string]string
+	// Interval between polls; AWS advises checking for interruption
+	// notices every 5 seconds (the notice comes two minutes ahead).
+	Interval time.Duration
+	// Notify sends sd_notify lines (READY=1, STATUS=..., WATCHDOG=1); nil
+	// sends nothing.
+	Notify func(state string)
+	// OnEvent, when set, is called for each new event (tests).
+	OnEvent func(Event)
+}
+
+// Run polls until ctx ends. An event is acted on once, when it appears or
+// its detail changes; IMDS errors are logged and retried next tick.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Interval <= 0 {
+		opts.Interval = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	notify := opts.Notify
+	if notify == nil {
+		notify = func(string) {}
+	}
+	seen := map[string]string{}
+	ticker := time.NewTicker(opts.Interval)
+	defer ticker.Stop()
+	notify("STATUS=watching instance metadata for events")
+	for {
+		active := poll(ctx, opts, seen)
+		status := "STATUS=watching instance metadata: no events"
+		if len(active) > 0 {
+			status = "STATUS=active events: " + strings.Join(active, ", ")
+		}
+		notify(status + "\nWATCHDOG=1")
+		select {
+		case <-ctx.Done():
+			notify("STOPPING=1")
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// poll checks every watched path once and acts on new events; it returns
+// the kinds currently active.
+func poll(ctx context.Context, opts Options, seen map[string]string) []string {
+	var active []string
+	for _, w := range watched {
+		v, err := opts.IMDS.Get(ctx, w.path)
+		switch {
+		case errors.Is(err, imds.ErrNotFound):
+			delete(seen, w.kind)
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				opts.Log.Warn("poll instance metadata", zap.String("event", w.kind), zap.Error(err))
+			}
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if v == "" || v == "[]" {
+			delete(seen, w.kind)
+			continue
+		}
+		active = append(active, w.kind)
+		if seen[w.kind] == v {
+			continue
+		}
+		seen[w.kind] = v
+		ev := Event{Kind: w.kind, Detail: v}
+		opts.Log.Warn("instance event", zap.String("event", ev.Kind), zap.String("detail", summarize(v)))
+		if opts.OnEvent != nil {
+			opts.OnEvent(ev)
+		}
+		runHooks(ctx, opts, ev)
+	}
+	return active
+}
+
+// summarize keeps the event's JSON when it is JSON (IMDS's event documents
+// hold times and actions, no secrets) and its size otherwise.
+func summarize(v string) string {
+	if json.Valid([]byte(v)) && len(v) < 2048 {
+		return v
+	}
+	return fmt.Sprintf("%d bytes", len(v))
+}
+
+// runHooks runs the executables of HooksDir/<kind> in lexical order with
+// the event in EC2INIT_EVENT and EC2INIT_EVENT_DETAIL.
+func runHooks(ctx context.Context, opts Options, ev Event) {
+	if opts.Root == nil {
+		return
+	}
+	dir := path.Join(HooksDir, ev.Kind)
+	host, err := opts.Root.Path(dir)
+	if err != nil {
+		return
+	}
+	entries, err := os.ReadDir(host)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			opts.Log.Warn("read hooks", zap.String("dir", dir), zap.Error(err))
+		}
+		return
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	env := map[string]string{"EC2INIT_EVENT": ev.Kind, "EC2INIT_EVENT_DETAIL": ev.Detail}
+	runner := &sys.Runner{Root: opts.Root, Log: opts.Log, Env: opts.Facts}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+			continue
+		}
+		res, err := runner.RunScript(ctx, path.Join(dir, e.Name()), sys.Cmd{
+			Name:    "hook " + ev.Kind + "/" + e.Name(),
+			Env:     env,
+			Timeout: time.Minute,
+			Output:  os.Stderr,
+			Header:  true,
+		})
+		if err != nil || res.ExitCode != 0 {
+			opts.Log.Error("hook failed", zap.String("hook", e.Name()), zap.Int("exit_code", res.ExitCode), zap.Error(err))
+		}
+	}
+}
