@@ -223,3 +223,26 @@ func TestSchemaCommand(t *testing.T) {
 		t.Errorf("schema --annotate user data: %+v", r)
 	}
 }
+
+func TestAnalyze(t *testing.T) {
+	root, ep := bootFixture(t, "#!/bin/sh\nsleep 0.2\n")
+	if r := runCLI(t, binary, "analyze", "show", "--root", root, testBoot); r.code == 0 || !strings.Contains(r.stderr, "no boot recorded") {
+		t.Errorf("analyze before a boot: %+v", r)
+	}
+	if r := runCLI(t, binary, "boot", "--root", root, ep, testBoot, "--log-level=error"); r.code != 0 {
+		t.Fatalf("boot: %+v", r)
+	}
+	r := runCLI(t, binary, "analyze", "show", "--json", "--root", root, testBoot)
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 5 {
+		t.Fatalf("analyze show --json: %v %q", err, r.stdout)
+	}
+	r = runCLI(t, binary, "analyze", "blame", "--root", root, testBoot)
+	if r.code != 0 || !strings.Contains(r.stdout, "scripts_user:part-001") {
+		t.Errorf("analyze blame: %+v", r)
+	}
+	r = runCLI(t, binary, "analyze", "boot", "--root", root, testBoot)
+	if r.code != 0 || !strings.Contains(r.stdout, "ec2init took (seconds):") {
+		t.Errorf("analyze boot: %+v", r)
+	}
+}

@@ -51,6 +51,7 @@ func newRootCommand() *cobra.Command {
 		newSchemaCommand(e),
 		newModulesCommand(),
 		newDaemonCommand(e),
+		newAnalyzeCommand(e),
 	)
 	return root
 }
