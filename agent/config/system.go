@@ -26,7 +26,42 @@ const (
 
 // System is ec2init's own configuration.
 type System struct {
-	IMDS IMDS `yaml:"imds"`
+	IMDS   IMDS   `yaml:"imds"`
+	Daemon Daemon `yaml:"daemon"`
+}
+
+// Daemon configures the watcher that runs after boot.
+type Daemon struct {
+	// Interval between IMDS polls (default 5s, plus jitter).
+	Interval Duration `yaml:"interval"`
+	// Hooks are commands per event (spot_interruption,
+	// rebalance_recommendation, scheduled_maintenance,
+	// autoscaling_lifecycle, tags_changed, network_interfaces_changed).
+	Hooks map[string][]Command `yaml:"hooks"`
+}
+
+// Command is argv: a YAML list runs as given, a string runs with sh -c
+// (the user wrote shell).
+type Command []string
+
+// UnmarshalYAML accepts a string or a list of words.
+func (c *Command) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*c = Command{"/bin/sh", "-c", n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var argv []string
+		if err := n.Decode(&argv); err != nil {
+			return err
+		}
+		if len(argv) == 0 {
+			return fmt.Errorf("line %d: empty command", n.Line)
+		}
+		*c = argv
+		return nil
+	}
+	return fmt.Errorf("line %d: a command is a string or a list of words", n.Line)
 }
 
 // IMDS configures the metadata client (see agent/imds.Config).

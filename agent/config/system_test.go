@@ -81,3 +81,21 @@ func TestLoadSystem(t *testing.T) {
 		})
 	}
 }
+
+func TestDaemonConfig(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, SystemFile, "daemon:\n  interval: 10s\n  hooks:\n    spot_interruption:\n      - systemctl stop app\n      - [/usr/local/bin/drain, --now]\n")
+	got, err := LoadSystem(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := got.Daemon.Hooks["spot_interruption"]
+	if got.Daemon.Interval.Std() != 10*time.Second || len(hooks) != 2 ||
+		strings.Join(hooks[0], " ") != "/bin/sh -c systemctl stop app" || strings.Join(hooks[1], " ") != "/usr/local/bin/drain --now" {
+		t.Errorf("daemon config %+v", got.Daemon)
+	}
+	writeFile(t, root, SystemFile, "daemon:\n  hooks:\n    tags_changed:\n      - {a: b}\n")
+	if _, err := LoadSystem(root); err == nil || !strings.Contains(err.Error(), "line 4: a command is a string or a list") {
+		t.Errorf("bad hook: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"sort"
@@ -27,17 +28,33 @@ const (
 	SpotInterruption        = "spot-interruption"
 	RebalanceRecommendation = "rebalance-recommendation"
 	ScheduledMaintenance    = "scheduled-maintenance"
+	LifecycleState          = "autoscaling-lifecycle"
+	TagsChanged             = "tags-changed"
+	InterfacesChanged       = "network-interfaces-changed"
 )
 
 // HooksDir holds one directory of executables per event kind.
-const HooksDir = "/etc/ec2init/hooks"
+const HooksDir = "/etc/ec2init/hooks.d"
 
-// watched maps each event kind to the IMDS path that reveals it. A 404 (or
-// an empty list for maintenance) means no event.
-var watched = []struct{ kind, path string }{
-	{SpotInterruption, "spot/instance-action"},
-	{RebalanceRecommendation, "events/recommendations/rebalance"},
-	{ScheduledMaintenance, "events/maintenance/scheduled"},
+// EventsDir receives one JSON file per event acted on.
+const EventsDir = "/run/ec2init/events"
+
+// watch is one thing the daemon polls. A 404 (or an empty list) means no
+// event. change marks states whose every new value is an event, including
+// the first one seen after a previous value (not the first one at start:
+// the boot already acted on that).
+type watch struct {
+	kind, path string
+	change     bool
+}
+
+var watched = []watch{
+	{kind: SpotInterruption, path: "spot/instance-action"},
+	{kind: RebalanceRecommendation, path: "events/recommendations/rebalance"},
+	{kind: ScheduledMaintenance, path: "events/maintenance/scheduled"},
+	{kind: LifecycleState, path: "autoscaling/target-lifecycle-state", change: true},
+	{kind: TagsChanged, path: "tags/instance/", change: true},
+	{kind: InterfacesChanged, path: "network/interfaces/macs/", change: true},
 }
 
 // Event is one observed event: its kind and IMDS's JSON about it.
@@ -61,6 +78,9 @@ type Options struct {
 	Notify func(state string)
 	// OnEvent, when set, is called for each new event (tests).
 	OnEvent func(Event)
+	// Hooks are commands from config, per event kind, run before the
+	// hook directory's executables: argv lists, or one string run by sh -c.
+	Hooks map[string][][]string
 }
 
 // Run polls until ctx ends. An event is acted on once, when it appears or
@@ -77,32 +97,35 @@ func Run(ctx context.Context, opts Options) error {
 		notify = func(string) {}
 	}
 	seen := map[string]string{}
-	ticker := time.NewTicker(opts.Interval)
-	defer ticker.Stop()
 	notify("STATUS=watching instance metadata for events")
-	for {
-		active := poll(ctx, opts, seen)
+	for first := true; ; first = false {
+		active := poll(ctx, opts, seen, first)
 		status := "STATUS=watching instance metadata: no events"
 		if len(active) > 0 {
 			status = "STATUS=active events: " + strings.Join(active, ", ")
 		}
 		notify(status + "\nWATCHDOG=1")
+		// Jitter of up to a fifth of the interval: a fleet started
+		// together does not poll in lock-step.
+		wait := opts.Interval + time.Duration(rand.Int64N(int64(opts.Interval)/5+1))
 		select {
 		case <-ctx.Done():
 			notify("STOPPING=1")
 			return nil
-		case <-ticker.C:
+		case <-time.After(wait):
 		}
 	}
 }
 
 // poll checks every watched path once and acts on new events; it returns
 // the kinds currently active.
-func poll(ctx context.Context, opts Options, seen map[string]string) []string {
+func poll(ctx context.Context, opts Options, seen map[string]string, first bool) []string {
 	var active []string
 	for _, w := range watched {
 		v, err := opts.IMDS.Get(ctx, w.path)
 		switch {
+		case errors.Is(err, imds.ErrNotFound) && w.change:
+			v, err = "", nil
 		case errors.Is(err, imds.ErrNotFound):
 			delete(seen, w.kind)
 			continue
@@ -113,20 +136,29 @@ func poll(ctx context.Context, opts Options, seen map[string]string) []string {
 			continue
 		}
 		v = strings.TrimSpace(v)
-		if v == "" || v == "[]" {
-			delete(seen, w.kind)
-			continue
+		if w.change {
+			prev, known := seen[w.kind]
+			seen[w.kind] = v
+			if first || !known || prev == v {
+				continue
+			}
+		} else {
+			if v == "" || v == "[]" {
+				delete(seen, w.kind)
+				continue
+			}
+			active = append(active, w.kind)
+			if seen[w.kind] == v {
+				continue
+			}
+			seen[w.kind] = v
 		}
-		active = append(active, w.kind)
-		if seen[w.kind] == v {
-			continue
-		}
-		seen[w.kind] = v
 		ev := Event{Kind: w.kind, Detail: v}
 		opts.Log.Warn("instance event", zap.String("event", ev.Kind), zap.String("detail", summarize(v)))
 		if opts.OnEvent != nil {
 			opts.OnEvent(ev)
 		}
+		record(opts, ev)
 		runHooks(ctx, opts, ev)
 	}
 	return active
@@ -141,11 +173,38 @@ func summarize(v string) string {
 	return fmt.Sprintf("%d bytes", len(v))
 }
 
-// runHooks runs the executables of HooksDir/<kind> in lexical order with
-// the event in EC2INIT_EVENT and EC2INIT_EVENT_DETAIL.
+// record writes the event to EventsDir, for operators and other tools.
+func record(opts Options, ev Event) {
+	if opts.Root == nil {
+		return
+	}
+	b, err := json.Marshal(map[string]string{"kind": ev.Kind, "detail": ev.Detail, "at": time.Now().UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		return
+	}
+	name := fmt.Sprintf("%s/%s-%d.json", EventsDir, ev.Kind, time.Now().UnixNano())
+	if err := opts.Root.WriteFile(name, b, 0o644, nil); err != nil {
+		opts.Log.Warn("record event", zap.Error(err))
+	}
+}
+
+// runHooks runs the configured commands for the event, then the
+// executables of HooksDir/<kind> in lexical order, each with the event's
+// JSON on stdin and in EC2INIT_EVENT_DETAIL, and EC2INIT_EVENT.
 func runHooks(ctx context.Context, opts Options, ev Event) {
 	if opts.Root == nil {
 		return
+	}
+	env := map[string]string{"EC2INIT_EVENT": ev.Kind, "EC2INIT_EVENT_DETAIL": ev.Detail}
+	runner := &sys.Runner{Root: opts.Root, Log: opts.Log, Env: opts.Facts}
+	for i, argv := range opts.Hooks[ev.Kind] {
+		res, err := runner.Run(ctx, sys.Cmd{
+			Name: fmt.Sprintf("hook %s[%d]", ev.Kind, i), Argv: argv, Env: env, Timeout: time.Minute,
+			Stdin: strings.NewReader(ev.Detail), Output: os.Stderr, Header: true,
+		})
+		if err != nil || res.ExitCode != 0 {
+			opts.Log.Error("hook failed", zap.String("hook", fmt.Sprintf("%s[%d]", ev.Kind, i)), zap.Int("exit_code", res.ExitCode), zap.Error(err))
+		}
 	}
 	dir := path.Join(HooksDir, ev.Kind)
 	host, err := opts.Root.Path(dir)
@@ -160,8 +219,6 @@ func runHooks(ctx context.Context, opts Options, ev Event) {
 		return
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	env := map[string]string{"EC2INIT_EVENT": ev.Kind, "EC2INIT_EVENT_DETAIL": ev.Detail}
-	runner := &sys.Runner{Root: opts.Root, Log: opts.Log, Env: opts.Facts}
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
@@ -170,6 +227,7 @@ func runHooks(ctx context.Context, opts Options, ev Event) {
 		res, err := runner.RunScript(ctx, path.Join(dir, e.Name()), sys.Cmd{
 			Name:    "hook " + ev.Kind + "/" + e.Name(),
 			Env:     env,
+			Stdin:   strings.NewReader(ev.Detail),
 			Timeout: time.Minute,
 			Output:  os.Stderr,
 			Header:  true,

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent"
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/daemon"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/logging"
@@ -130,9 +131,12 @@ func newDaemonCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "daemon",
 		Short: "Watch instance metadata for Spot interruptions, rebalance recommendations and maintenance",
-		Long: "Poll IMDS every 5 seconds and run the executables in /etc/ec2init/hooks/<event>/\n" +
-			"(spot-interruption, rebalance-recommendation, scheduled-maintenance) when an event\n" +
-			"appears, with EC2INIT_EVENT, EC2INIT_EVENT_DETAIL and the EC2_* facts.",
+		Long: "Poll IMDS (daemon.interval, default 5s, with jitter) and when an event appears run\n" +
+			"the commands of daemon.hooks.<event> and the executables in /etc/ec2init/hooks.d/<event>/\n" +
+			"(spot-interruption, rebalance-recommendation, scheduled-maintenance, autoscaling-lifecycle,\n" +
+			"tags-changed, network-interfaces-changed), once per event, with the event's JSON on\n" +
+			"stdin and in EC2INIT_EVENT_DETAIL, EC2INIT_EVENT and the EC2_* facts. Events are also\n" +
+			"written to /run/ec2init/events/.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sdNotify("READY=1")
@@ -160,7 +164,20 @@ func runDaemon(ctx context.Context, e *env) error {
 	} else {
 		log.Warn("instance facts for hooks", zap.Error(err))
 	}
-	return daemon.Run(ctx, daemon.Options{IMDS: client, Root: root, Log: log, Facts: facts, Notify: sdNotify})
+	sysCfg, err := config.LoadSystem(e.root)
+	if err != nil {
+		return err
+	}
+	hooks := map[string][][]string{}
+	for event, cmds := range sysCfg.Daemon.Hooks {
+		for _, c := range cmds {
+			// Config names events with underscores, like cloud-config keys.
+			kind := strings.ReplaceAll(event, "_", "-")
+			hooks[kind] = append(hooks[kind], c)
+		}
+	}
+	return daemon.Run(ctx, daemon.Options{IMDS: client, Root: root, Log: log, Facts: facts, Notify: sdNotify,
+		Interval: sysCfg.Daemon.Interval.Std(), Hooks: hooks})
 }
 
 // sdNotify tells systemd about the service's state; outside systemd
