@@ -6,7 +6,7 @@ VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build test unit lint bench clean package
+.PHONY: all build test unit lint bench clean package e2e
 
 GOARCH  ?= $(shell go env GOARCH)
 NFPM    := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -22,6 +22,11 @@ test: lint
 
 unit:
 	$(GO) test -short -count=1 $(PKGS)
+
+# e2e: only the real-systemd and package tests (root, systemd-nspawn, a rootfs:
+# test/e2e/mkrootfs.sh), verbose, with the measured boot time.
+e2e:
+	$(GO) test -count=1 -v ./test/e2e
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

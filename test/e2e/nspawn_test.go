@@ -7,11 +7,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,10 +51,12 @@ func baseRootfs(t *testing.T) string {
 	return p
 }
 
-// install lays ec2init into a copy of the base rootfs as the package does:
-// binary, units enabled through the preset's list, config.
+// install copies the base rootfs and installs the freshly built .deb
+// into it with dpkg, as an AMI builder would (the package's postinst
+// enables the units by preset), then points the config at the simulator.
 func install(t *testing.T, base, endpoint string) string {
 	t.Helper()
+	deb, _ := buildPackages(t)
 	dir, err := os.MkdirTemp("/var/tmp", "ec2init-e2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -60,42 +64,28 @@ func install(t *testing.T, base, endpoint string) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	root := filepath.Join(dir, "rootfs")
 	run(t, "cp", "-a", base, root)
+	run(t, "cp", deb, filepath.Join(root, "tmp", "ec2init.deb"))
+	run(t, "chroot", root, "dpkg", "-i", "/tmp/ec2init.deb")
 
-	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(file), "..", "..")
-	build := exec.Command("go", "build", "-o", filepath.Join(root, "usr/bin/ec2init"), "./cmd/ec2init")
-	build.Dir = repo
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	units, err := filepath.Glob(filepath.Join(repo, "packaging/systemd/ec2init*"))
-	if err != nil || len(units) != 5 {
-		t.Fatalf("units: %v %v", units, err)
-	}
-	for _, u := range units {
-		run(t, "cp", u, filepath.Join(root, "etc/systemd/system/"))
-	}
-	write(t, filepath.Join(root, "etc/ec2init/config.yaml"), "imds:\n  endpoint: "+endpoint+"\n")
+	write(t, filepath.Join(root, "etc/ec2init/conf.d/50-e2e.yaml"), "imds:\n  endpoint: "+endpoint+"\n  max_attempts: 2\n")
 	// A persistent journal, so the test can read it after the container
 	// powered off.
 	if err := os.MkdirAll(filepath.Join(root, "var/log/journal"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The test's own unit: record the status once ec2init's work is done,
-	// then power the container off.
+	// The test's own unit: once ec2init's boot work is done (and, when the
+	// test asks, a hook has run), record the status and power off.
 	write(t, filepath.Join(root, "etc/systemd/system/e2e-done.service"), `[Unit]
 Description=e2e: record the status, power off
 After=ec2init-final.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c '/usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt'
+ExecStart=/bin/sh -c 'for i in $(seq 100); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=ec2init.target
 `)
-	run(t, "systemctl", "--root="+root, "enable", "ec2init.target", "ec2init-local.service", "ec2init.service",
-		"ec2init-config.service", "ec2init-final.service", "e2e-done.service")
+	run(t, "systemctl", "--root="+root, "enable", "e2e-done.service")
 	return root
 }
 
@@ -134,7 +124,7 @@ func TestSystemdBoot(t *testing.T) {
 	// Every unit passes systemd's own checks, in the system they ship in.
 	var unitPaths []string
 	for _, u := range []string{"ec2init-local.service", "ec2init.service", "ec2init-config.service", "ec2init-final.service", "ec2init.target"} {
-		unitPaths = append(unitPaths, filepath.Join(root, "etc/systemd/system", u))
+		unitPaths = append(unitPaths, filepath.Join(root, "usr/lib/systemd/system", u))
 	}
 	if out, err := exec.Command("systemd-analyze", append([]string{"verify", "--root=" + root, "--man=no"}, unitPaths...)...).CombinedOutput(); err != nil {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
@@ -178,6 +168,29 @@ func TestSystemdBoot(t *testing.T) {
 		t.Errorf("journal entries with EC2INIT_STAGE=final: %v\n%s", err, tail(string(journal), 10))
 	}
 
+	// Boot overhead: from the local unit's start to READY of the final one,
+	// by the container's journal (reported, not asserted: a measurement).
+	if out, err := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"), "--no-pager",
+		"-o", "json", "-b", "0", "_PID=1").Output(); err == nil {
+		var start, ready float64
+		for _, line := range strings.Split(string(out), "\n") {
+			var e map[string]string
+			if json.Unmarshal([]byte(line), &e) != nil {
+				continue
+			}
+			ts, _ := strconv.ParseFloat(e["__MONOTONIC_TIMESTAMP"], 64)
+			switch {
+			case strings.HasPrefix(e["MESSAGE"], "Starting ec2init-local.service") && start == 0:
+				start = ts
+			case strings.HasPrefix(e["MESSAGE"], "Started ec2init-final.service"):
+				ready = ts
+			}
+		}
+		if start > 0 && ready > start {
+			t.Logf("first boot: ec2init-local start to ec2init-final READY: %.0f ms (journal)", (ready-start)/1000)
+		}
+	}
+
 	// A reboot: the same instance, nothing per-instance again.
 	status, _ = boot(t, root)
 	if !strings.Contains(status, "skipped") || runs() != 1 {
@@ -217,4 +230,49 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestSystemdBootHardCases: IMDS down for the first seconds of boot, user
+// data that fails, and a Spot interruption notice while the daemon runs.
+func TestSystemdBootHardCases(t *testing.T) {
+	base := baseRootfs(t)
+	// Reserve a port, and serve IMDS on it only 5 seconds after the boot
+	// begins.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	sim := imdssim.New(imdssim.Options{})
+	t.Cleanup(func() { sim.Close() })
+	sim.SetUserData([]byte("#!/bin/sh\necho ran >> /var/tmp/failing-runs\nexit 3\n"))
+	sim.Set("meta-data/spot/instance-action", `{"action": "terminate", "time": "2026-11-29T09:00:00Z"}`)
+	root := install(t, base, "http://"+addr)
+	write(t, filepath.Join(root, "etc/ec2init/hooks.d/spot-interruption/10-record"), "#!/bin/sh\ncat >> /var/tmp/spot-hook\necho >> /var/tmp/spot-hook\n")
+	if err := os.Chmod(filepath.Join(root, "etc/ec2init/hooks.d/spot-interruption/10-record"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(root, "var/tmp/e2e-wait-for"), "/var/tmp/spot-hook")
+
+	go func() {
+		time.Sleep(5 * time.Second)
+		if _, err := sim.Start(addr); err != nil {
+			t.Errorf("start the simulator late: %v", err)
+		}
+	}()
+	status, console := boot(t, root)
+	if !strings.Contains(status, "status: error") || !strings.Contains(status, "exit status 3") || !strings.Contains(status, "exit=1") {
+		t.Errorf("failing user data: status:\n%s\nconsole:\n%s", status, tail(console, 30))
+	}
+	if !strings.Contains(status, "sessions=active") {
+		t.Errorf("logins blocked after failing user data:\n%s", status)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "var/tmp/failing-runs")); string(b) != "ran\n" {
+		t.Errorf("failing user data ran %q", b)
+	}
+	hook, err := os.ReadFile(filepath.Join(root, "var/tmp/spot-hook"))
+	if err != nil || strings.Count(string(hook), "terminate") != 1 {
+		t.Errorf("spot hook: %q, %v", hook, err)
+	}
 }

@@ -1,6 +1,4 @@
-// Package packaging builds the .deb and .rpm as `make package` does and
-// inspects them with the distributions' own tools.
-package packaging
+package e2e
 
 import (
 	"os"
@@ -8,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -16,24 +15,52 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func TestPackages(t *testing.T) {
+// packages builds the .deb and .rpm once per test run, as `make package`
+// does (the tests of this package share them, and run one at a time, so
+// the build's work files are never written twice at once).
+var packages = struct {
+	once     sync.Once
+	dir      string
+	deb, rpm string
+	err      error
+	buildLog string
+}{}
+
+const testVersion = "1.2.3"
+
+func buildPackages(t *testing.T) (deb, rpm string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds packages")
 	}
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
 		t.Skip("needs dpkg-deb")
 	}
-	dist := t.TempDir()
-	cmd := exec.Command("make", "package", "DIST="+dist, "VERSION=1.2.3")
-	cmd.Dir = repoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make package: %v\n%s", err, out)
+	packages.once.Do(func() {
+		packages.dir, packages.err = os.MkdirTemp("", "ec2init-pkg-")
+		if packages.err != nil {
+			return
+		}
+		cmd := exec.Command("make", "package", "DIST="+packages.dir, "VERSION="+testVersion)
+		cmd.Dir = repoRoot()
+		out, err := cmd.CombinedOutput()
+		packages.buildLog, packages.err = string(out), err
+		debs, _ := filepath.Glob(filepath.Join(packages.dir, "*.deb"))
+		rpms, _ := filepath.Glob(filepath.Join(packages.dir, "*.rpm"))
+		if err == nil && len(debs) == 1 && len(rpms) == 1 {
+			packages.deb, packages.rpm = debs[0], rpms[0]
+		}
+	})
+	if packages.err != nil || packages.deb == "" {
+		t.Fatalf("make package: %v\n%s", packages.err, packages.buildLog)
 	}
-	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
-	rpms, _ := filepath.Glob(filepath.Join(dist, "*.rpm"))
-	if len(debs) != 1 || len(rpms) != 1 {
-		t.Fatalf("packages: %v %v", debs, rpms)
-	}
+	return packages.deb, packages.rpm
+}
+
+// TestPackages inspects the packages with the distributions' own tools.
+func TestPackages(t *testing.T) {
+	deb, rpm := buildPackages(t)
+	debs, rpms := []string{deb}, []string{rpm}
 
 	contents := output(t, "dpkg-deb", "-c", debs[0])
 	for _, want := range []string{
@@ -59,7 +86,7 @@ func TestPackages(t *testing.T) {
 		t.Error("deb ships /usr/bin/ec2-metadata: it must not overwrite amazon-ec2-utils'")
 	}
 	info := output(t, "dpkg-deb", "-I", debs[0])
-	for _, want := range []string{"Package: ec2init", "Version: 1.2.3", "postinst", "prerm"} {
+	for _, want := range []string{"Package: ec2init", "Version: " + testVersion, "postinst", "prerm"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("deb control lacks %q:\n%s", want, info)
 		}
