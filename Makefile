@@ -41,6 +41,7 @@ DIST    ?= dist
 package: build
 	mkdir -p dist/completions $(DIST)
 	for sh in bash zsh fish; do bin/ec2init completion $$sh > dist/completions/ec2init.$$sh; done
+	rm -rf dist/man && bin/ec2init man dist/man && gzip -9nf dist/man/*.1
 	for fmt in deb rpm; do VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(NFPM) package --config nfpm.yaml --packager $$fmt --target $(DIST)/; done
 
 clean:

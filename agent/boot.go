@@ -106,6 +106,12 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	if err != nil {
 		return state.Status{}, err
 	}
+	// Bounded by size, rotated between boots (never within one).
+	if len(opts.Stages) > 0 && opts.Stages[0] == modules.StageLocal {
+		if err := root.RotateLog(state.OutputLogFile, 10<<20); err != nil {
+			opts.Log.Warn("rotate output log", zap.Error(err))
+		}
+	}
 	b := &booter{opts: opts, store: store, root: root, log: opts.Log, registry: opts.Registry,
 		cloudConfig: config.Merge()}
 	if b.registry == nil {

@@ -427,6 +427,27 @@ const logPerm os.FileMode = 0o600
 // OpenLog opens the log file at p for appending, creating it (and missing
 // parents, 0755) with mode 0600. An existing log with any permission bit
 // beyond 0600 (readable by its group, say) is set to 0600.
+// RotateLog renames log p to p.1 (replacing an older p.1) when it has grown
+// past max bytes, so a log written at every boot stays bounded: at most
+// about twice max on disk. A missing log is fine.
+func (r *Root) RotateLog(p string, max int64) error {
+	full, err := r.Path(p)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(full)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() <= max) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("rotate log %s: %w", p, err)
+	}
+	if err := os.Rename(full, full+".1"); err != nil {
+		return fmt.Errorf("rotate log %s: %w", p, err)
+	}
+	return nil
+}
+
 func (r *Root) OpenLog(p string) (*os.File, error) {
 	full, err := r.Path(p)
 	if err != nil {

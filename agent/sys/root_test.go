@@ -527,3 +527,35 @@ func TestRemoveStatExists(t *testing.T) {
 		t.Errorf("ReadFile(missing) error = %v", err)
 	}
 }
+
+func TestRotateLog(t *testing.T) {
+	dir := t.TempDir()
+	r, err := NewRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RotateLog("/var/log/x.log", 10); err != nil {
+		t.Fatalf("missing log: %v", err)
+	}
+	if err := r.AppendFile("/var/log/x.log", []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RotateLog("/var/log/x.log", 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "var/log/x.log")); err != nil {
+		t.Errorf("a log at the limit was rotated: %v", err)
+	}
+	if err := r.AppendFile("/var/log/x.log", []byte("!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RotateLog("/var/log/x.log", 10); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "var/log/x.log.1")); err != nil || string(b) != "0123456789!" {
+		t.Errorf("rotated: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "var/log/x.log")); !os.IsNotExist(err) {
+		t.Errorf("log still there after rotation: %v", err)
+	}
+}

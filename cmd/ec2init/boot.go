@@ -124,6 +124,10 @@ func openAgentLog(root string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Rotated by size at the start of a run: one boot's log is never split.
+	if err := r.RotateLog(state.LogFile, 10<<20); err != nil {
+		return nil, err
+	}
 	return r.OpenLog(state.LogFile)
 }
 

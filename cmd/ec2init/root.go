@@ -53,6 +53,7 @@ func newRootCommand() *cobra.Command {
 		newDaemonCommand(e),
 		newAnalyzeCommand(e),
 	)
+	root.AddCommand(newManCommand(root))
 	return root
 }
 

@@ -74,6 +74,8 @@ func TestPackages(t *testing.T) {
 		"./etc/ec2init/config.yaml",
 		"./usr/libexec/ec2init/ec2-metadata -> /usr/bin/ec2init",
 		"./usr/share/bash-completion/completions/ec2init",
+		"./usr/share/man/man1/ec2init.1.gz",
+		"./usr/share/man/man1/ec2init-status.1.gz",
 	} {
 		if !strings.Contains(contents, want) {
 			t.Errorf("deb lacks %q:\n%s", want, contents)
