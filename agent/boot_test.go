@@ -213,7 +213,7 @@ func TestBadUserDataDoesNotStopTheRest(t *testing.T) {
 	st := f.boot(boot1)
 	f.wantRuns("boot", map[string]int{"ok": 1, "runcmd": 1})
 	joined := strings.Join(st.Errors, "\n")
-	if !strings.Contains(joined, `"broken.yaml": line`) {
+	if !strings.Contains(joined, `"broken.yaml":1:1: did not find expected key`) {
 		t.Errorf("errors %q: want the cloud-config part and line named", st.Errors)
 	}
 	if !strings.Contains(strings.Join(st.Degraded, "\n"), "noheader.txt") {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/ec2init/ec2init/agent/config"
@@ -47,11 +48,13 @@ func ValidateInput(name string, data []byte, reg *modules.Registry) ([]CheckedDo
 			source = fmt.Sprintf("%s part %d %q", name, p.Index, p.Filename)
 		}
 		doc, err := config.ParseDoc(source, p.Body)
-		if err != nil {
-			out = append(out, CheckedDoc{Source: source, Body: p.Body, Diagnostics: []config.Diagnostic{{
-				Source: source, Severity: config.SeverityError, Message: err.Error(),
-			}}})
+		var pe *config.ParseError
+		if errors.As(err, &pe) {
+			out = append(out, CheckedDoc{Source: source, Body: p.Body, Diagnostics: []config.Diagnostic{pe.Diagnostic()}})
 			continue
+		}
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, CheckedDoc{Source: source, Body: p.Body, Diagnostics: reg.ValidateDoc(doc)})
 	}

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -16,19 +18,47 @@ type Doc struct {
 	Root   *yaml.Node // a mapping node; nil for an empty document
 }
 
+// ParseError is a cloud-config document that cannot be read: YAML syntax,
+// or not a mapping. Line is 0 when the parser gave none.
+type ParseError struct {
+	Source       string
+	Line, Column int
+	Msg          string
+}
+
+func (e *ParseError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.Source, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", e.Source, e.Line, e.Column, e.Msg)
+}
+
+// Diagnostic presents the error like validation findings.
+func (e *ParseError) Diagnostic() Diagnostic {
+	return Diagnostic{Source: e.Source, Line: e.Line, Column: e.Column, Severity: SeverityError, Message: e.Msg}
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
 // ParseDoc parses one cloud-config document. A syntax error names the
 // source and line; a document that is not a mapping is an error too.
 func ParseDoc(source string, data []byte) (Doc, error) {
 	var n yaml.Node
 	if err := yaml.Unmarshal(data, &n); err != nil {
-		return Doc{}, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		pe := &ParseError{Source: source, Msg: msg}
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			pe.Line, _ = strconv.Atoi(m[1])
+			pe.Column, pe.Msg = 1, m[2]
+		}
+		return Doc{}, pe
 	}
 	if len(n.Content) == 0 {
 		return Doc{Source: source}, nil
 	}
 	root := n.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return Doc{}, fmt.Errorf("%s:%d:%d: cloud-config must be a mapping of keys", source, root.Line, root.Column)
+		return Doc{}, &ParseError{Source: source, Line: root.Line, Column: root.Column, Msg: "cloud-config must be a mapping of keys"}
 	}
 	return Doc{Source: source, Root: root}, nil
 }

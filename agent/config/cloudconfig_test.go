@@ -69,7 +69,7 @@ func TestMerge(t *testing.T) {
 func TestParseDocErrors(t *testing.T) {
 	for _, tt := range []struct{ body, want string }{
 		{"- a\n", "src:1:1: cloud-config must be a mapping"},
-		{"a: [\n", "src: line"},
+		{"a: [\n", "src:1:1: did not find expected node content"},
 	} {
 		if _, err := ParseDoc("src", []byte(tt.body)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseDoc(%q) = %v, want %q", tt.body, err, tt.want)

@@ -113,7 +113,14 @@ type Diagnostic struct {
 }
 
 func (d Diagnostic) String() string {
-	return fmt.Sprintf("%s:%d:%d: %s: %s: %s", d.Source, d.Line, d.Column, d.Severity, d.Path, d.Message)
+	loc := d.Source
+	if d.Line > 0 {
+		loc = fmt.Sprintf("%s:%d:%d", d.Source, d.Line, d.Column)
+	}
+	if d.Path == "" {
+		return fmt.Sprintf("%s: %s: %s", loc, d.Severity, d.Message)
+	}
+	return fmt.Sprintf("%s: %s: %s: %s", loc, d.Severity, d.Path, d.Message)
 }
 
 // Validate checks n against t; path names n ("users[0].name").
