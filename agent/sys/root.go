@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ec2init/ec2init/agent/state/atomicfile"
 )
 
 // ErrEscapesRoot is wrapped by every error for a path that would leave the
@@ -33,9 +35,9 @@ const maxSymlinks = 40
 type Root struct {
 	prefix string
 
-	// beforeRename, when set (tests only), runs after a temporary file is
-	// fully written and before it replaces the target; an error aborts.
-	beforeRename func(tmp string) error
+	// writeHook, when set (tests only), runs at each step of an atomic
+	// write (see atomicfile.Writer.Hook); an error aborts the write.
+	writeHook func(point string) error
 }
 
 // NewRoot returns the host seen through prefix, which must be an existing
@@ -303,68 +305,15 @@ func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) 
 	return nil
 }
 
-func (r *Root) writeAtomic(full string, data []byte, perm os.FileMode, owner *Owner) (err error) {
-	if fi, err := os.Stat(full); err == nil && fi.IsDir() {
-		return errors.New("is a directory")
-	}
+func (r *Root) writeAtomic(full string, data []byte, perm os.FileMode, owner *Owner) error {
 	if err := mkdirParents(full); err != nil {
 		return err
 	}
-	dir, base := filepath.Split(full)
-	if len(base) > 100 { // keep the temporary name under NAME_MAX
-		base = base[:100]
-	}
-	f, err := os.CreateTemp(dir, "."+base+".ec2init-tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
+	w := atomicfile.Writer{Hook: r.writeHook}
 	if owner != nil {
-		if err := f.Chown(owner.UID, owner.GID); err != nil {
-			return err
-		}
+		w.Chown = func(f *os.File) error { return f.Chown(owner.UID, owner.GID) }
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if r.beforeRename != nil {
-		if err := r.beforeRename(tmp); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, full); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable. Filesystems that cannot sync a
-// directory are tolerated.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return err
-	}
-	return nil
+	return w.WriteFile(full, data, perm)
 }
 
 // AppendFile appends data to the file at p, creating it (and missing parents,

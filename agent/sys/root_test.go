@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ec2init/ec2init/agent/state/atomicfile"
 )
 
 // newTestRoot returns a Root on a fresh temporary directory.
@@ -296,11 +298,11 @@ func TestWriteFile(t *testing.T) {
 func TestWriteFileFailureKeepsOldContent(t *testing.T) {
 	r := newTestRoot(t)
 	put(t, r, "/etc/hosts", "old content\n", 0o644)
-	r.beforeRename = func(tmp string) error {
-		if _, err := os.Stat(tmp); err != nil {
-			t.Errorf("temporary file missing before rename: %v", err)
+	r.writeHook = func(point string) error {
+		if point == atomicfile.BeforeRename {
+			return errors.New("injected failure")
 		}
-		return errors.New("injected failure")
+		return nil
 	}
 	err := r.WriteFile("/etc/hosts", []byte("new content\n"), 0o600, nil)
 	if err == nil || !strings.Contains(err.Error(), "/etc/hosts") || !strings.Contains(err.Error(), "injected") {

@@ -55,6 +55,9 @@ type Writer struct {
 	// target already has the new content. Tests use it to fail or to kill
 	// the process at each step.
 	Hook func(point string) error
+	// Chown, when set, is applied to the temporary file before it is
+	// renamed into place, so the file never exists with the wrong owner.
+	Chown func(f *os.File) error
 }
 
 // WriteFileAtomic replaces the file at path with data and mode perm,
@@ -117,6 +120,11 @@ func (w Writer) writeFile(path string, data []byte, perm os.FileMode) (err error
 	}
 	if err := f.Chmod(perm); err != nil {
 		return err
+	}
+	if w.Chown != nil {
+		if err := w.Chown(f); err != nil {
+			return err
+		}
 	}
 	if err := w.hook(BeforeSync); err != nil {
 		return err
