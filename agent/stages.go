@@ -209,14 +209,15 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 		// Stopped from outside: leave the record open, as a crash would.
 		return res
 	}
-	outcome := state.Outcome(res.Outcome)
-	if err := b.store.MarkFinished(w.name, w.freq, outcome, runErr); err != nil {
-		log.Warn("record", zap.Error(err))
-	}
 	// A script that ran to its end, even failing, has had its one run: it
-	// is not repeated on the next boot (status reports the failure).
+	// is not repeated on the next boot (status reports the failure). The
+	// semaphore goes first: a crash between the two writes must leave it
+	// done, never finished-without-semaphore, which would run it again.
 	if err := b.store.MarkDone(w.name, w.freq); err != nil {
 		log.Warn("semaphore", zap.Error(err))
+	}
+	if err := b.store.MarkFinished(w.name, w.freq, state.Outcome(res.Outcome), runErr); err != nil {
+		log.Warn("record", zap.Error(err))
 	}
 	return res
 }
