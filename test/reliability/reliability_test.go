@@ -236,3 +236,84 @@ func TestIMDSFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskFaults: a corrupt status.json from before, a state directory on
+// a tiny tmpfs that fills up, a read-only root. Previous state is never
+// lost and the error says what happened.
+func TestDiskFaults(t *testing.T) {
+	sim, url := imdssim.Start(t, imdssim.Options{})
+	sim.SetUserData([]byte("#!/bin/sh\necho ok\n"))
+	boot := func(root string) (state.Status, error) {
+		return agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000001"})
+	}
+
+	t.Run("corrupt status.json", func(t *testing.T) {
+		root := t.TempDir()
+		dir := filepath.Join(root, "var/lib/ec2init")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "status.json"), []byte(`{"state": "do`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := boot(root)
+		if err != nil || st.State != state.StateDone {
+			t.Fatalf("boot over a corrupt status: %s, %v", st.State, err)
+		}
+		kept, _ := filepath.Glob(filepath.Join(dir, "status.json.corrupt-*"))
+		if len(kept) != 1 {
+			t.Errorf("the corrupt status.json was not kept aside: %v", kept)
+		}
+	})
+
+	t.Run("read-only root", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to mount")
+		}
+		root := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", root).CombinedOutput(); err != nil {
+			t.Skipf("mount tmpfs: %v %s", err, out)
+		}
+		defer exec.Command("umount", root).Run()
+		_, err := boot(root)
+		if err == nil || !strings.Contains(err.Error(), "read-only file system") {
+			t.Fatalf("boot on a read-only root: %v", err)
+		}
+	})
+
+	t.Run("state filesystem fills up", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to mount")
+		}
+		root := t.TempDir()
+		// A first boot on a roomy disk, then the disk fills up.
+		if st, err := boot(root); err != nil || st.State != state.StateDone {
+			t.Fatalf("first boot: %s %v", st.State, err)
+		}
+		good, err := os.ReadFile(filepath.Join(root, "var/lib/ec2init/result.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lib := filepath.Join(root, "var/lib/ec2init")
+		saved := t.TempDir()
+		exec.Command("cp", "-a", lib+"/.", saved).Run()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", lib).CombinedOutput(); err != nil {
+			t.Skipf("mount tmpfs: %v %s", err, out)
+		}
+		defer exec.Command("umount", lib).Run()
+		exec.Command("cp", "-a", saved+"/.", lib).Run()
+		filler, _ := os.Create(filepath.Join(lib, "filler"))
+		filler.Write(make([]byte, 1<<20)) // stops at the tmpfs size
+		filler.Close()
+
+		_, err = agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000002"})
+		t.Logf("boot on a full disk: %v", err)
+		after, rerr := os.ReadFile(filepath.Join(lib, "result.json"))
+		if rerr != nil || string(after) != string(good) {
+			t.Errorf("the previous result was lost on a full disk: %v", rerr)
+		}
+		if leftovers, _ := filepath.Glob(filepath.Join(lib, ".*tmp*")); len(leftovers) > 0 {
+			t.Errorf("temporary files left behind: %v", leftovers)
+		}
+	})
+}
