@@ -242,11 +242,6 @@ func (b *booter) finish() {
 	b.log.Info("boot finished", zap.String("state", b.status.State),
 		zap.Duration("took", now.Sub(b.status.StartedAt)),
 		zap.Int("errors", len(b.status.Errors)), zap.Int("degraded", len(b.status.Degraded)))
-	if b.opts.Console != nil {
-		fmt.Fprintf(b.opts.Console, "ec2init %s finished at %s: %s, instance %s, boot took %.3fs\n",
-			b.opts.Version, now.UTC().Format(time.RFC1123), b.status.State, b.status.InstanceID,
-			now.Sub(b.status.StartedAt).Seconds())
-	}
 }
 
 func containsStage(stages []modules.Stage, s modules.Stage) bool {

@@ -62,10 +62,11 @@ func (b *booter) stageWork(st modules.Stage) []work {
 		for _, p := range b.parts(userdata.KindBoothook) {
 			out = append(out, b.partWork("boothook", p, state.Always))
 		}
-		out = append(out, b.moduleWork(st)...)
+		out = append(out, b.moduleWork(st, anywhere)...)
 	case modules.StageNetwork, modules.StageConfig:
-		out = append(out, b.moduleWork(st)...)
+		out = append(out, b.moduleWork(st, anywhere)...)
 	case modules.StageFinal:
+		out = append(out, b.moduleWork(st, beforeScripts)...)
 		for _, d := range []struct {
 			dir  string
 			freq state.Frequency
@@ -87,16 +88,31 @@ func (b *booter) stageWork(st modules.Stage) []work {
 		}
 		// After the user's scripts, as cloud-init's scripts_user runs its
 		// runcmd script after the parts it sorts before it.
-		out = append(out, b.moduleWork(st)...)
+		out = append(out, b.moduleWork(st, afterScripts)...)
 	}
 	return out
 }
 
-// moduleWork lists the stage's modules that have something to do.
-func (b *booter) moduleWork(st modules.Stage) []work {
+// Where a final-stage module runs relative to the user's scripts.
+const (
+	anywhere = iota
+	beforeScripts
+	afterScripts
+)
+
+// moduleWork lists the stage's modules that have something to do; in the
+// final stage, those that go before or after the user's scripts.
+func (b *booter) moduleWork(st modules.Stage, place int) []work {
 	var out []work
 	for _, m := range b.registry.ForStage(st) {
 		if !modules.ShouldRun(m, b.cloudConfig) {
+			continue
+		}
+		early := false
+		if bs, ok := m.(modules.BeforeScripts); ok {
+			early = bs.BeforeScripts()
+		}
+		if (place == beforeScripts && !early) || (place == afterScripts && early) {
 			continue
 		}
 		out = append(out, work{name: m.Name(), freq: m.Frequency(), run: func(ctx context.Context) (*int, error) {
@@ -137,6 +153,7 @@ func (b *booter) moduleEnv() (*modules.Env, func(), error) {
 		Console:            out,
 		System:             sysCfg,
 		Facts:              b.env,
+		Version:            b.opts.Version,
 	}
 	return env, func() { logFile.Close() }, nil
 }

@@ -39,6 +39,12 @@ type Wanted interface {
 	Wanted(cfg *config.CloudConfig) bool
 }
 
+// BeforeScripts is implemented by final-stage modules that must run before
+// the user's scripts (files a script may need), as cloud-init orders them.
+type BeforeScripts interface {
+	BeforeScripts() bool
+}
+
 // Schema documents and validates a module's keys.
 type Schema struct {
 	// Doc is one line on what the module does.
@@ -64,6 +70,8 @@ type Env struct {
 	System config.System
 	// Facts are the EC2_* variables scripts and commands get.
 	Facts map[string]string
+	// Version is ec2init's version, for messages.
+	Version string
 }
 
 // Registry holds the modules in the order they run within a stage.

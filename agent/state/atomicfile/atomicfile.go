@@ -118,13 +118,14 @@ func (w Writer) writeFile(path string, data []byte, perm os.FileMode) (err error
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
+	// Owner before mode: chown clears setuid and setgid.
 	if w.Chown != nil {
 		if err := w.Chown(f); err != nil {
 			return err
 		}
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
 	}
 	if err := w.hook(BeforeSync); err != nil {
 		return err
