@@ -5,14 +5,25 @@ package all
 
 import (
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/finalmessage"
+	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/runcmd"
+	"github.com/ec2init/ec2init/modules/writefiles"
 )
 
 // Registry returns a registry of every module.
 func Registry() *modules.Registry {
 	r, err := modules.NewRegistry(
+		// network stage
 		runcmd.Bootcmd{},
+		writefiles.WriteFiles{},
+		// final stage: deferred files before the user's scripts (see
+		// modules.BeforeScripts), then runcmd, the message, and the power
+		// change last of all
+		writefiles.WriteFilesDeferred{},
 		runcmd.Runcmd{},
+		finalmessage.FinalMessage{},
+		powerstate.PowerState{},
 	)
 	if err != nil {
 		// The list above is fixed at build time and covered by tests.
