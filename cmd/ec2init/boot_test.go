@@ -159,6 +159,7 @@ func TestDemo(t *testing.T) {
 		"setup.sh ran for: i-0123456789abcdef0, i-0fedcba9876543210",
 		"scripts_user:setup.sh                per-instance  skipped (already ran)",
 		"every-boot.sh: boot of i-0fedcba9876543210",
+		"write_files wrote /etc/motd: Configured by ec2init",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)

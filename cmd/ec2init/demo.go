@@ -132,6 +132,9 @@ func runDemo(ctx context.Context, e *env, out io.Writer, keep bool) error {
 	}
 	runs, _ := os.ReadFile(filepath.Join(root, "var/tmp/setup-runs"))
 	fmt.Fprintf(out, "\nsetup.sh ran for: %s\n", strings.Join(strings.Fields(string(runs)), ", "))
+	if motd, err := os.ReadFile(filepath.Join(root, "etc/motd")); err == nil {
+		fmt.Fprintf(out, "write_files wrote /etc/motd: %s", motd)
+	}
 	fmt.Fprintf(out, "Everything was written under a temporary --root; scripts got the instance facts as EC2_* variables.\n")
 	fmt.Fprintf(out, "Try: ec2init imds serve, then ec2init boot --root DIR --endpoint http://127.0.0.1:1338\n")
 	return nil
