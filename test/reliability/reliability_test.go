@@ -176,9 +176,12 @@ func TestIMDSFaults(t *testing.T) {
 			go func() { time.Sleep(2 * time.Second); s.SetLatency(0) }()
 		}},
 		{name: "token expiry mid-boot", setup: func(s *imdssim.Server) {
+			// Tokens expire a few times while the crawl is in flight, as a
+			// TTL running out does (each expiry costs one 401 and a new
+			// token per client).
 			go func() {
-				for i := 0; i < 20; i++ {
-					time.Sleep(5 * time.Millisecond)
+				for i := 0; i < 4; i++ {
+					time.Sleep(15 * time.Millisecond)
 					s.ExpireTokens()
 				}
 			}()
