@@ -6,7 +6,7 @@ VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build test unit lint bench clean package e2e
+.PHONY: all build test unit lint bench clean package e2e fuzz
 
 GOARCH  ?= $(shell go env GOARCH)
 NFPM    := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -27,6 +27,17 @@ unit:
 # test/e2e/mkrootfs.sh), verbose, with the measured boot time.
 e2e:
 	$(GO) test -count=1 -v ./test/e2e
+
+# fuzz: every fuzz target for FUZZTIME each; a failing input is kept in the
+# package's testdata/fuzz for the regular tests to replay.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./agent/userdata:FuzzParse ./agent/ec2metadata:FuzzParse \
+	./agent/config:FuzzCloudConfig ./agent/imds/imdssim:FuzzParse
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
