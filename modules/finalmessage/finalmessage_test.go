@@ -12,16 +12,8 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/modtest"
 )
-
-func cloudConfig(t *testing.T, doc string) *config.CloudConfig {
-	t.Helper()
-	d, err := config.ParseDoc("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.Merge(d)
-}
 
 func TestRun(t *testing.T) {
 	fixed := FinalMessage{
@@ -55,7 +47,7 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			env := &modules.Env{Console: &out, Instance: &imds.Instance{InstanceID: "i-0abc"}}
-			if err := tt.mod.Run(context.Background(), env, cloudConfig(t, tt.doc)); err != nil {
+			if err := tt.mod.Run(context.Background(), env, modtest.Config(t, tt.doc)); err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tt.want {
@@ -66,7 +58,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	if !(FinalMessage{}).Wanted(cloudConfig(t, "runcmd: []\n")) {
+	if !(FinalMessage{}).Wanted(modtest.Config(t, "runcmd: []\n")) {
 		t.Error("not wanted without final_message: the default message must print")
 	}
 	if _, err := os.Stat("/proc/uptime"); err != nil {

@@ -14,28 +14,9 @@ import (
 	"time"
 
 	"github.com/ec2init/ec2init/agent/config"
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/modtest"
 )
-
-func newEnv(t *testing.T) (*modules.Env, *bytes.Buffer) {
-	t.Helper()
-	root, err := sys.NewRoot(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	return &modules.Env{Root: root, Runner: &sys.Runner{Root: root}, Console: &out}, &out
-}
-
-func cloudConfig(t *testing.T, doc string) *config.CloudConfig {
-	t.Helper()
-	d, err := config.ParseDoc("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.Merge(d)
-}
 
 // TestRun checks the decided action and the condition handling with a fake
 // executor; conditions are real commands run through the Runner.
@@ -76,13 +57,13 @@ func TestRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env, _ := newEnv(t)
+			env, _ := modtest.Env(t)
 			var got *Action
 			p := PowerState{Execute: func(_ context.Context, _ *modules.Env, a Action) error {
 				got = &a
 				return nil
 			}}
-			err := p.Run(context.Background(), env, cloudConfig(t, tt.doc+"\n"))
+			err := p.Run(context.Background(), env, modtest.Config(t, tt.doc+"\n"))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)
@@ -130,8 +111,8 @@ func TestSystemdRunArgv(t *testing.T) {
 // The default executor never touches the machine when the root is not the
 // running system (all tests; preparing an image).
 func TestScheduleRefusesUnderRoot(t *testing.T) {
-	env, out := newEnv(t)
-	if err := (PowerState{}).Run(context.Background(), env, cloudConfig(t, "power_state: {mode: poweroff}\n")); err != nil {
+	env, out := modtest.Env(t)
+	if err := (PowerState{}).Run(context.Background(), env, modtest.Config(t, "power_state: {mode: poweroff}\n")); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "not scheduling poweroff of this machine: the root is "+env.Root.Prefix()) {

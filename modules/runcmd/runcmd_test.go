@@ -1,7 +1,6 @@
 package runcmd
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -12,28 +11,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/modtest"
 )
-
-func env(t *testing.T) (*modules.Env, *bytes.Buffer) {
-	t.Helper()
-	root, err := sys.NewRoot(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	return &modules.Env{Root: root, Runner: &sys.Runner{Root: root}, Console: &out}, &out
-}
-
-func cloudConfig(t *testing.T, doc string) *config.CloudConfig {
-	t.Helper()
-	d, err := config.ParseDoc("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.Merge(d)
-}
 
 func TestArgv(t *testing.T) {
 	tests := []struct {
@@ -57,9 +37,9 @@ func TestArgv(t *testing.T) {
 }
 
 func TestRuncmd(t *testing.T) {
-	e, out := env(t)
+	e, out := modtest.Env(t)
 	marker := filepath.Join(e.Root.Prefix(), "marker")
-	cfg := cloudConfig(t, `runcmd:
+	cfg := modtest.Config(t, `runcmd:
   - echo shell >> "$EC2INIT_ROOT/marker"
   - [sh, -c, 'exit 7']
   - [touch, "`+marker+`.argv"]

@@ -16,26 +16,15 @@ import (
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/modtest"
 )
 
 func newEnv(t *testing.T) *modules.Env {
 	t.Helper()
-	root, err := sys.NewRoot(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &modules.Env{Root: root, Runner: &sys.Runner{Root: root}, Instance: &imds.Instance{InstanceID: "i-0abc"}}
-}
-
-func cloudConfig(t *testing.T, doc string) *config.CloudConfig {
-	t.Helper()
-	d, err := config.ParseDoc("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.Merge(d)
+	env, _ := modtest.Env(t)
+	env.Instance = &imds.Instance{InstanceID: "i-0abc"}
+	return env
 }
 
 // self is an owner spec every test may chown to, root or not.
@@ -87,7 +76,7 @@ func TestParseItem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			items, err := parseItems(cloudConfig(t, "write_files:\n- "+strings.ReplaceAll(tt.item, "\n", "\n  ")+"\n"))
+			items, err := parseItems(modtest.Config(t, "write_files:\n- "+strings.ReplaceAll(tt.item, "\n", "\n  ")+"\n"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +125,7 @@ func TestWriteFiles(t *testing.T) {
 	if err := e.Root.WriteFile("/etc/replaced", []byte("old content\n"), 0o600, nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg := cloudConfig(t, fmt.Sprintf(`write_files:
+	cfg := modtest.Config(t, fmt.Sprintf(`write_files:
 - path: /opt/app/conf/app.ini
   content: "a=1\n"
   owner: "%[1]s"
@@ -210,7 +199,7 @@ func TestWriteFiles(t *testing.T) {
 }
 
 func TestWriteFilesDeferredWanted(t *testing.T) {
-	if (WriteFilesDeferred{}).Wanted(cloudConfig(t, "runcmd: []\n")) {
+	if (WriteFilesDeferred{}).Wanted(modtest.Config(t, "runcmd: []\n")) {
 		t.Error("wanted without write_files")
 	}
 	if len((WriteFilesDeferred{}).Schema().Keys) != 0 {
@@ -233,7 +222,7 @@ func TestOwnerCreatedLater(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.Root.WriteFile("/etc/passwd", []byte("root:x:0:0::/root:/bin/sh\n"), 0o644, nil)
-			cfg := cloudConfig(t, fmt.Sprintf(`write_files:
+			cfg := modtest.Config(t, fmt.Sprintf(`write_files:
 - {path: /etc/first, owner: "%s"}
 - {path: /home/app/.token, owner: "app:app", permissions: '0600', content: s3cr3t}
 `, self()))
@@ -276,7 +265,7 @@ func TestOwnerAndSetuid(t *testing.T) {
 	e := newEnv(t)
 	e.Root.WriteFile("/etc/passwd", []byte("root:x:0:0::/root:/bin/sh\nsvc:x:1234:1234::/srv:/bin/sh\n"), 0o644, nil)
 	e.Root.WriteFile("/etc/group", []byte("root:x:0:\nsvc:x:1234:\nops:x:2345:\n"), 0o644, nil)
-	cfg := cloudConfig(t, `write_files:
+	cfg := modtest.Config(t, `write_files:
 - {path: /srv/a/b/tool, owner: "svc:ops", permissions: '6755', content: x}
 - {path: /srv/log, owner: svc, append: true, content: y}
 `)
@@ -326,7 +315,7 @@ func TestRealUseradd(t *testing.T) {
 	if out, err := exec.Command(useradd, "--prefix", prefix, "--uid", "4321", "--user-group", "--no-create-home", "deploy").CombinedOutput(); err != nil {
 		t.Skipf("useradd --prefix failed here: %v: %s", err, out)
 	}
-	cfg := cloudConfig(t, "write_files:\n- {path: /home/deploy/.config/app.env, owner: 'deploy:deploy', permissions: '0600', content: \"K=v\\n\"}\n")
+	cfg := modtest.Config(t, "write_files:\n- {path: /home/deploy/.config/app.env, owner: 'deploy:deploy', permissions: '0600', content: \"K=v\\n\"}\n")
 	if err := (WriteFiles{}).Run(context.Background(), e, cfg); err != nil {
 		t.Fatal(err)
 	}
