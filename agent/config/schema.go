@@ -22,6 +22,7 @@ const (
 	KindMap    // any keys, values of Elem
 	KindObject // known Fields
 	KindOneOf
+	KindNull // an explicit null (~), which cloud-init reads as "unset"
 )
 
 // Type describes the expected YAML for a key: enough for validation with
@@ -55,6 +56,7 @@ func MapOf(t *Type) *Type       { return &Type{Kind: KindMap, Elem: t} }
 func Object(f ...Field) *Type   { return &Type{Kind: KindObject, Fields: f} }
 func OneOf(ts ...*Type) *Type   { return &Type{Kind: KindOneOf, OneOf: ts} }
 func Enum(vals ...string) *Type { return &Type{Kind: KindString, Enum: vals} }
+func Null() *Type               { return &Type{Kind: KindNull} }
 
 // String names the type for messages and docs: "string", "list of
 // string", "object", "string or list of string".
@@ -67,6 +69,8 @@ func (t *Type) String() string {
 		return "string"
 	case KindBool:
 		return "boolean"
+	case KindNull:
+		return "null"
 	case KindInt:
 		return "integer"
 	case KindList:
@@ -188,6 +192,10 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 		}
 		if len(t.Enum) > 0 && !contains(t.Enum, n.Value) {
 			v.add(n, path, SeverityError, "expected %s, got %q", t, n.Value)
+		}
+	case KindNull:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!null" {
+			v.add(n, path, SeverityError, "expected null, got %s", describe(n))
 		}
 	case KindBool:
 		if n.Kind != yaml.ScalarNode || !isBool(n) {

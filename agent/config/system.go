@@ -28,6 +28,16 @@ const (
 type System struct {
 	IMDS   IMDS   `yaml:"imds"`
 	Daemon Daemon `yaml:"daemon"`
+	SSH    SSH    `yaml:"ssh"`
+}
+
+// SSH configures the ssh module's handling of a new instance.
+type SSH struct {
+	// KeepPreviousInstanceKeys is "remove" (default) or "keep": whether
+	// the key pair installed for the instance this disk ran as before stays
+	// in authorized_keys on a new instance (an AMI of it). Keys added by
+	// hand always stay.
+	KeepPreviousInstanceKeys string `yaml:"keep_previous_instance_keys"`
 }
 
 // Daemon configures the watcher that runs after boot.

@@ -235,7 +235,7 @@ func TestAnalyze(t *testing.T) {
 	}
 	r := runCLI(t, binary, "analyze", "show", "--json", "--root", root, testBoot)
 	var rows []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 6 { // 4 stages, the script, final_message
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 8 { // 4 stages, users_groups, ssh, the script, final_message
 		t.Fatalf("analyze show --json: %v %q", err, r.stdout)
 	}
 	r = runCLI(t, binary, "analyze", "blame", "--root", root, testBoot)

@@ -8,15 +8,20 @@ import (
 	"github.com/ec2init/ec2init/modules/finalmessage"
 	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/runcmd"
+	"github.com/ec2init/ec2init/modules/ssh"
+	"github.com/ec2init/ec2init/modules/users"
 	"github.com/ec2init/ec2init/modules/writefiles"
 )
 
 // Registry returns a registry of every module.
 func Registry() *modules.Registry {
 	r, err := modules.NewRegistry(
-		// network stage
+		// network stage: users before files (an owner may be new), ssh
+		// last as in cloud-init
 		runcmd.Bootcmd{},
+		users.UsersGroups{},
 		writefiles.WriteFiles{},
+		ssh.SSH{},
 		// final stage: deferred files before the user's scripts (see
 		// modules.BeforeScripts), then runcmd, the message, and the power
 		// change last of all

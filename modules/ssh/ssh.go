@@ -1,0 +1,392 @@
+// Package ssh implements cloud-init's ssh module with the parts of
+// set_passwords and keys_to_console that concern sshd: host keys renewed on
+// a new instance and their fingerprints printed to the console, the
+// instance's key pair from IMDS and ssh_authorized_keys installed for the
+// default user (and, behind disable_root's message, for root), and
+// ssh_pwauth.
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/users"
+)
+
+// DefaultDisableRootOpts is cloud-init's disable_root_opts: root's keys
+// only print where to log in instead. $USER is the default user,
+// $DISABLE_USER root.
+const DefaultDisableRootOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
+
+// Previous-instance key policies.
+const (
+	// RemovePreviousKeys drops the keys ec2init installed from IMDS for an
+	// earlier instance: an AMI made from instance A does not let A's key
+	// pair into instance B. Keys added by other means stay.
+	RemovePreviousKeys = "remove"
+	// KeepPreviousKeys leaves them.
+	KeepPreviousKeys = "keep"
+)
+
+// DefaultPreviousInstanceKeys is the policy until config.System carries
+// ssh.keep_previous_instance_keys (the cloud-config is the wrong place: it
+// belongs to whoever launches, not to who bakes the AMI).
+const DefaultPreviousInstanceKeys = RemovePreviousKeys
+
+// KeysStateFile records the keys ec2init installed from IMDS, per user, so
+// the next instance can tell them from keys added by hand.
+const KeysStateFile = state.StateDir + "/ssh-imds-keys.json"
+
+var defaultKeyTypes = []string{"rsa", "ecdsa", "ed25519"}
+
+// SSH is the ssh module: network stage, once per instance, and always
+// wanted, since every new instance must get its key pair from IMDS.
+type SSH struct {
+	// PreviousInstanceKeys is RemovePreviousKeys or KeepPreviousKeys;
+	// empty means DefaultPreviousInstanceKeys.
+	PreviousInstanceKeys string
+}
+
+func (SSH) Name() string                 { return "ssh" }
+func (SSH) Stage() modules.Stage         { return modules.StageNetwork }
+func (SSH) Frequency() modules.Frequency { return state.PerInstance }
+
+// Wanted: the IMDS key pair and new host keys are due on every new
+// instance, whatever the cloud-config says.
+func (SSH) Wanted(*config.CloudConfig) bool { return true }
+
+func (SSH) Schema() modules.Schema {
+	return modules.Schema{
+		Doc: "Install the instance's key pair and ssh_authorized_keys for the default user, renew host keys on a new instance and print their fingerprints, set sshd's password authentication.",
+		Keys: []config.Field{
+			{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()),
+				Doc: "Public keys for the default user (and root, see disable_root)."},
+			{Name: "allow_public_ssh_keys", Type: config.Bool(), Default: "true",
+				Doc: "Install the instance's key pair from IMDS."},
+			{Name: "disable_root", Type: config.Bool(), Default: "true",
+				Doc: "Root's keys only print a message naming the default user."},
+			{Name: "disable_root_opts", Type: config.String(), Default: "cloud-init's",
+				Doc: "authorized_keys options put before root's keys; $USER is the default user, $DISABLE_USER root."},
+			{Name: "ssh_pwauth", Type: config.OneOf(config.Bool(), config.Enum("unchanged")), Default: "unchanged",
+				Doc: "sshd PasswordAuthentication: true, false or unchanged."},
+			{Name: "ssh_deletekeys", Type: config.Bool(), Default: "true",
+				Doc: "On a new instance, delete the host keys the image came with."},
+			{Name: "ssh_genkeytypes", Type: config.OneOf(config.ListOf(config.Enum("rsa", "ecdsa", "ed25519", "dsa")), config.Null()), Default: "[rsa, ecdsa, ed25519]",
+				Doc: "Host key types generated on a new instance when missing."},
+			{Name: "ssh", Type: config.Object(config.Field{Name: "emit_keys_to_console", Type: config.Bool(), Default: "true",
+				Doc: "Print host key fingerprints and keys to the console."}),
+				Doc: "Console output of host keys."},
+			{Name: "ssh_fp_console_blacklist", Type: config.ListOf(config.String()),
+				Doc: "Host key types (e.g. ssh-rsa) whose fingerprints are not printed."},
+			{Name: "ssh_key_console_blacklist", Type: config.ListOf(config.String()),
+				Doc: "Host key types whose keys are not printed."},
+		},
+	}
+}
+
+// settings are the module's keys, decoded with cloud-init's defaults.
+type settings struct {
+	authorizedKeys   []string
+	allowPublicKeys  bool
+	disableRoot      bool
+	disableRootOpts  string
+	pwauth           string // "yes", "no" or "" (unchanged)
+	deleteKeys       bool
+	genKeyTypes      []string
+	emitKeys         bool
+	fpBlacklist      []string
+	keyBlacklist     []string
+	authorizedKeysAt string // source:line of ssh_authorized_keys
+}
+
+func decode(cfg *config.CloudConfig) (settings, error) {
+	s := settings{allowPublicKeys: true, disableRoot: true, disableRootOpts: DefaultDisableRootOpts,
+		deleteKeys: true, genKeyTypes: defaultKeyTypes, emitKeys: true}
+	var errs []error
+	get := func(key string, v any) {
+		if _, err := cfg.Decode(key, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	get("ssh_authorized_keys", &s.authorizedKeys)
+	get("allow_public_ssh_keys", &s.allowPublicKeys)
+	get("disable_root", &s.disableRoot)
+	get("disable_root_opts", &s.disableRootOpts)
+	get("ssh_deletekeys", &s.deleteKeys)
+	get("ssh_genkeytypes", &s.genKeyTypes)
+	get("ssh_fp_console_blacklist", &s.fpBlacklist)
+	get("ssh_key_console_blacklist", &s.keyBlacklist)
+	var console struct {
+		Emit *bool `yaml:"emit_keys_to_console"`
+	}
+	get("ssh", &console)
+	if console.Emit != nil {
+		s.emitKeys = *console.Emit
+	}
+	if v, ok := cfg.Get("ssh_pwauth"); ok {
+		if v.Node.Value != "unchanged" {
+			b, err := config.ParseBool(v.Node.Value)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s:%d: ssh_pwauth: expected true, false or unchanged", v.Source, v.KeyLine))
+			case b:
+				s.pwauth = "yes"
+			default:
+				s.pwauth = "no"
+			}
+		}
+	}
+	if v, ok := cfg.Get("ssh_authorized_keys"); ok {
+		s.authorizedKeysAt = fmt.Sprintf("%s:%d", v.Source, v.KeyLine)
+	}
+	return s, errors.Join(errs...)
+}
+
+// run is one Run.
+type run struct {
+	env      *modules.Env
+	log      *zap.Logger
+	failures []string
+}
+
+func (r *run) fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.failures = append(r.failures, msg)
+	r.log.Warn(msg)
+}
+
+func (m SSH) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
+	if !users.HasAccounts(env.Root) {
+		// A bare --root (a test, the demo): no accounts, no sshd to key.
+		if env.Log != nil {
+			env.Log.Info("no /etc/passwd under the root: ssh keys skipped")
+		}
+		return nil
+	}
+	r := &run{env: env, log: env.Log}
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	s, err := decode(cfg)
+	if err != nil {
+		r.fail("%v", err)
+	}
+	// Host keys belong to an instance: renewed when the instance is new,
+	// never on a reboot or a re-run of the module.
+	if env.NewInstance {
+		r.hostKeys(ctx, s)
+	} else {
+		r.log.Info("same instance: host keys kept")
+	}
+	if s.emitKeys {
+		r.printHostKeys(ctx, s)
+	}
+	policy := m.PreviousInstanceKeys
+	if policy == "" {
+		policy = env.System.SSH.KeepPreviousInstanceKeys
+	}
+	if policy == "" {
+		policy = DefaultPreviousInstanceKeys
+	}
+	r.authorizedKeys(cfg, s, policy)
+	if s.pwauth != "" {
+		if err := setPasswordAuth(env.Root, s.pwauth, r.log); err != nil {
+			r.fail("ssh_pwauth: %v", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(r.failures) > 0 {
+		return errors.New(strings.Join(r.failures, "; "))
+	}
+	return nil
+}
+
+// cmdPath is host path p as a command run by the env's runner sees it.
+func (r *run) cmdPath(p string) (string, error) {
+	if r.env.Runner.Chroot && !r.env.Root.IsHost() {
+		return p, nil
+	}
+	return r.env.Root.Path(p)
+}
+
+// haveTool reports whether the runner will find name in its default PATH:
+// on the host, or under the root when it chroots.
+func (r *run) haveTool(name string) bool {
+	for _, dir := range filepath.SplitList(sys.DefaultPath) {
+		p := filepath.Join(dir, name)
+		if r.env.Runner.Chroot && !r.env.Root.IsHost() {
+			var err error
+			if p, err = r.env.Root.Path(p); err != nil {
+				continue
+			}
+		}
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// hostKeys deletes the image's host keys (ssh_deletekeys) and generates the
+// missing types with ssh-keygen.
+func (r *run) hostKeys(ctx context.Context, s settings) {
+	root := r.env.Root
+	if ok, _ := root.Exists("/etc/ssh"); !ok {
+		r.log.Info("no /etc/ssh: OpenSSH is not installed; no host keys generated")
+		return
+	}
+	if len(s.genKeyTypes) > 0 && !r.haveTool("ssh-keygen") {
+		// Deleting the image's keys without making new ones would leave
+		// sshd unable to start.
+		r.fail("host keys: ssh-keygen is not installed; the image's host keys are kept")
+		return
+	}
+	if s.deleteKeys {
+		dir, err := root.Path("/etc/ssh")
+		if err != nil {
+			r.fail("host keys: %v", err)
+			return
+		}
+		old, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*key*"))
+		for _, f := range old {
+			if err := root.Remove("/etc/ssh/" + filepath.Base(f)); err != nil {
+				r.fail("host keys: %v", err)
+			}
+		}
+		r.log.Info("image host keys deleted", zap.Int("files", len(old)))
+	}
+	keysGroup, groupErr := root.LookupOwner(":ssh_keys")
+	for _, t := range s.genKeyTypes {
+		key := "/etc/ssh/ssh_host_" + t + "_key"
+		if ok, _ := root.Exists(key); ok {
+			continue
+		}
+		p, err := r.cmdPath(key)
+		if err != nil {
+			r.fail("host keys: %v", err)
+			continue
+		}
+		var out bytes.Buffer
+		res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "ssh: ssh-keygen " + t,
+			Argv: []string{"ssh-keygen", "-q", "-t", t, "-N", "", "-f", p}, Output: &out})
+		switch {
+		case errors.Is(err, exec.ErrNotFound):
+			r.fail("host keys: ssh-keygen is not installed")
+			return
+		case err != nil:
+			r.fail("host keys: %s: %v", t, err)
+			continue
+		case res.ExitCode != 0:
+			r.fail("host keys: ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
+			continue
+		}
+		// Where the image has the ssh_keys group (Amazon Linux, RHEL), sshd's
+		// keygen makes private keys root:ssh_keys 0640; do the same.
+		if groupErr == nil {
+			if full, err := root.Path(key); err == nil {
+				if err := os.Chown(full, 0, keysGroup.GID); err == nil {
+					_ = os.Chmod(full, 0o640)
+				}
+			}
+		}
+		r.log.Info("host key generated", zap.String("type", t))
+	}
+}
+
+// printHostKeys writes the fingerprints and public host keys to the console
+// in cloud-init's format, which tools read from the EC2 console output.
+func (r *run) printHostKeys(ctx context.Context, s settings) {
+	root := r.env.Root
+	dir, err := root.Path("/etc/ssh")
+	if err != nil {
+		return
+	}
+	pubs, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*key.pub"))
+	sort.Strings(pubs)
+	var fps, keys []string
+	for _, f := range pubs {
+		hostPath := "/etc/ssh/" + filepath.Base(f)
+		b, err := root.ReadFile(hostPath)
+		if err != nil {
+			continue
+		}
+		line := strings.TrimSpace(string(b))
+		keyType, _, _ := strings.Cut(line, " ")
+		if !contains(s.fpBlacklist, keyType) {
+			p, err := r.cmdPath(hostPath)
+			if err != nil {
+				continue
+			}
+			var out bytes.Buffer
+			res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "ssh: ssh-keygen -l", Argv: []string{"ssh-keygen", "-l", "-f", p}, Output: &out})
+			if err == nil && res.ExitCode == 0 {
+				fps = append(fps, strings.TrimSpace(out.String()))
+			}
+		}
+		if !contains(s.keyBlacklist, keyType) {
+			keys = append(keys, line)
+		}
+	}
+	if len(fps) == 0 && len(keys) == 0 {
+		return
+	}
+	con := r.env.Console
+	if con == nil {
+		con = io.Discard
+	}
+	var b strings.Builder
+	const bar = "#############################################################"
+	fmt.Fprintf(&b, "ec2: %s\nec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n", bar)
+	for _, fp := range fps {
+		fmt.Fprintf(&b, "ec2: %s\n", fp)
+	}
+	fmt.Fprintf(&b, "ec2: -----END SSH HOST KEY FINGERPRINTS-----\nec2: %s\n", bar)
+	b.WriteString("-----BEGIN SSH HOST KEY KEYS-----\n")
+	for _, k := range keys {
+		b.WriteString(k + "\n")
+	}
+	b.WriteString("-----END SSH HOST KEY KEYS-----\n")
+	io.WriteString(con, b.String())
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultUser is the default user's name, or "" when the cloud-config asks
+// for none (users without "default"), as users_groups decides.
+func defaultUser(root *sys.Root, cfg *config.CloudConfig) string {
+	if !users.DefaultUserEnabled(cfg) {
+		return ""
+	}
+	return users.DefaultUser(root).Name
+}

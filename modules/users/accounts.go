@@ -1,0 +1,109 @@
+package users
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/ec2init/ec2init/agent/sys"
+)
+
+// Account is one passwd(5) entry in the root's /etc/passwd.
+type Account struct {
+	Name     string
+	UID, GID int
+	Home     string
+	Shell    string
+}
+
+// LookupAccount finds name in the root's /etc/passwd (not the host's, not
+// through NSS: the accounts ec2init creates live in files). found is false,
+// with no error, when there is no such entry or no passwd file.
+func LookupAccount(root *sys.Root, name string) (acct Account, found bool, err error) {
+	err = scanDB(root, "/etc/passwd", func(f []string) bool {
+		if len(f) < 7 || f[0] != name {
+			return true
+		}
+		uid, uerr := strconv.Atoi(f[2])
+		gid, gerr := strconv.Atoi(f[3])
+		if uerr != nil || gerr != nil {
+			return true
+		}
+		acct = Account{Name: f[0], UID: uid, GID: gid, Home: f[5], Shell: f[6]}
+		found = true
+		return false
+	})
+	return acct, found, err
+}
+
+// group is one group(5) entry.
+type group struct {
+	name    string
+	members []string
+}
+
+// lookupGroup finds name in the root's /etc/group.
+func lookupGroup(root *sys.Root, name string) (g group, found bool, err error) {
+	err = scanDB(root, "/etc/group", func(f []string) bool {
+		if len(f) < 4 || f[0] != name {
+			return true
+		}
+		g = group{name: f[0]}
+		for _, m := range strings.Split(f[3], ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				g.members = append(g.members, m)
+			}
+		}
+		found = true
+		return false
+	})
+	return g, found, err
+}
+
+// groupsOf lists the supplementary groups name is a member of.
+func groupsOf(root *sys.Root, name string) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := scanDB(root, "/etc/group", func(f []string) bool {
+		if len(f) >= 4 {
+			for _, m := range strings.Split(f[3], ",") {
+				if strings.TrimSpace(m) == name {
+					out[f[0]] = true
+				}
+			}
+		}
+		return true
+	})
+	return out, err
+}
+
+// scanDB calls fn with the fields of each entry of a colon-separated
+// database until fn returns false. Comments, NIS compat lines and blank
+// lines are skipped; a missing file has no entries.
+func scanDB(root *sys.Root, file string, fn func([]string) bool) error {
+	data, err := root.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+			continue
+		}
+		if !fn(strings.Split(line, ":")) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package users
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/sys"
+)
+
+// DefaultUserSpec is the distribution's default user, as cloud-init's
+// system_info.default_user describes it in each distribution's cloud.cfg.
+type DefaultUserSpec struct {
+	Name  string
+	Gecos string
+	// Groups are added when they exist in the image; missing ones are
+	// skipped, not created (the list names groups of several releases).
+	Groups     []string
+	Sudo       []string
+	Shell      string
+	LockPasswd bool
+	// Distro is the os-release ID the choice was made from ("" if none).
+	Distro string
+}
+
+// DefaultUser returns the default user for the image under root, from its
+// os-release: "admin" on Debian (as Debian's AMIs name it), "ubuntu" on
+// Ubuntu, "ec2-user" otherwise (Amazon Linux, RHEL-likes). The users and ssh
+// modules both resolve it here so they always agree.
+//
+// TODO: a default_user setting in config.System should take precedence.
+func DefaultUser(root *sys.Root) DefaultUserSpec {
+	spec := DefaultUserSpec{
+		Name:       "ec2-user",
+		Gecos:      "EC2 Default User",
+		Groups:     []string{"wheel", "adm", "systemd-journal"},
+		Sudo:       []string{"ALL=(ALL) NOPASSWD:ALL"},
+		Shell:      "/bin/bash",
+		LockPasswd: true,
+	}
+	id, like := osRelease(root)
+	spec.Distro = id
+	switch {
+	case id == "ubuntu":
+		spec.Name, spec.Gecos = "ubuntu", "Ubuntu"
+		spec.Groups = []string{"adm", "audio", "cdrom", "dialout", "dip", "floppy", "lxd", "netdev", "plugdev", "sudo", "video"}
+	case id == "debian" || (id != "amzn" && contains(like, "debian")):
+		spec.Name, spec.Gecos = "admin", "Debian"
+		spec.Groups = []string{"adm", "audio", "cdrom", "dialout", "dip", "floppy", "netdev", "plugdev", "sudo", "video"}
+	}
+	return spec
+}
+
+// DefaultUserEnabled reports whether cfg asks for the default user: when
+// there is no users key at all, or when users names "default" (cloud-init:
+// a users list without it means no default user).
+func DefaultUserEnabled(cfg *config.CloudConfig) bool {
+	val, ok := cfg.Get("users")
+	if !ok {
+		return true
+	}
+	n := val.Node
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return contains(splitNames(n.Value), "default")
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			if item.Kind == yaml.ScalarNode && contains(splitNames(item.Value), "default") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// osRelease reads ID and ID_LIKE from the root's os-release.
+func osRelease(root *sys.Root) (id string, like []string) {
+	var data []byte
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		if b, err := root.ReadFile(p); err == nil {
+			data = b
+			break
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok {
+			continue
+		}
+		v = strings.Trim(v, `"'`)
+		switch k {
+		case "ID":
+			id = strings.ToLower(v)
+		case "ID_LIKE":
+			like = strings.Fields(strings.ToLower(v))
+		}
+	}
+	return id, like
+}
+
+// splitNames splits cloud-init's comma-separated name lists ("a, b").
+func splitNames(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,684 @@
+// Package users implements cloud-init's users_groups: groups and users
+// created with the image's own shadow tools (groupadd, useradd, usermod)
+// against the root prefix, sudo rules, authorized keys, and the
+// distribution's default user.
+package users
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules"
+)
+
+// HasAccounts reports whether the root holds an operating system's account
+// files: under a bare --root (a test, the demo) there is no user to add.
+func HasAccounts(root *sys.Root) bool {
+	ok, err := root.Exists("/etc/passwd")
+	return err == nil && ok
+}
+
+// SudoersFile holds the sudo rules of every configured user; it is
+// rewritten whole, so a re-run leaves no duplicates.
+const SudoersFile = "/etc/sudoers.d/90-ec2init-users"
+
+var (
+	stringOrList = config.OneOf(config.String(), config.ListOf(config.String()))
+
+	userType = config.Object(
+		config.Field{Name: "name", Type: config.String(), Doc: "Login name (an entry without one is skipped)."},
+		config.Field{Name: "gecos", Type: config.String(), Doc: "Real name (GECOS field)."},
+		config.Field{Name: "homedir", Type: config.String(), Default: "/home/<name>", Doc: "Home directory."},
+		config.Field{Name: "primary_group", Type: config.String(), Default: "a group named after the user", Doc: "Login group; created if missing."},
+		config.Field{Name: "groups", Type: stringOrList, Doc: `Supplementary groups: a list or "a, b".`},
+		config.Field{Name: "create_groups", Type: config.Bool(), Default: "true", Doc: "Create missing groups (otherwise they are skipped with a warning)."},
+		config.Field{Name: "shell", Type: config.String(), Doc: "Login shell."},
+		config.Field{Name: "uid", Type: config.OneOf(config.Int(), config.String()), Doc: "User id."},
+		config.Field{Name: "system", Type: config.Bool(), Default: "false", Doc: "System account (no home directory)."},
+		config.Field{Name: "no_create_home", Type: config.Bool(), Default: "false", Doc: "Do not create the home directory."},
+		config.Field{Name: "no_user_group", Type: config.Bool(), Default: "false", Doc: "Do not create a group named after the user."},
+		config.Field{Name: "no_log_init", Type: config.Bool(), Default: "false", Doc: "Do not add the user to lastlog and faillog."},
+		config.Field{Name: "expiredate", Type: config.String(), Doc: "Date the account expires (YYYY-MM-DD)."},
+		config.Field{Name: "inactive", Type: config.String(), Doc: "Days after password expiry until the account is disabled."},
+		config.Field{Name: "passwd", Type: config.String(), Doc: "Password hash (never logged)."},
+		config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd."},
+		config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true", Doc: "Lock the password: no password logins."},
+		config.Field{Name: "sudo", Type: config.OneOf(config.String(), config.ListOf(config.String()), config.Bool(), config.Null()),
+			Doc: "sudo rules (a string or a list), written to " + SudoersFile + "; false for none."},
+		config.Field{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()), Doc: "Public keys added to ~/.ssh/authorized_keys."},
+	)
+
+	groupsType = config.OneOf(
+		config.String(),
+		config.ListOf(config.OneOf(config.String(), config.MapOf(stringOrList))),
+		config.MapOf(stringOrList),
+	)
+)
+
+// UsersGroups creates groups and users once per instance, in the network
+// stage, before ssh and write_files need them.
+type UsersGroups struct{}
+
+func (UsersGroups) Name() string                 { return "users_groups" }
+func (UsersGroups) Stage() modules.Stage         { return modules.StageNetwork }
+func (UsersGroups) Frequency() modules.Frequency { return state.PerInstance }
+func (UsersGroups) Schema() modules.Schema {
+	return modules.Schema{
+		Doc: "Create groups and users (with sudo rules and SSH keys), and the distribution's default user.",
+		Keys: []config.Field{
+			{Name: "users", Type: config.OneOf(config.String(), config.ListOf(config.OneOf(config.String(), userType))),
+				Default: "[default]",
+				Doc:     `Users to create: "default" is the distribution's default user (ec2-user on Amazon Linux); a list without it has no default user.`},
+			{Name: "groups", Type: groupsType,
+				Doc: "Groups to create: names, or {name: [members]}."},
+		},
+	}
+}
+
+// Wanted: the default user is created even when the cloud-config has no
+// users key.
+func (UsersGroups) Wanted(*config.CloudConfig) bool { return true }
+
+// userSpec is one user entry, decoded.
+type userSpec struct {
+	Name         string    `yaml:"name"`
+	Gecos        string    `yaml:"gecos"`
+	Homedir      string    `yaml:"homedir"`
+	PrimaryGroup string    `yaml:"primary_group"`
+	Groups       nameList  `yaml:"groups"`
+	CreateGroups *bool     `yaml:"create_groups"`
+	Shell        string    `yaml:"shell"`
+	UID          string    `yaml:"uid"`
+	System       bool      `yaml:"system"`
+	NoCreateHome bool      `yaml:"no_create_home"`
+	NoUserGroup  bool      `yaml:"no_user_group"`
+	NoLogInit    bool      `yaml:"no_log_init"`
+	Expiredate   string    `yaml:"expiredate"`
+	Inactive     string    `yaml:"inactive"`
+	Passwd       string    `yaml:"passwd"`
+	HashedPasswd string    `yaml:"hashed_passwd"`
+	LockPasswd   *bool     `yaml:"lock_passwd"`
+	Sudo         sudoRules `yaml:"sudo"`
+	SSHKeys      []string  `yaml:"ssh_authorized_keys"`
+
+	// where names the entry in messages: "users[2]" or "users[0] (default)".
+	where string
+	// optionalGroups: missing groups are skipped quietly (the default
+	// user's list names groups of several releases).
+	optionalGroups bool
+}
+
+// nameList is a list of names given as a YAML list or as "a, b".
+type nameList []string
+
+func (l *nameList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = splitNames(n.Value)
+		return nil
+	case yaml.SequenceNode:
+		var out []string
+		for _, item := range n.Content {
+			if item.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: expected a name", item.Line)
+			}
+			out = append(out, splitNames(item.Value)...)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("line %d: expected a list of names or \"a, b\"", n.Line)
+}
+
+// sudoRules is a rule, a list of rules, or false/null for none.
+type sudoRules []string
+
+func (s *sudoRules) UnmarshalYAML(n *yaml.Node) error {
+	switch {
+	case n.Kind == yaml.ScalarNode && (n.Tag == "!!null" || n.Tag == "!!bool"):
+		// false (or null) means no rules; cloud-init ignores true as well.
+		*s = nil
+		return nil
+	case n.Kind == yaml.ScalarNode:
+		*s = []string{n.Value}
+		return nil
+	case n.Kind == yaml.SequenceNode:
+		var out []string
+		if err := n.Decode(&out); err != nil {
+			return err
+		}
+		*s = out
+		return nil
+	}
+	return fmt.Errorf("line %d: expected a sudo rule, a list of rules or false", n.Line)
+}
+
+func (u userSpec) lock() bool         { return u.LockPasswd == nil || *u.LockPasswd }
+func (u userSpec) createGroups() bool { return u.CreateGroups == nil || *u.CreateGroups }
+
+func (u userSpec) hash() string {
+	if u.HashedPasswd != "" {
+		return u.HashedPasswd
+	}
+	return u.Passwd
+}
+
+// fromDefault turns the distribution's default user into an entry.
+func fromDefault(d DefaultUserSpec, where string) userSpec {
+	lock := d.LockPasswd
+	return userSpec{
+		Name: d.Name, Gecos: d.Gecos, Groups: d.Groups, Shell: d.Shell,
+		Sudo: d.Sudo, LockPasswd: &lock, where: where, optionalGroups: true,
+	}
+}
+
+// run is one Run: the env and what failed so far.
+type run struct {
+	env      *modules.Env
+	log      *zap.Logger
+	failures []string
+}
+
+func (r *run) fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.failures = append(r.failures, msg)
+	r.log.Warn(msg)
+}
+
+func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
+	r := &run{env: env, log: env.Log}
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	if !HasAccounts(env.Root) {
+		if cfg.Has("users") || cfg.Has("groups") {
+			return fmt.Errorf("users_groups: no /etc/passwd under the root %s: not an operating system image", env.Root.Prefix())
+		}
+		// A bare --root (a test, the demo): there is no system to add the
+		// default user to.
+		r.log.Info("no /etc/passwd under the root: default user skipped")
+		return nil
+	}
+	groups, err := decodeGroups(cfg)
+	if err != nil {
+		r.fail("%v", err)
+	}
+	// Groups first, so users can join them; members after the users, so a
+	// group may name a user created below (cloud-init would warn instead).
+	for _, g := range groups {
+		if err := r.ensureGroup(ctx, g.name); err != nil {
+			r.fail("groups: %s: %v", g.name, err)
+		}
+	}
+	specs, err := decodeUsers(cfg, env.Root)
+	if err != nil {
+		r.fail("%v", err)
+	}
+	var sudo []userSpec
+	for _, u := range specs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.ensureUser(ctx, u); err != nil {
+			r.fail("%s: user %s: %v", u.where, u.Name, err)
+			continue
+		}
+		if len(u.Sudo) > 0 {
+			sudo = append(sudo, u)
+		}
+		if err := r.installKeys(u); err != nil {
+			r.fail("%s: user %s: ssh_authorized_keys: %v", u.where, u.Name, err)
+		}
+	}
+	for _, g := range groups {
+		for _, m := range g.members {
+			if err := r.addToGroups(ctx, m, []string{g.name}); err != nil {
+				r.fail("groups: %s: member %s: %v", g.name, m, err)
+			}
+		}
+	}
+	if len(sudo) > 0 {
+		if err := r.writeSudoers(ctx, sudo); err != nil {
+			r.fail("sudo: %v", err)
+		}
+	}
+	if len(r.failures) > 0 {
+		return errors.New(strings.Join(r.failures, "; "))
+	}
+	return nil
+}
+
+type groupSpec struct {
+	name    string
+	members []string
+}
+
+// decodeGroups reads groups: "a, b", [a, {b: [m1, m2]}] or {a: [m1]}.
+func decodeGroups(cfg *config.CloudConfig) ([]groupSpec, error) {
+	val, ok := cfg.Get("groups")
+	if !ok {
+		return nil, nil
+	}
+	var out []groupSpec
+	fromMap := func(n *yaml.Node) error {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			var members nameList
+			if v := n.Content[i+1]; v.Tag != "!!null" {
+				if err := v.Decode(&members); err != nil {
+					return fmt.Errorf("%s:%d: groups.%s: %w", val.Source, v.Line, n.Content[i].Value, err)
+				}
+			}
+			out = append(out, groupSpec{name: n.Content[i].Value, members: members})
+		}
+		return nil
+	}
+	n := val.Node
+	switch n.Kind {
+	case yaml.ScalarNode:
+		for _, g := range splitNames(n.Value) {
+			out = append(out, groupSpec{name: g})
+		}
+	case yaml.MappingNode:
+		if err := fromMap(n); err != nil {
+			return nil, err
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			switch item.Kind {
+			case yaml.ScalarNode:
+				for _, g := range splitNames(item.Value) {
+					out = append(out, groupSpec{name: g})
+				}
+			case yaml.MappingNode:
+				if err := fromMap(item); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, fmt.Errorf("%s:%d: groups[%d]: expected a name or {name: [members]}", val.Source, item.Line, i)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%s:%d: groups: expected a list", val.Source, val.KeyLine)
+	}
+	return out, nil
+}
+
+// decodeUsers reads users; no users key means the default user alone. An
+// entry that cannot be decoded is reported and skipped, the others stay.
+func decodeUsers(cfg *config.CloudConfig, root *sys.Root) ([]userSpec, error) {
+	val, ok := cfg.Get("users")
+	if !ok {
+		return []userSpec{fromDefault(DefaultUser(root), "default user")}, nil
+	}
+	var (
+		out  []userSpec
+		errs []string
+	)
+	names := func(s, where string) {
+		for _, name := range splitNames(s) {
+			if name == "default" {
+				out = append(out, fromDefault(DefaultUser(root), where+" (default)"))
+			} else {
+				out = append(out, userSpec{Name: name, where: where})
+			}
+		}
+	}
+	n := val.Node
+	switch n.Kind {
+	case yaml.ScalarNode:
+		names(n.Value, "users")
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			where := fmt.Sprintf("users[%d]", i)
+			switch item.Kind {
+			case yaml.ScalarNode:
+				names(item.Value, where)
+			case yaml.MappingNode:
+				var u userSpec
+				// The error names the line and field, never the value (it
+				// may be a password hash).
+				if err := item.Decode(&u); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:%d: %s: %s", val.Source, item.Line, where, typeErrorLines(err)))
+					continue
+				}
+				if u.Name == "" {
+					errs = append(errs, fmt.Sprintf("%s:%d: %s: no name; skipped", val.Source, item.Line, where))
+					continue
+				}
+				u.where = where
+				out = append(out, u)
+			default:
+				errs = append(errs, fmt.Sprintf("%s:%d: %s: expected a name or a mapping", val.Source, item.Line, where))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("%s:%d: users: expected a list", val.Source, val.KeyLine))
+	}
+	if len(errs) > 0 {
+		return out, errors.New(strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+// typeErrorLines keeps only "line N: cannot unmarshal !!T into ..." parts of
+// a yaml error: they name positions and types, not the values.
+func typeErrorLines(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return "cannot be decoded"
+	}
+	var out []string
+	for _, e := range te.Errors {
+		if i := strings.Index(e, "`"); i >= 0 {
+			e = strings.TrimSpace(e[:i]) + " (value not shown)"
+		}
+		out = append(out, e)
+	}
+	return strings.Join(out, ", ")
+}
+
+// ensureGroup creates group name unless it exists.
+func (r *run) ensureGroup(ctx context.Context, name string) error {
+	_, found, err := lookupGroup(r.env.Root, name)
+	if err != nil || found {
+		return err
+	}
+	return r.tool(ctx, "groupadd", name)
+}
+
+// ensureUser creates u, or, when the account exists already, adds it to
+// the groups it is missing from; then sets the password and lock.
+func (r *run) ensureUser(ctx context.Context, u userSpec) error {
+	root := r.env.Root
+	groups, err := r.usableGroups(ctx, u)
+	if err != nil {
+		return err
+	}
+	_, exists, err := LookupAccount(root, u.Name)
+	if err != nil {
+		return err
+	}
+	if exists {
+		// As cloud-init: an existing account keeps its attributes; groups,
+		// password, lock, sudo and keys still apply.
+		r.log.Info("user exists; adding missing groups only", zap.String("user", u.Name))
+		if err := r.addToGroups(ctx, u.Name, groups); err != nil {
+			return err
+		}
+	} else {
+		args, err := r.useraddArgs(ctx, u, groups)
+		if err != nil {
+			return err
+		}
+		if err := r.tool(ctx, "useradd", args...); err != nil {
+			return err
+		}
+		r.log.Info("user created", zap.String("user", u.Name), zap.Strings("groups", groups))
+	}
+	if exists && u.hash() != "" {
+		// The hash goes in argv as with useradd -p: chpasswd has no
+		// --prefix. It is never logged (the runner logs argv[0] only).
+		if err := r.tool(ctx, "usermod", "-p", u.hash(), u.Name); err != nil {
+			return fmt.Errorf("setting the password: %w", err)
+		}
+	}
+	if u.lock() {
+		if err := r.tool(ctx, "usermod", "-L", u.Name); err != nil {
+			return fmt.Errorf("locking the password: %w", err)
+		}
+	}
+	return nil
+}
+
+// usableGroups returns u's supplementary groups that exist, creating the
+// missing ones when u allows it.
+func (r *run) usableGroups(ctx context.Context, u userSpec) ([]string, error) {
+	var out []string
+	for _, g := range u.Groups {
+		_, found, err := lookupGroup(r.env.Root, g)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case found:
+		case u.optionalGroups:
+			r.log.Debug("default user's group absent from the image; skipped", zap.String("group", g))
+			continue
+		case !u.createGroups():
+			r.log.Warn("group does not exist and create_groups is false; skipped", zap.String("user", u.Name), zap.String("group", g))
+			continue
+		default:
+			if err := r.tool(ctx, "groupadd", g); err != nil {
+				return nil, fmt.Errorf("group %s: %w", g, err)
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func (r *run) useraddArgs(ctx context.Context, u userSpec, groups []string) ([]string, error) {
+	var a []string
+	add := func(flag, v string) {
+		if v != "" {
+			a = append(a, flag, v)
+		}
+	}
+	add("-c", u.Gecos)
+	add("-d", u.Homedir)
+	add("-s", u.Shell)
+	add("-u", u.UID)
+	add("-e", u.Expiredate)
+	add("-f", u.Inactive)
+	add("-p", u.hash())
+	if len(groups) > 0 {
+		add("-G", strings.Join(groups, ","))
+	}
+	if pg := u.PrimaryGroup; pg != "" {
+		_, found, err := lookupGroup(r.env.Root, pg)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !found && pg == u.Name && !u.NoUserGroup:
+			// useradd's own user group is exactly this one.
+		case !found:
+			if err := r.tool(ctx, "groupadd", pg); err != nil {
+				return nil, fmt.Errorf("primary group %s: %w", pg, err)
+			}
+			add("-g", pg)
+		default:
+			add("-g", pg)
+		}
+	}
+	if u.System {
+		a = append(a, "-r")
+	}
+	if u.NoUserGroup {
+		a = append(a, "-N")
+	}
+	if u.NoLogInit {
+		a = append(a, "-l")
+	}
+	// As cloud-init: a home for ordinary users, none for system accounts.
+	if u.NoCreateHome || u.System {
+		a = append(a, "-M")
+	} else {
+		a = append(a, "-m")
+	}
+	return append(a, u.Name), nil
+}
+
+// addToGroups adds user to those of groups it is not in yet.
+func (r *run) addToGroups(ctx context.Context, user string, groups []string) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	_, exists, err := LookupAccount(r.env.Root, user)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return errors.New("no such user")
+	}
+	in, err := groupsOf(r.env.Root, user)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, g := range groups {
+		if !in[g] {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return r.tool(ctx, "usermod", "-a", "-G", strings.Join(missing, ","), user)
+}
+
+// installKeys adds u's ssh_authorized_keys; entries that are no key are
+// named by position.
+func (r *run) installKeys(u userSpec) error {
+	if len(u.SSHKeys) == 0 {
+		return nil
+	}
+	var bad []string
+	for i, k := range u.SSHKeys {
+		if _, ok := KeyID(k); !ok {
+			bad = append(bad, strconv.Itoa(i))
+		}
+	}
+	acct, found, err := LookupAccount(r.env.Root, u.Name)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return errors.New("no such user")
+	}
+	if err := UpdateAuthorizedKeys(r.env.Root, acct, u.SSHKeys, nil); err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("items %s are not public keys; skipped", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// tool runs one of the shadow tools against the root: with --prefix when
+// the root is not "/", plainly when the runner chroots into it.
+func (r *run) tool(ctx context.Context, name string, args ...string) error {
+	argv := []string{name}
+	root := r.env.Root
+	if !root.IsHost() && !r.env.Runner.Chroot {
+		argv = append(argv, "--prefix", root.Prefix())
+	}
+	argv = append(argv, args...)
+	var out bytes.Buffer
+	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "users_groups: " + name, Argv: argv, Output: &out})
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		// The tools' messages name users and groups, never a password.
+		return fmt.Errorf("%s exited %d: %s", name, res.ExitCode, firstLine(out.String()))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// writeSudoers writes every user's rules into SudoersFile (0440), after
+// visudo accepts them when visudo is installed, and makes sure /etc/sudoers
+// reads /etc/sudoers.d.
+func (r *run) writeSudoers(ctx context.Context, specs []userSpec) error {
+	root := r.env.Root
+	var b strings.Builder
+	b.WriteString("# Written by ec2init (users_groups) for this instance; rewritten on the next one.\n")
+	for _, u := range specs {
+		fmt.Fprintf(&b, "\n# User rules for %s\n", u.Name)
+		for _, rule := range u.Sudo {
+			fmt.Fprintf(&b, "%s %s\n", u.Name, rule)
+		}
+	}
+	data := []byte(b.String())
+	// sudo ignores names with a dot, so the candidate is never live.
+	tmp := "/etc/sudoers.d/.90-ec2init-users.check"
+	if err := root.MkdirAll("/etc/sudoers.d", 0o750); err != nil {
+		return err
+	}
+	if err := root.WriteFile(tmp, data, 0o440, nil); err != nil {
+		return err
+	}
+	defer root.Remove(tmp)
+	checkPath := tmp
+	if root.IsHost() || !r.env.Runner.Chroot {
+		p, err := root.Path(tmp)
+		if err != nil {
+			return err
+		}
+		checkPath = p
+	}
+	var out bytes.Buffer
+	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "users_groups: visudo", Argv: []string{"visudo", "-c", "-q", "-f", checkPath}, Output: &out})
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		r.log.Info("visudo not installed; sudo rules written unchecked")
+	case err != nil:
+		return err
+	case res.ExitCode != 0:
+		// visudo quotes the offending line; the rules are not secret, but the
+		// message stays short.
+		return fmt.Errorf("visudo rejected the rules (%s); %s not written", firstLine(out.String()), SudoersFile)
+	}
+	if err := root.WriteFile(SudoersFile, data, 0o440, &sys.Owner{UID: 0, GID: 0}); err != nil {
+		return err
+	}
+	return r.ensureIncludeDir()
+}
+
+// ensureIncludeDir appends "#includedir /etc/sudoers.d" to /etc/sudoers
+// when it has no include of that directory, as cloud-init does. Without
+// /etc/sudoers (sudo not installed) there is nothing to do.
+func (r *run) ensureIncludeDir() error {
+	root := r.env.Root
+	b, err := root.ReadFile("/etc/sudoers")
+	if err != nil {
+		if ok, _ := root.Exists("/etc/sudoers"); !ok {
+			r.log.Info("no /etc/sudoers; is sudo installed?")
+			return nil
+		}
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (f[0] == "#includedir" || f[0] == "@includedir") && strings.TrimRight(f[1], "/") == "/etc/sudoers.d" {
+			return nil
+		}
+	}
+	add := "\n# Added by ec2init: the users' rules live in /etc/sudoers.d\n#includedir /etc/sudoers.d\n"
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		add = "\n" + add
+	}
+	return root.AppendFile("/etc/sudoers", []byte(add), 0o440)
+}
