@@ -80,7 +80,7 @@ Description=e2e: record the status, power off
 After=ec2init-final.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'for i in $(seq 100); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt'
+ExecStart=/bin/sh -c 'for i in $(seq 100); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=ec2init.target
@@ -197,11 +197,40 @@ func TestSystemdBoot(t *testing.T) {
 		t.Errorf("reboot: user data ran %d times; status:\n%s", runs(), status)
 	}
 
-	// The disk booted as a new instance (an AMI of this one): first boot.
+	// The default user got the instance's key pair before sshd started,
+	// and the first boot made host keys.
+	keyFile := filepath.Join(root, "home/admin/.ssh/authorized_keys")
+	keys, err := os.ReadFile(keyFile)
+	if err != nil || !strings.Contains(string(keys), " my-key") {
+		t.Errorf("first boot: authorized_keys %q, %v", keys, err)
+	}
+	hostKey := func() string { b, _ := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key.pub")); return string(b) }
+	firstHostKey := hostKey()
+	if firstHostKey == "" {
+		t.Error("no host key after the first boot")
+	}
+	// sshd needs host keys: it starts only because ec2init.service, ordered
+	// before it, made them.
+	if !strings.Contains(status, "sshd=active") {
+		t.Errorf("sshd not running after the first boot:\n%s", status)
+	}
+
+	// The disk booted as a new instance (an AMI of this one) launched with
+	// a new key pair (the seed's lost-key recovery): first boot again.
+	const newKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHm1bOOkSGMqvRrTMKdcx4yR7YR6pNCgW2u0KxZqYPJz recovery-key"
 	sim.Set("meta-data/instance-id", "i-0e2e0e2e0e2e0e2e0")
+	sim.Delete("meta-data/public-keys")
+	sim.Set("meta-data/public-keys/0=recovery-key/openssh-key", newKey)
 	status, _ = boot(t, root)
 	if !strings.Contains(status, "instance: i-0e2e0e2e0e2e0e2e0") || runs() != 2 {
 		t.Errorf("new instance: user data ran %d times; status:\n%s", runs(), status)
+	}
+	keys, _ = os.ReadFile(keyFile)
+	if !strings.Contains(string(keys), "recovery-key") || strings.Contains(string(keys), " my-key") {
+		t.Errorf("new instance: authorized_keys %q: want the new key pair only", keys)
+	}
+	if h := hostKey(); h == "" || h == firstHostKey {
+		t.Error("new instance: host keys not renewed")
 	}
 }
 
