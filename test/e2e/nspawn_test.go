@@ -204,7 +204,10 @@ func TestSystemdBoot(t *testing.T) {
 	if err != nil || !strings.Contains(string(keys), " my-key") {
 		t.Errorf("first boot: authorized_keys %q, %v", keys, err)
 	}
-	hostKey := func() string { b, _ := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key.pub")); return string(b) }
+	hostKey := func() string {
+		b, _ := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key.pub"))
+		return string(b)
+	}
 	firstHostKey := hostKey()
 	if firstHostKey == "" {
 		t.Error("no host key after the first boot")
