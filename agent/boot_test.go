@@ -180,8 +180,8 @@ func TestFailingPartIsRecordedAndOthersRun(t *testing.T) {
 		[3]string{"text/x-shellscript", "after.sh", counter("after")},
 	))
 	st := f.boot(boot1)
-	if st.State != state.StateError || len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "fails.sh: exit status 3") {
-		t.Fatalf("status %s, errors %q", st.State, st.Errors)
+	if st.State != state.StateDegraded || len(st.Degraded) != 1 || !strings.Contains(st.Degraded[0], "fails.sh: exit status 3") {
+		t.Fatalf("status %s, degraded %q", st.State, st.Degraded)
 	}
 	f.wantRuns("first boot", map[string]int{"after": 1})
 	var found bool

@@ -216,8 +216,11 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 	res.ExitCode = exit
 	res.Outcome = string(state.OutcomeOK)
 	if runErr != nil {
+		// The boot goes on after a failed script or module: a recoverable
+		// error, so the boot is degraded (status exit 2); error (exit 1)
+		// is kept for a boot that could not do its work at all.
 		res.Outcome, res.Error = string(state.OutcomeFailed), runErr.Error()
-		b.fail(w.name + ": " + runErr.Error())
+		b.degrade(w.name + ": " + runErr.Error())
 		log.Error("failed", zap.Error(runErr), zap.Float64("duration_ms", res.DurationMS))
 	} else {
 		log.Info("done", zap.Float64("duration_ms", res.DurationMS))

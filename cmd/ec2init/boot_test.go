@@ -34,7 +34,8 @@ func TestBootAndStatusExitCodes(t *testing.T) {
 		statusLine string
 	}{
 		{"done", "#!/bin/sh\necho ok\n", 0, 0, "status: done\n"},
-		{"error", "#!/bin/sh\nexit 4\n", 1, 1, "status: error\n"},
+		{"failing script", "#!/bin/sh\nexit 4\n", 0, 2, "status: degraded\n"},
+		{"malformed cloud-config", "#cloud-config\nruncmd: [\n", 1, 1, "status: error\n"},
 		{"degraded", "echo no shebang\n", 0, 2, "status: degraded\n"},
 	}
 	for _, tt := range tests {

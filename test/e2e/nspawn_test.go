@@ -294,7 +294,7 @@ func TestSystemdBootHardCases(t *testing.T) {
 		}
 	}()
 	status, console := boot(t, root)
-	if !strings.Contains(status, "status: error") || !strings.Contains(status, "exit status 3") || !strings.Contains(status, "exit=1") {
+	if !strings.Contains(status, "status: degraded") || !strings.Contains(status, "exit status 3") || !strings.Contains(status, "exit=2") {
 		t.Errorf("failing user data: status:\n%s\nconsole:\n%s", status, tail(console, 30))
 	}
 	if !strings.Contains(status, "sessions=active") {
