@@ -80,7 +80,7 @@ Description=e2e: record the status, power off
 After=ec2init-final.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'for i in $(seq 100); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt'
+ExecStart=/bin/sh -c 'for i in $(seq 300); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=ec2init.target
@@ -279,7 +279,6 @@ func TestSystemdBootHardCases(t *testing.T) {
 	sim := imdssim.New(imdssim.Options{})
 	t.Cleanup(func() { sim.Close() })
 	sim.SetUserData([]byte("#!/bin/sh\necho ran >> /var/tmp/failing-runs\nexit 3\n"))
-	sim.Set("meta-data/spot/instance-action", `{"action": "terminate", "time": "2026-11-29T09:00:00Z"}`)
 	root := install(t, base, "http://"+addr)
 	write(t, filepath.Join(root, "etc/ec2init/hooks.d/spot-interruption/10-record"), "#!/bin/sh\ncat >> /var/tmp/spot-hook\necho >> /var/tmp/spot-hook\n")
 	if err := os.Chmod(filepath.Join(root, "etc/ec2init/hooks.d/spot-interruption/10-record"), 0o755); err != nil {
@@ -291,7 +290,14 @@ func TestSystemdBootHardCases(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		if _, err := sim.Start(addr); err != nil {
 			t.Errorf("start the simulator late: %v", err)
+			return
 		}
+		// The Spot notice appears once the daemon is watching: after its
+		// first poll of spot/instance-action.
+		for i := 0; i < 600 && sim.Stats().ByPath["meta-data/spot/instance-action"] == 0; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		sim.Set("meta-data/spot/instance-action", `{"action": "terminate", "time": "2026-11-29T09:00:00Z"}`)
 	}()
 	status, console := boot(t, root)
 	if !strings.Contains(status, "status: degraded") || !strings.Contains(status, "exit status 3") || !strings.Contains(status, "exit=2") {
