@@ -14,6 +14,12 @@ import (
 	"github.com/ec2init/ec2init/agent/sys"
 )
 
+// RebootRequestFile is a module's request for a reboot once the boot is
+// done (packages that need one). Modules only write it; power_state
+// carries it out after the final stage, so no module cuts a boot short.
+// It lives in /run: a reboot clears it.
+const RebootRequestFile = "/run/ec2init/reboot-required"
+
 // Frequency gates a module: per-instance, per-boot, once or always.
 type Frequency = state.Frequency
 

@@ -1,0 +1,406 @@
+package packages
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/distro"
+)
+
+// Files apt_configure writes (host paths under the root).
+const (
+	AptSourcesDir = "/etc/apt/sources.list.d"
+	// AptKeyringsDir holds keys a source names with signed-by=$KEY_FILE:
+	// trusted for that source only.
+	AptKeyringsDir = "/etc/apt/keyrings"
+	// AptTrustedDir holds keys of sources that do not use $KEY_FILE:
+	// trusted for every source, as cloud-init's apt-key add did.
+	AptTrustedDir = "/etc/apt/trusted.gpg.d"
+	AptConfFile   = "/etc/apt/apt.conf.d/94ec2init-config"
+	AptProxyFile  = "/etc/apt/apt.conf.d/90ec2init-aptproxy"
+)
+
+// sourceNameRE is what a source's name (and filename) may be: it names
+// files.
+var sourceNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
+
+// templateVarRE finds $NAME and ${NAME} in a source line.
+var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Z_]+)\}|([A-Z_]+))`)
+
+// AptConfigure adds apt sources and keys and writes apt configuration once
+// per instance: the subset of cloud-init's apt_configure that adds
+// repositories. The primary and security mirrors (sources.list itself) are
+// not rewritten.
+type AptConfigure struct{}
+
+var aptType = config.Object(
+	config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "true",
+		Doc: "ec2init never rewrites /etc/apt/sources.list (primary/security mirrors are not supported), so it is always preserved."},
+	config.Field{Name: "sources", Type: config.MapOf(config.Object(
+		config.Field{Name: "source", Type: config.String(),
+			Doc: "A sources.list line; $KEY_FILE, $RELEASE, $MIRROR, $PRIMARY and $SECURITY are replaced."},
+		config.Field{Name: "key", Type: config.String(),
+			Doc: "The repository's ASCII-armored public key."},
+		config.Field{Name: "filename", Type: config.String(),
+			Doc: "The file in /etc/apt/sources.list.d (default: the source's name; .list is added)."},
+		config.Field{Name: "append", Type: config.Bool(), Default: "true",
+			Doc: "Add the line to the file rather than replace the file."},
+	)), Doc: "Repositories by name: a sources.list line and its key."},
+	config.Field{Name: "conf", Type: config.String(),
+		Doc: "apt configuration, written to " + AptConfFile + "."},
+	config.Field{Name: "proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
+	config.Field{Name: "http_proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
+	config.Field{Name: "https_proxy", Type: config.String(), Doc: "HTTPS proxy for apt (Acquire::https::Proxy)."},
+	config.Field{Name: "ftp_proxy", Type: config.String(), Doc: "FTP proxy for apt (Acquire::ftp::Proxy)."},
+)
+
+func (AptConfigure) Name() string                 { return "apt_configure" }
+func (AptConfigure) Stage() modules.Stage         { return modules.StageConfig }
+func (AptConfigure) Frequency() modules.Frequency { return state.PerInstance }
+func (AptConfigure) Schema() modules.Schema {
+	return modules.Schema{
+		Doc:  "Add apt sources and their keys, apt configuration and proxies (Debian and Ubuntu).",
+		Keys: []config.Field{{Name: "apt", Type: aptType, Doc: "apt sources, keys, conf and proxies."}},
+	}
+}
+
+// aptSource is one entry of apt.sources.
+type aptSource struct {
+	Source   *string `yaml:"source"`
+	Key      *string `yaml:"key"`
+	Filename *string `yaml:"filename"`
+	Append   *bool   `yaml:"append"`
+}
+
+type aptConfig struct {
+	PreserveSourcesList *bool   `yaml:"preserve_sources_list"`
+	Conf                *string `yaml:"conf"`
+	Proxy               *string `yaml:"proxy"`
+	HTTPProxy           *string `yaml:"http_proxy"`
+	HTTPSProxy          *string `yaml:"https_proxy"`
+	FTPProxy            *string `yaml:"ftp_proxy"`
+}
+
+func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
+	log := logger(env)
+	v, ok := cfg.Get("apt")
+	if !ok || v.Node.Tag == "!!null" {
+		return nil
+	}
+	if v.Node.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: apt: expected a mapping", v.Source, v.KeyLine)
+	}
+	var ac aptConfig
+	if _, err := cfg.Decode("apt", &ac); err != nil {
+		return err
+	}
+	d, err := distro.Detect(env.Root)
+	if err != nil {
+		return fmt.Errorf("apt: %w", err)
+	}
+	if d.IsRedHatLike() {
+		// As cloud-init, which runs this module on Debian and Ubuntu only;
+		// a config shared by a mixed fleet must not fail here.
+		log.Warn("apt: the image is Red Hat-like; apt configuration not written", zap.String("distro", d.String()))
+		fmt.Fprintf(console(env), "ec2init: apt ignored: the image is %s, which has no apt\n", d)
+		return nil
+	}
+	if ac.PreserveSourcesList != nil && !*ac.PreserveSourcesList {
+		log.Info("apt: preserve_sources_list is false, but ec2init never rewrites /etc/apt/sources.list")
+	}
+	var errs []error
+	if err := writeProxy(env.Root, ac); err != nil {
+		errs = append(errs, fmt.Errorf("%s: apt: %w", v.Source, err))
+	}
+	if err := writeOrRemove(env.Root, AptConfFile, ac.Conf); err != nil {
+		errs = append(errs, fmt.Errorf("%s: apt.conf: %w", v.Source, err))
+	}
+	if err := writeSources(env, d, v); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// writeProxy writes apt's proxy settings, or removes ec2init's file when
+// none is set (as cloud-init does with its own).
+func writeProxy(root *sys.Root, ac aptConfig) error {
+	var b strings.Builder
+	for _, p := range []struct {
+		key, scheme string
+		val         *string
+	}{{"proxy", "http", ac.Proxy}, {"http_proxy", "http", ac.HTTPProxy}, {"https_proxy", "https", ac.HTTPSProxy}, {"ftp_proxy", "ftp", ac.FTPProxy}} {
+		if p.val == nil || *p.val == "" {
+			continue
+		}
+		// The value is quoted in apt's syntax; it may hold credentials, so
+		// the error names the key only.
+		if strings.ContainsAny(*p.val, "\"\r\n") {
+			return fmt.Errorf("%s: a proxy URL cannot hold quotes or line breaks", p.key)
+		}
+		fmt.Fprintf(&b, "Acquire::%s::Proxy \"%s\";\n", p.scheme, *p.val)
+	}
+	if b.Len() == 0 {
+		return writeOrRemove(root, AptProxyFile, nil)
+	}
+	s := b.String()
+	return writeOrRemove(root, AptProxyFile, &s)
+}
+
+// writeOrRemove writes content to file, or removes file when content is
+// unset: the file is ec2init's own.
+func writeOrRemove(root *sys.Root, file string, content *string) error {
+	if content == nil || *content == "" {
+		return root.Remove(file)
+	}
+	s := *content
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return root.WriteFile(file, []byte(s), 0o644, nil)
+}
+
+// sourceFile collects the lines bound for one sources.list.d file.
+type sourceFile struct {
+	path  string
+	lines []string
+	// replace is set when an entry with append: false reset the file.
+	replace bool
+}
+
+// writeSources writes the keys and the source files, in the order given.
+// A failing entry is reported and the others still written.
+func writeSources(env *modules.Env, d distro.Distro, v config.Value) error {
+	var sources *yaml.Node
+	for i := 0; i+1 < len(v.Node.Content); i += 2 {
+		if v.Node.Content[i].Value == "sources" {
+			sources = v.Node.Content[i+1]
+		}
+	}
+	if sources == nil || sources.Tag == "!!null" {
+		return nil
+	}
+	if sources.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: apt.sources: expected a mapping of sources", v.Source, sources.Line)
+	}
+	vars, err := templateVars(env, d)
+	if err != nil {
+		return fmt.Errorf("apt.sources: %w", err)
+	}
+	var (
+		errs  []error
+		files []*sourceFile
+	)
+	byPath := map[string]*sourceFile{}
+	for i := 0; i+1 < len(sources.Content); i += 2 {
+		k, n := sources.Content[i], sources.Content[i+1]
+		where := fmt.Sprintf("%s:%d: apt.sources.%s", v.Source, k.Line, k.Value)
+		var ent aptSource
+		if err := n.Decode(&ent); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s", where, strings.TrimPrefix(err.Error(), "yaml: ")))
+			continue
+		}
+		line, file, err := prepareSource(env.Root, k.Value, ent, vars)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		if line == "" {
+			continue // a key alone
+		}
+		f := byPath[file]
+		if f == nil {
+			f = &sourceFile{path: file}
+			byPath[file] = f
+			files = append(files, f)
+		}
+		if ent.Append != nil && !*ent.Append {
+			f.lines, f.replace = nil, true
+		}
+		f.lines = append(f.lines, line)
+	}
+	for _, f := range files {
+		if err := writeSourceFile(env.Root, f); err != nil {
+			errs = append(errs, fmt.Errorf("apt.sources: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prepareSource writes the entry's key and returns its source line (""
+// when it has none) and the file the line goes to.
+func prepareSource(root *sys.Root, name string, ent aptSource, vars map[string]string) (line, file string, err error) {
+	if !sourceNameRE.MatchString(name) {
+		return "", "", fmt.Errorf("%q cannot name a file (letters, digits, _ . : -)", name)
+	}
+	src := ""
+	if ent.Source != nil {
+		src = strings.TrimSpace(*ent.Source)
+	}
+	if strings.HasPrefix(src, "ppa:") {
+		return "", "", errors.New("ppa: sources need add-apt-repository and Launchpad; give a deb line and its key instead")
+	}
+	usesKeyFile := strings.Contains(src, "$KEY_FILE") || strings.Contains(src, "${KEY_FILE}")
+	keyFile := AptTrustedDir + "/" + name + ".asc"
+	if usesKeyFile {
+		keyFile = AptKeyringsDir + "/" + name + ".asc"
+	}
+	if ent.Key != nil && strings.TrimSpace(*ent.Key) != "" {
+		if err := checkKey(*ent.Key); err != nil {
+			return "", "", err
+		}
+		if usesKeyFile {
+			// apt's documented home for per-source keys, 0755 as apt makes it.
+			if err := root.MkdirAll(AptKeyringsDir, 0o755); err != nil {
+				return "", "", err
+			}
+		}
+		key := strings.TrimSpace(*ent.Key) + "\n"
+		// .asc (armored) works with signed-by and in trusted.gpg.d since
+		// apt 1.4: no need to de-armor with gpg.
+		if err := root.WriteFile(keyFile, []byte(key), 0o644, nil); err != nil {
+			return "", "", err
+		}
+	} else if usesKeyFile {
+		return "", "", errors.New("source uses $KEY_FILE but no key is given")
+	}
+	if src == "" {
+		return "", "", nil
+	}
+	vars["KEY_FILE"] = keyFile
+	line, err = expand(src, vars)
+	if err != nil {
+		return "", "", err
+	}
+	fname := name
+	if ent.Filename != nil && *ent.Filename != "" {
+		fname = *ent.Filename
+	}
+	if !strings.HasSuffix(fname, ".list") {
+		fname += ".list"
+	}
+	if !sourceNameRE.MatchString(fname) {
+		return "", "", fmt.Errorf("filename %q is not a file name in %s", fname, AptSourcesDir)
+	}
+	return line, AptSourcesDir + "/" + fname, nil
+}
+
+// checkKey accepts an ASCII-armored public key; a private key is refused
+// (and never echoed).
+func checkKey(key string) error {
+	switch {
+	case strings.Contains(key, "PRIVATE KEY"):
+		return errors.New("key is a private key; give the repository's public key")
+	case !strings.Contains(key, "-----BEGIN PGP PUBLIC KEY BLOCK-----"):
+		return errors.New("key is not an ASCII-armored PGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)")
+	}
+	return nil
+}
+
+// expand replaces the template variables cloud-init knows; other $words
+// (apt has none, but a URL may) are left as they are.
+func expand(src string, vars map[string]string) (string, error) {
+	var missing []string
+	out := templateVarRE.ReplaceAllStringFunc(src, func(m string) string {
+		sub := templateVarRE.FindStringSubmatch(m)
+		name := sub[1] + sub[2]
+		val, known := vars[name]
+		if !known {
+			return m
+		}
+		if val == "" {
+			missing = append(missing, "$"+name)
+		}
+		return val
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("cannot replace %s: unknown for this image", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// templateVars are the values of $RELEASE, $MIRROR, $PRIMARY and $SECURITY
+// for this image ("" when unknown).
+func templateVars(env *modules.Env, d distro.Distro) (map[string]string, error) {
+	release, err := codename(env.Root)
+	if err != nil {
+		return nil, err
+	}
+	primary, security := "http://deb.debian.org/debian", "http://deb.debian.org/debian-security"
+	if d.Is("ubuntu") {
+		// cloud-init's EC2 default: the region's mirror inside AWS.
+		primary, security = "http://archive.ubuntu.com/ubuntu", "http://security.ubuntu.com/ubuntu"
+		if env.Instance != nil && env.Instance.Region != "" {
+			primary = "http://" + env.Instance.Region + ".ec2.archive.ubuntu.com/ubuntu"
+		}
+	}
+	return map[string]string{"RELEASE": release, "MIRROR": primary, "PRIMARY": primary, "SECURITY": security}, nil
+}
+
+// codename is the image's VERSION_CODENAME ("bookworm", "jammy") from its
+// os-release, "" when it has none.
+func codename(root *sys.Root) (string, error) {
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		b, err := root.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		vals := map[string]string{}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+			if ok {
+				vals[k] = strings.Trim(strings.TrimSpace(v), `"'`)
+			}
+		}
+		if c := vals["VERSION_CODENAME"]; c != "" {
+			return c, nil
+		}
+		return vals["UBUNTU_CODENAME"], nil
+	}
+	return "", nil
+}
+
+// writeSourceFile writes one sources.list.d file. Appending keeps the
+// file's lines and adds the new ones not already there, so a second run
+// does not duplicate them.
+func writeSourceFile(root *sys.Root, f *sourceFile) error {
+	var lines []string
+	if !f.replace {
+		old, err := root.ReadFile(f.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if len(old) > 0 {
+			lines = strings.Split(strings.TrimRight(string(old), "\n"), "\n")
+		}
+	}
+	have := map[string]bool{}
+	for _, l := range lines {
+		have[strings.TrimSpace(l)] = true
+	}
+	for _, l := range f.lines {
+		for _, one := range strings.Split(l, "\n") {
+			if t := strings.TrimSpace(one); t != "" && !have[t] {
+				have[t] = true
+				lines = append(lines, one)
+			}
+		}
+	}
+	return root.WriteFile(f.path, []byte(strings.Join(lines, "\n")+"\n"), 0o644, nil)
+}
