@@ -236,7 +236,7 @@ func TestAnalyze(t *testing.T) {
 	}
 	r := runCLI(t, binary, "analyze", "show", "--json", "--root", root, testBoot)
 	var rows []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 8 { // 4 stages, users_groups, ssh, the script, final_message
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 11 { // 4 stages, set_hostname, update_hostname, users_groups, ssh, the script, final_message, power_state_change (a reboot request is always checked)
 		t.Fatalf("analyze show --json: %v %q", err, r.stdout)
 	}
 	r = runCLI(t, binary, "analyze", "blame", "--root", root, testBoot)

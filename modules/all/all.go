@@ -6,9 +6,14 @@ package all
 import (
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/finalmessage"
+	"github.com/ec2init/ec2init/modules/hostname"
+	"github.com/ec2init/ec2init/modules/locale"
+	"github.com/ec2init/ec2init/modules/ntp"
+	"github.com/ec2init/ec2init/modules/packages"
 	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/runcmd"
 	"github.com/ec2init/ec2init/modules/ssh"
+	"github.com/ec2init/ec2init/modules/timezone"
 	"github.com/ec2init/ec2init/modules/users"
 	"github.com/ec2init/ec2init/modules/writefiles"
 )
@@ -16,12 +21,26 @@ import (
 // Registry returns a registry of every module.
 func Registry() *modules.Registry {
 	r, err := modules.NewRegistry(
-		// network stage: users before files (an owner may be new), ssh
-		// last as in cloud-init
+		// network stage: the host's name first (sshd's host keys and
+		// /etc/hosts use it), users before files (an owner may be new),
+		// ssh last as in cloud-init
 		runcmd.Bootcmd{},
+		hostname.SetHostname{},
+		hostname.UpdateHostname{},
+		hostname.UpdateEtcHosts{},
 		users.UsersGroups{},
 		writefiles.WriteFiles{},
 		ssh.SSH{},
+		// config stage: repositories before the packages that come from
+		// them; packages before locale and ntp, which may need what they
+		// install (locales, chrony); cloud-init installs packages in its
+		// final stage, ec2init earlier so the user's scripts find them
+		packages.YumAddRepo{},
+		packages.AptConfigure{},
+		packages.PackageUpdateUpgradeInstall{},
+		locale.Locale{},
+		ntp.NTP{},
+		timezone.Timezone{},
 		// final stage: deferred files before the user's scripts (see
 		// modules.BeforeScripts), then runcmd, the message, and the power
 		// change last of all

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -91,10 +92,18 @@ func (PowerState) Schema() modules.Schema {
 	}
 }
 
+// Wanted: a module may have requested a reboot (modules.RebootRequestFile)
+// without any power_state key.
+func (PowerState) Wanted(*config.CloudConfig) bool { return true }
+
 func (p PowerState) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
+	execute := p.Execute
+	if execute == nil {
+		execute = Schedule
+	}
 	val, ok := cfg.Get(Key)
 	if !ok {
-		return nil
+		return rebootIfRequested(ctx, env, execute)
 	}
 	a, cond, err := parse(val)
 	if err != nil {
@@ -109,12 +118,28 @@ func (p PowerState) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 	if !proceed {
 		return nil
 	}
-	execute := p.Execute
-	if execute == nil {
-		execute = Schedule
-	}
 	if err := execute(ctx, env, a); err != nil {
 		return fmt.Errorf("power_state: %s: %w", a.Mode, err)
+	}
+	return nil
+}
+
+// rebootIfRequested carries out a module's reboot request when the user
+// configured no power change of their own (theirs wins: a poweroff after
+// the boot serves the request too).
+func rebootIfRequested(ctx context.Context, env *modules.Env, execute Executor) error {
+	req, err := env.Root.ReadFile(modules.RebootRequestFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("power_state: reboot request: %w", err)
+	}
+	why := strings.TrimSpace(string(req))
+	logger(env).Info("power_state: a module requested a reboot", zap.String("request", why))
+	a := Action{Mode: ModeReboot, Timeout: DefaultTimeout, Message: "ec2init: reboot requested: " + why}
+	if err := execute(ctx, env, a); err != nil {
+		return fmt.Errorf("power_state: requested reboot: %w", err)
 	}
 	return nil
 }

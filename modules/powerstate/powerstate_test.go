@@ -24,6 +24,7 @@ func TestRun(t *testing.T) {
 	tests := []struct {
 		name    string
 		doc     string
+		request string // a module's reboot request, if any
 		want    *Action // nil: nothing executed
 		wantErr string
 	}{
@@ -54,10 +55,24 @@ func TestRun(t *testing.T) {
 		{name: "negative delay", doc: "power_state: {mode: reboot, delay: -1}", wantErr: `delay: "-1"`},
 		{name: "negative timeout", doc: "power_state: {mode: reboot, timeout: -1}", wantErr: "timeout: expected a number of seconds"},
 		{name: "not a mapping", doc: "power_state: reboot", wantErr: "expected a mapping with a mode"},
+		{name: "no key, no request", doc: "runcmd: [true]"},
+		{name: "no key, a reboot requested", doc: "runcmd: [true]", request: "package_update_upgrade_install: /var/run/reboot-required exists\n",
+			want: &Action{Mode: "reboot", Timeout: 30 * time.Second,
+				Message: "ec2init: reboot requested: package_update_upgrade_install: /var/run/reboot-required exists"}},
+		{name: "the user's change wins over a request", doc: "power_state: {mode: poweroff, delay: 1}", request: "x\n",
+			want: &Action{Mode: "poweroff", Delay: time.Minute, Timeout: 30 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env, _ := modtest.Env(t)
+			if tt.request != "" {
+				if err := env.Root.MkdirAll("/run/ec2init", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := env.Root.WriteFile(modules.RebootRequestFile, []byte(tt.request), 0o644, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var got *Action
 			p := PowerState{Execute: func(_ context.Context, _ *modules.Env, a Action) error {
 				got = &a
