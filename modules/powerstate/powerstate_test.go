@@ -24,7 +24,7 @@ func TestRun(t *testing.T) {
 	tests := []struct {
 		name    string
 		doc     string
-		request string // a module's reboot request, if any
+		request string  // a module's reboot request, if any
 		want    *Action // nil: nothing executed
 		wantErr string
 	}{
