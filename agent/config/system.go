@@ -26,9 +26,23 @@ const (
 
 // System is ec2init's own configuration.
 type System struct {
-	IMDS   IMDS   `yaml:"imds"`
-	Daemon Daemon `yaml:"daemon"`
-	SSH    SSH    `yaml:"ssh"`
+	IMDS        IMDS        `yaml:"imds"`
+	Daemon      Daemon      `yaml:"daemon"`
+	SSH         SSH         `yaml:"ssh"`
+	DefaultUser DefaultUser `yaml:"default_user"`
+}
+
+// DefaultUser overrides the distribution's default user (ec2-user on
+// Amazon Linux, admin on Debian): the user the instance's key pair goes to
+// and "default" in a cloud-config's users list means. Empty fields keep
+// the distribution's value.
+type DefaultUser struct {
+	Name       string   `yaml:"name"`
+	Gecos      string   `yaml:"gecos"`
+	Groups     []string `yaml:"groups"`
+	Sudo       []string `yaml:"sudo"`
+	Shell      string   `yaml:"shell"`
+	LockPasswd *bool    `yaml:"lock_passwd"`
 }
 
 // SSH configures the ssh module's handling of a new instance.

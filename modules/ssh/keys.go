@@ -112,7 +112,7 @@ func (r *run) authorizedKeys(cfg *config.CloudConfig, s settings, policy string)
 
 	// Whom keys go to: the default user, root, and whoever got IMDS keys
 	// last time (so stale keys are dropped even if the default changed).
-	defUser := defaultUser(root, cfg)
+	defUser := defaultUser(root, r.env.System.DefaultUser, cfg)
 	targets := map[string][]string{}
 	if defUser != "" {
 		targets[defUser] = keys

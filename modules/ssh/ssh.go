@@ -384,9 +384,9 @@ func contains(list []string, s string) bool {
 
 // defaultUser is the default user's name, or "" when the cloud-config asks
 // for none (users without "default"), as users_groups decides.
-func defaultUser(root *sys.Root, cfg *config.CloudConfig) string {
+func defaultUser(root *sys.Root, override config.DefaultUser, cfg *config.CloudConfig) string {
 	if !users.DefaultUserEnabled(cfg) {
 		return ""
 	}
-	return users.DefaultUser(root).Name
+	return users.DefaultUser(root, override).Name
 }

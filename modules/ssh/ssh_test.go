@@ -299,3 +299,31 @@ ssh_keys: {}
 		t.Error("ssh must run on every new instance")
 	}
 }
+
+// TestConfiguredDefaultUser: default_user.name in ec2init's config is who
+// the instance's key pair goes to, and who root's refusal names.
+func TestConfiguredDefaultUser(t *testing.T) {
+	d := newDisk(t)
+	uid, gid := strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid())
+	passwd := "root:x:" + uid + ":" + gid + ":root:/root:/bin/bash\n" +
+		"ops:x:" + uid + ":" + gid + ":Operators:/home/ops:/bin/bash\n"
+	if err := d.env.Root.WriteFile("/etc/passwd", []byte(passwd), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.env.Root.MkdirAll("/home/ops", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d.env.System.DefaultUser.Name = "ops"
+	if err := d.boot(SSH{}, "i-aaaa", true, keyA, "ssh_genkeytypes: []\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.read("/home/ops/.ssh/authorized_keys"); got != keyA+"\n" {
+		t.Errorf("ops' authorized_keys = %q", got)
+	}
+	if _, err := d.env.Root.ReadFile(userKeys); err == nil {
+		t.Errorf("the distribution's default user got keys too")
+	}
+	if rk := d.read(rootKeys); !strings.Contains(rk, `login as the user \"ops\"`) {
+		t.Errorf("root's keys %q", rk)
+	}
+}

@@ -28,11 +28,34 @@ type DefaultUserSpec struct {
 
 // DefaultUser returns the default user for the image under root, from its
 // os-release: "admin" on Debian (as Debian's AMIs name it), "ubuntu" on
-// Ubuntu, "ec2-user" otherwise (Amazon Linux, RHEL-likes). The users and ssh
-// modules both resolve it here so they always agree.
-//
-// TODO: a default_user setting in config.System should take precedence.
-func DefaultUser(root *sys.Root) DefaultUserSpec {
+// Ubuntu, "ec2-user" otherwise (Amazon Linux, RHEL-likes), with the fields
+// set in ec2init's own config (default_user in /etc/ec2init/config.yaml)
+// taking precedence. The users and ssh modules both resolve it here so they
+// always agree.
+func DefaultUser(root *sys.Root, override config.DefaultUser) DefaultUserSpec {
+	spec := distroDefaultUser(root)
+	if override.Name != "" {
+		spec.Name = override.Name
+	}
+	if override.Gecos != "" {
+		spec.Gecos = override.Gecos
+	}
+	if override.Groups != nil {
+		spec.Groups = override.Groups
+	}
+	if override.Sudo != nil {
+		spec.Sudo = override.Sudo
+	}
+	if override.Shell != "" {
+		spec.Shell = override.Shell
+	}
+	if override.LockPasswd != nil {
+		spec.LockPasswd = *override.LockPasswd
+	}
+	return spec
+}
+
+func distroDefaultUser(root *sys.Root) DefaultUserSpec {
 	spec := DefaultUserSpec{
 		Name:       "ec2-user",
 		Gecos:      "EC2 Default User",

@@ -221,7 +221,7 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 			r.fail("groups: %s: %v", g.name, err)
 		}
 	}
-	specs, err := decodeUsers(cfg, env.Root)
+	specs, err := decodeUsers(cfg, env.Root, env.System.DefaultUser)
 	if err != nil {
 		r.fail("%v", err)
 	}
@@ -316,10 +316,10 @@ func decodeGroups(cfg *config.CloudConfig) ([]groupSpec, error) {
 
 // decodeUsers reads users; no users key means the default user alone. An
 // entry that cannot be decoded is reported and skipped, the others stay.
-func decodeUsers(cfg *config.CloudConfig, root *sys.Root) ([]userSpec, error) {
+func decodeUsers(cfg *config.CloudConfig, root *sys.Root, override config.DefaultUser) ([]userSpec, error) {
 	val, ok := cfg.Get("users")
 	if !ok {
-		return []userSpec{fromDefault(DefaultUser(root), "default user")}, nil
+		return []userSpec{fromDefault(DefaultUser(root, override), "default user")}, nil
 	}
 	var (
 		out  []userSpec
@@ -328,7 +328,7 @@ func decodeUsers(cfg *config.CloudConfig, root *sys.Root) ([]userSpec, error) {
 	names := func(s, where string) {
 		for _, name := range splitNames(s) {
 			if name == "default" {
-				out = append(out, fromDefault(DefaultUser(root), where+" (default)"))
+				out = append(out, fromDefault(DefaultUser(root, override), where+" (default)"))
 			} else {
 				out = append(out, userSpec{Name: name, where: where})
 			}

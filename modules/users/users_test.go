@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
@@ -41,11 +42,51 @@ func TestDefaultUser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		d := DefaultUser(e.Root)
+		d := DefaultUser(e.Root, config.DefaultUser{})
 		if d.Name != tt.name || !contains(d.Groups, tt.group) || !d.LockPasswd || d.Shell != "/bin/bash" ||
 			!reflect.DeepEqual(d.Sudo, []string{"ALL=(ALL) NOPASSWD:ALL"}) {
 			t.Errorf("os-release %q: %+v, want %s in %s", tt.osRelease, d, tt.name, tt.group)
 		}
+	}
+}
+
+// TestDefaultUserOverride: default_user in ec2init's config wins field by
+// field over the distribution's, for "default" in users and without users.
+func TestDefaultUserOverride(t *testing.T) {
+	e, _ := modtest.Env(t)
+	if err := e.Root.WriteFile("/etc/os-release", []byte("ID=debian\n"), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	tests := []struct {
+		name     string
+		override config.DefaultUser
+		doc      string
+		want     []string // name:groups:sudo:shell:lock
+	}{
+		{"distribution's", config.DefaultUser{}, "{}",
+			[]string{"admin:adm,audio,cdrom,dialout,dip,floppy,netdev,plugdev,sudo,video:ALL=(ALL) NOPASSWD:ALL:/bin/bash:true"}},
+		{"name only", config.DefaultUser{Name: "ops"}, "{}",
+			[]string{"ops:adm,audio,cdrom,dialout,dip,floppy,netdev,plugdev,sudo,video:ALL=(ALL) NOPASSWD:ALL:/bin/bash:true"}},
+		{"every field", config.DefaultUser{Name: "ops", Groups: []string{"wheel"}, Sudo: []string{}, Shell: "/bin/zsh", LockPasswd: &no},
+			"users: [default, bob]", []string{"ops:wheel::/bin/zsh:false", "bob::::false"}},
+		{"no default in users", config.DefaultUser{Name: "ops"}, "users: [bob]", []string{"bob::::false"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := decodeUsers(modtest.Config(t, tt.doc), e.Root, tt.override)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range specs {
+				lock := u.LockPasswd != nil && *u.LockPasswd
+				got = append(got, fmt.Sprintf("%s:%s:%s:%s:%v", u.Name, strings.Join(u.Groups, ","), strings.Join(u.Sudo, ","), u.Shell, lock))
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -86,7 +127,7 @@ func TestDecodeUsers(t *testing.T) {
 		{"users:\n  - name: bad\n    passwd: [\"" + secretHash + "\"]\n  - name: ok\n", []string{"ok::"}, "users[0]"},
 	}
 	for _, tt := range tests {
-		specs, err := decodeUsers(modtest.Config(t, tt.doc), e.Root)
+		specs, err := decodeUsers(modtest.Config(t, tt.doc), e.Root, config.DefaultUser{})
 		var got []string
 		for _, u := range specs {
 			got = append(got, u.Name+":"+strings.Join(u.Groups, ",")+":"+strings.Join(u.Sudo, ","))
@@ -108,7 +149,7 @@ func TestDecodeUsers(t *testing.T) {
 
 func TestUIDAndBools(t *testing.T) {
 	e, _ := modtest.Env(t)
-	specs, err := decodeUsers(modtest.Config(t, "users:\n  - name: a\n    uid: 1234\n    lock_passwd: no\n    system: yes\n"), e.Root)
+	specs, err := decodeUsers(modtest.Config(t, "users:\n  - name: a\n    uid: 1234\n    lock_passwd: no\n    system: yes\n"), e.Root, config.DefaultUser{})
 	if err != nil || len(specs) != 1 {
 		t.Fatal(specs, err)
 	}
