@@ -2,13 +2,10 @@ package locale
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -18,25 +15,6 @@ const (
 )
 
 const localeGen = "# This file lists locales that you wish to have built.\n#\n# de_DE@euro ISO-8859-15\n# en_US.UTF-8 UTF-8\n# fr_FR.UTF-8 UTF-8\n"
-
-func put(t *testing.T, e *modules.Env, p, content string) {
-	t.Helper()
-	if err := e.Root.WriteFile(p, []byte(content), 0o644, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func get(t *testing.T, e *modules.Env, p string) string {
-	t.Helper()
-	b, err := e.Root.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "<absent>"
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 func TestLocale(t *testing.T) {
 	tests := []struct {
@@ -80,9 +58,9 @@ func TestLocale(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := modtest.Env(t)
-			put(t, e, "/etc/os-release", tt.os)
+			modtest.Put(t, e, "/etc/os-release", tt.os)
 			for p, c := range tt.files {
-				put(t, e, p, c)
+				modtest.Put(t, e, p, c)
 			}
 			err := Locale{}.Run(context.Background(), e, modtest.Config(t, tt.cfg))
 			if tt.wantErr != "" {
@@ -92,11 +70,11 @@ func TestLocale(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			if got := get(t, e, tt.wantFile); got != tt.want {
+			if got := modtest.Get(t, e, tt.wantFile); got != tt.want {
 				t.Errorf("%s = %q, want %q", tt.wantFile, got, tt.want)
 			}
 			if tt.wantGen != "" {
-				if got := get(t, e, LocaleGenFile); got != tt.wantGen {
+				if got := modtest.Get(t, e, LocaleGenFile); got != tt.wantGen {
 					t.Errorf("locale.gen = %q, want %q", got, tt.wantGen)
 				}
 			}
@@ -141,14 +119,14 @@ func TestLocaleGenReal(t *testing.T) {
 		t.Skip("the locales package is not installed: ", err)
 	}
 	e, _ := modtest.Env(t)
-	put(t, e, "/etc/os-release", debianOS)
-	put(t, e, LocaleGenFile, string(gen))
-	put(t, e, SupportedFile, string(supported))
+	modtest.Put(t, e, "/etc/os-release", debianOS)
+	modtest.Put(t, e, LocaleGenFile, string(gen))
+	modtest.Put(t, e, SupportedFile, string(supported))
 	if err := (Locale{}).Run(context.Background(), e, modtest.Config(t, "locale: pt_BR.UTF-8")); err != nil {
 		t.Fatal(err)
 	}
 	enabled := 0
-	for _, l := range strings.Split(get(t, e, LocaleGenFile), "\n") {
+	for _, l := range strings.Split(modtest.Get(t, e, LocaleGenFile), "\n") {
 		if strings.TrimSpace(l) == "pt_BR.UTF-8 UTF-8" {
 			enabled++
 		}

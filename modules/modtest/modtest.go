@@ -5,6 +5,8 @@ package modtest
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -52,4 +54,25 @@ func Diagnostics(t testing.TB, doc string, ms ...modules.Module) string {
 		got = append(got, diag.String())
 	}
 	return strings.Join(got, "\n")
+}
+
+// Put writes content to p under env's root (0644, parents created).
+func Put(t testing.TB, env *modules.Env, p, content string) {
+	t.Helper()
+	if err := env.Root.WriteFile(p, []byte(content), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Get returns the content of p under env's root, or "<absent>".
+func Get(t testing.TB, env *modules.Env, p string) string {
+	t.Helper()
+	b, err := env.Root.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "<absent>"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

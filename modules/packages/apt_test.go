@@ -98,12 +98,12 @@ func TestAptConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, out := modtest.Env(t)
-			put(t, e, "/etc/os-release", tt.os)
+			modtest.Put(t, e, "/etc/os-release", tt.os)
 			if tt.region != "" {
 				e.Instance = &imds.Instance{Region: tt.region}
 			}
 			for p, c := range tt.before {
-				put(t, e, p, c)
+				modtest.Put(t, e, p, c)
 			}
 			err := AptConfigure{}.Run(context.Background(), e, modtest.Config(t, tt.cfg))
 			switch {
@@ -116,7 +116,7 @@ func TestAptConfigure(t *testing.T) {
 				t.Errorf("error shows secret material: %v", err)
 			}
 			for p, want := range tt.want {
-				if got := get(t, e, p); got != want {
+				if got := modtest.Get(t, e, p); got != want {
 					t.Errorf("%s:\n%s\nwant:\n%s", p, got, want)
 				}
 			}
@@ -131,14 +131,14 @@ func TestAptConfigure(t *testing.T) {
 // again) leaves the files as the first made them.
 func TestAptConfigureTwice(t *testing.T) {
 	e, _ := modtest.Env(t)
-	put(t, e, "/etc/os-release", debianOS)
+	modtest.Put(t, e, "/etc/os-release", debianOS)
 	cfg := modtest.Config(t, "apt:\n  sources:\n    x:\n      source: deb http://x/ $RELEASE main\n")
 	for range 2 {
 		if err := (AptConfigure{}).Run(context.Background(), e, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := get(t, e, "/etc/apt/sources.list.d/x.list"); got != "deb http://x/ bookworm main\n" {
+	if got := modtest.Get(t, e, "/etc/apt/sources.list.d/x.list"); got != "deb http://x/ bookworm main\n" {
 		t.Errorf("x.list after two runs: %q", got)
 	}
 }

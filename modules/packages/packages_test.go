@@ -58,28 +58,9 @@ func fakeEnv(t *testing.T, osRelease string) (*modules.Env, string, *bytes.Buffe
 	}
 	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath, "FAKE_DIR": dir}
 	if osRelease != "" {
-		put(t, e, "/etc/os-release", osRelease)
+		modtest.Put(t, e, "/etc/os-release", osRelease)
 	}
 	return e, dir, out
-}
-
-func put(t *testing.T, e *modules.Env, p, content string) {
-	t.Helper()
-	if err := e.Root.WriteFile(p, []byte(content), 0o644, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func get(t *testing.T, e *modules.Env, p string) string {
-	t.Helper()
-	b, err := e.Root.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return "<absent>"
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func calls(t *testing.T, dir string) []string {
@@ -158,7 +139,7 @@ func TestPackageUpdateUpgradeInstall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, dir, out := fakeEnv(t, tt.os)
 			for _, f := range tt.files {
-				put(t, e, f, "")
+				modtest.Put(t, e, f, "")
 			}
 			if tt.locked > 0 {
 				if err := os.WriteFile(filepath.Join(dir, "locked"), []byte(strconv.Itoa(tt.locked)), 0o644); err != nil {
@@ -181,7 +162,7 @@ func TestPackageUpdateUpgradeInstall(t *testing.T) {
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
-			if m := get(t, e, RebootMarker); (m != "<absent>") != tt.marker {
+			if m := modtest.Get(t, e, RebootMarker); (m != "<absent>") != tt.marker {
 				t.Errorf("reboot marker: %q, want present=%v", m, tt.marker)
 			}
 			if !strings.Contains(out.String(), tt.console) {

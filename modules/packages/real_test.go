@@ -49,15 +49,15 @@ func TestRealApt(t *testing.T) {
 
 	e, out := modtest.Env(t)
 	root := e.Root.Prefix()
-	put(t, e, "/etc/os-release", debianOS)
+	modtest.Put(t, e, "/etc/os-release", debianOS)
 	for _, d := range []string{"/var/lib/dpkg/info", "/var/lib/dpkg/updates", "/var/lib/apt/lists/partial",
 		"/var/cache/apt/archives/partial", "/etc/apt/apt.conf.d", "/etc/apt/preferences.d", "/var/log/apt"} {
 		if err := e.Root.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put(t, e, "/var/lib/dpkg/status", "")
-	put(t, e, "/var/lib/dpkg/available", "")
+	modtest.Put(t, e, "/var/lib/dpkg/status", "")
+	modtest.Put(t, e, "/var/lib/dpkg/available", "")
 
 	ctx := context.Background()
 	if err := (AptConfigure{}).Run(ctx, e, modtest.Config(t, fmt.Sprintf("apt:\n  sources:\n    local:\n      source: deb [trusted=yes] file:%s ./\n", repo))); err != nil {
@@ -86,13 +86,13 @@ func TestRealApt(t *testing.T) {
 	if !strings.Contains(out.String(), "Could not get lock") {
 		t.Errorf("apt never met the held lock; output:\n%s", out)
 	}
-	if got := get(t, e, "/usr/share/ec2init-hello/version"); got != "1.0\n" {
+	if got := modtest.Get(t, e, "/usr/share/ec2init-hello/version"); got != "1.0\n" {
 		t.Errorf("installed version file %q, want the pinned 1.0", got)
 	}
-	if st := get(t, e, "/var/lib/dpkg/status"); !strings.Contains(st, "Package: ec2init-hello\nStatus: install ok installed") || !strings.Contains(st, "Version: 1.0\n") {
+	if st := modtest.Get(t, e, "/var/lib/dpkg/status"); !strings.Contains(st, "Package: ec2init-hello\nStatus: install ok installed") || !strings.Contains(st, "Version: 1.0\n") {
 		t.Errorf("dpkg status in the root:\n%s", st)
 	}
-	if m := get(t, e, RebootMarker); m != "<absent>" {
+	if m := modtest.Get(t, e, RebootMarker); m != "<absent>" {
 		t.Errorf("reboot marker without a reboot-required file: %q", m)
 	}
 
@@ -100,10 +100,10 @@ func TestRealApt(t *testing.T) {
 	if err := m.Run(ctx, e, modtest.Config(t, "package_upgrade: true\npackage_reboot_if_required: true\n")); err != nil {
 		t.Fatalf("upgrade: %v\noutput:\n%s", err, out)
 	}
-	if got := get(t, e, "/usr/share/ec2init-hello/version"); got != "2.0\n" {
+	if got := modtest.Get(t, e, "/usr/share/ec2init-hello/version"); got != "2.0\n" {
 		t.Errorf("after the upgrade the version file is %q, want 2.0", got)
 	}
-	if m := get(t, e, RebootMarker); !strings.Contains(m, RebootRequiredFile) {
+	if m := modtest.Get(t, e, RebootMarker); !strings.Contains(m, RebootRequiredFile) {
 		t.Errorf("reboot marker %q", m)
 	}
 

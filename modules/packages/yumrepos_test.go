@@ -13,7 +13,7 @@ import (
 // booleans and extra options, gives the .repo file in testdata.
 func TestYumReposGolden(t *testing.T) {
 	e, _ := modtest.Env(t)
-	put(t, e, "/etc/os-release", amznOS)
+	modtest.Put(t, e, "/etc/os-release", amznOS)
 	doc, err := os.ReadFile("testdata/yum_repos.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +25,7 @@ func TestYumReposGolden(t *testing.T) {
 	if err := (YumAddRepo{}).Run(context.Background(), e, modtest.Config(t, string(doc))); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, e, "/etc/yum.repos.d/epel_testing.repo"); got != string(want) {
+	if got := modtest.Get(t, e, "/etc/yum.repos.d/epel_testing.repo"); got != string(want) {
 		t.Errorf("epel_testing.repo:\n%s\nwant:\n%s", got, want)
 	}
 	fi, err := e.Root.Stat("/etc/yum.repos.d/epel_testing.repo")
@@ -72,9 +72,9 @@ func TestYumRepos(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, out := modtest.Env(t)
-			put(t, e, "/etc/os-release", tt.os)
+			modtest.Put(t, e, "/etc/os-release", tt.os)
 			for p, c := range tt.before {
-				put(t, e, p, c)
+				modtest.Put(t, e, p, c)
 			}
 			err := YumAddRepo{}.Run(context.Background(), e, modtest.Config(t, tt.cfg))
 			switch {
@@ -84,7 +84,7 @@ func TestYumRepos(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.wantErr)
 			}
 			for p, want := range tt.want {
-				if got := get(t, e, p); got != want {
+				if got := modtest.Get(t, e, p); got != want {
 					t.Errorf("%s:\n%s\nwant:\n%s", p, got, want)
 				}
 			}

@@ -9,16 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
-
-func put(t *testing.T, e *modules.Env, p, content string) {
-	t.Helper()
-	if err := e.Root.WriteFile(p, []byte(content), 0o644, nil); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestTimezone(t *testing.T) {
 	tests := []struct {
@@ -40,14 +32,14 @@ func TestTimezone(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := modtest.Env(t)
-			put(t, e, "/etc/os-release", tt.os)
+			modtest.Put(t, e, "/etc/os-release", tt.os)
 			for _, z := range []string{"Europe/Berlin", "Asia/Tokyo", "Etc/UTC"} {
-				put(t, e, ZoneinfoDir+"/"+z, "TZif2 "+z)
+				modtest.Put(t, e, ZoneinfoDir+"/"+z, "TZif2 "+z)
 			}
 			if err := os.Symlink("Etc/UTC", filepath.Join(e.Root.Prefix(), "usr/share/zoneinfo/UTC")); err != nil {
 				t.Fatal(err)
 			}
-			put(t, e, "/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+			modtest.Put(t, e, "/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
 			// An image's link to its old zone, replaced in place.
 			if err := os.Symlink("/usr/share/zoneinfo/Etc/UTC", filepath.Join(e.Root.Prefix(), "etc/localtime")); err != nil {
 				t.Fatal(err)
@@ -99,8 +91,8 @@ func TestTimezoneReal(t *testing.T) {
 		t.Skip("date(1) not found")
 	}
 	e, _ := modtest.Env(t)
-	put(t, e, "/etc/os-release", "ID=debian\n")
-	put(t, e, ZoneinfoDir+"/"+zone, string(data))
+	modtest.Put(t, e, "/etc/os-release", "ID=debian\n")
+	modtest.Put(t, e, ZoneinfoDir+"/"+zone, string(data))
 	if err := (Timezone{}).Run(context.Background(), e, modtest.Config(t, "timezone: "+zone)); err != nil {
 		t.Fatal(err)
 	}
