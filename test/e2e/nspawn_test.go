@@ -8,6 +8,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -68,6 +69,10 @@ func install(t *testing.T, base, endpoint string) string {
 	run(t, "chroot", root, "dpkg", "-i", "/tmp/ec2init.deb")
 
 	write(t, filepath.Join(root, "etc/ec2init/conf.d/50-e2e.yaml"), "imds:\n  endpoint: "+endpoint+"\n  max_attempts: 2\n")
+	// The container shares the host's network (it reaches the simulator on
+	// loopback): its sshd listens on a free port, not on 22, which the
+	// host's own sshd (or another test's container) may hold.
+	write(t, filepath.Join(root, "etc/ssh/sshd_config.d/50-e2e.conf"), fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\n", freePort(t)))
 	// A persistent journal, so the test can read it after the container
 	// powered off.
 	if err := os.MkdirAll(filepath.Join(root, "var/log/journal"), 0o755); err != nil {
@@ -80,13 +85,24 @@ Description=e2e: record the status, power off
 After=ec2init-final.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'for i in $(seq 300); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt'
+ExecStart=/bin/sh -c 'for i in $(seq 300); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt; echo "hostname=$(hostname) file=$(cat /etc/hostname)" >> /var/tmp/e2e-status.txt'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=ec2init.target
 `)
 	run(t, "systemctl", "--root="+root, "enable", "e2e-done.service")
 	return root
+}
+
+// freePort returns a loopback TCP port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // boot starts the container's systemd and waits until it powers off.
@@ -161,6 +177,11 @@ func TestSystemdBoot(t *testing.T) {
 	if runs() != 1 {
 		t.Fatalf("first boot: user data ran %d times", runs())
 	}
+	// set_hostname named the container from IMDS local-hostname (Debian:
+	// the short name), live and in /etc/hostname.
+	if !strings.Contains(status, "hostname=ip-10-0-1-23 file=ip-10-0-1-23\n") {
+		t.Errorf("first boot: hostname not set from IMDS:\n%s", status)
+	}
 	// Under systemd the agent logs to the journal natively, with fields.
 	journal, err := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"),
 		"--no-pager", "-o", "json", "EC2INIT_STAGE=final", "INSTANCE_ID=i-0123456789abcdef0").CombinedOutput()
@@ -215,7 +236,9 @@ func TestSystemdBoot(t *testing.T) {
 	// sshd needs host keys: it starts only because ec2init.service, ordered
 	// before it, made them.
 	if !strings.Contains(status, "sshd=active") {
-		t.Errorf("sshd not running after the first boot:\n%s", status)
+		journal, _ := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"), "--no-pager",
+			"-u", "ssh.service").CombinedOutput()
+		t.Errorf("sshd not running after the first boot:\n%s\nssh.service's journal:\n%s", status, tail(string(journal), 30))
 	}
 
 	// The disk booted as a new instance (an AMI of this one) launched with
