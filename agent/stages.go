@@ -145,6 +145,7 @@ func (b *booter) moduleEnv() (*modules.Env, func(), error) {
 	}
 	env := &modules.Env{
 		Instance:           b.instance,
+		IMDS:               b.opts.IMDS,
 		NewInstance:        b.trans.NewInstance,
 		PreviousInstanceID: b.trans.PreviousInstanceID,
 		Root:               b.root,

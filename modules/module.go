@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
@@ -51,6 +52,13 @@ type BeforeScripts interface {
 	BeforeScripts() bool
 }
 
+// Checker is implemented by modules whose keys have rules a schema Type
+// cannot say (a key required when another is set). Check returns findings
+// on the value v of key, after the type checks, located in source.
+type Checker interface {
+	Check(source, key string, v *yaml.Node) []config.Diagnostic
+}
+
 // Schema documents and validates a module's keys.
 type Schema struct {
 	// Doc is one line on what the module does.
@@ -61,6 +69,10 @@ type Schema struct {
 // Env is what a module may use.
 type Env struct {
 	Instance *imds.Instance
+	// IMDS is the agent's own metadata client (its endpoint and policy),
+	// for modules that ask IMDS more (the instance role's credentials).
+	// nil outside a boot.
+	IMDS *imds.Client
 	// NewInstance is true on the first boot of this instance id;
 	// PreviousInstanceID is the instance this disk last ran as ("" on a
 	// first boot ever).
@@ -169,6 +181,9 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 			if f.Name == k.Value {
 				out = append(out, config.Validate(d.Source, k.Value, v, f.Type)...)
 			}
+		}
+		if c, ok := m.(Checker); ok {
+			out = append(out, c.Check(d.Source, k.Value, v)...)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
