@@ -5,9 +5,12 @@ package all
 
 import (
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/disksetup"
 	"github.com/ec2init/ec2init/modules/finalmessage"
+	"github.com/ec2init/ec2init/modules/growpart"
 	"github.com/ec2init/ec2init/modules/hostname"
 	"github.com/ec2init/ec2init/modules/locale"
+	"github.com/ec2init/ec2init/modules/mounts"
 	"github.com/ec2init/ec2init/modules/ntp"
 	"github.com/ec2init/ec2init/modules/packages"
 	"github.com/ec2init/ec2init/modules/powerstate"
@@ -21,10 +24,16 @@ import (
 // Registry returns a registry of every module.
 func Registry() *modules.Registry {
 	r, err := modules.NewRegistry(
-		// network stage: the host's name first (sshd's host keys and
-		// /etc/hosts use it), users before files (an owner may be new),
-		// ssh last as in cloud-init
+		// network stage, in cloud-init's init-stage order: the disks
+		// first (grow the root, format and mount new volumes, so homes
+		// and files land on them), then the host's name (sshd's host keys
+		// and /etc/hosts use it), users before files (an owner may be
+		// new), ssh last
 		runcmd.Bootcmd{},
+		growpart.Growpart{},
+		growpart.Resizefs{},
+		disksetup.DiskSetup{},
+		mounts.Mounts{},
 		hostname.SetHostname{},
 		hostname.UpdateHostname{},
 		hostname.UpdateEtcHosts{},

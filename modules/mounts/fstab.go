@@ -1,0 +1,85 @@
+package mounts
+
+import (
+	"strings"
+
+	"github.com/ec2init/ec2init/modules/disk"
+)
+
+// Marker is the mount option that marks ec2init's own fstab lines, as
+// comment=cloudconfig marks cloud-init's: mount(8) ignores it, and each run
+// replaces the lines that carry it and no other.
+const Marker = "comment=ec2init"
+
+// Entry is one fstab line's six fields.
+type Entry [6]string
+
+// fstab is /etc/fstab split into the lines ec2init leaves alone (kept
+// verbatim, comments and blank lines included) and its own.
+type fstab struct {
+	foreign []string
+	// foreignSpecs maps each foreign entry's fs_spec to its line.
+	foreignSpecs map[string]string
+	own          []string
+}
+
+func parseFstab(text string) fstab {
+	f := fstab{foreignSpecs: map[string]string{}}
+	text = strings.TrimSuffix(text, "\n")
+	if text == "" {
+		return f
+	}
+	for _, line := range strings.Split(text, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			f.foreign = append(f.foreign, line)
+			continue
+		}
+		if len(fields) >= 4 && hasOption(fields[3], Marker) {
+			f.own = append(f.own, line)
+			continue
+		}
+		f.foreign = append(f.foreign, line)
+		f.foreignSpecs[disk.Unescape(fields[0])] = line
+	}
+	return f
+}
+
+func hasOption(opts, opt string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}
+
+// render is the new fstab: the foreign lines as they were, then ec2init's
+// entries.
+func (f fstab) render(own []Entry) string {
+	var b strings.Builder
+	for _, l := range f.foreign {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	for _, e := range own {
+		b.WriteString(e.line())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// line is the entry as fstab spells it, marked as ec2init's.
+func (e Entry) line() string {
+	opts := e[3]
+	if !hasOption(opts, Marker) {
+		opts += "," + Marker
+	}
+	return strings.Join([]string{escape(e[0]), escape(e[1]), e[2], opts, e[4], e[5]}, "\t")
+}
+
+// escape spells a field as fstab(5) needs: octal escapes for blanks and
+// backslashes.
+func escape(s string) string {
+	return strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`).Replace(s)
+}
