@@ -176,8 +176,10 @@ type booter struct {
 	trans       state.Transition
 	userData    *userdata.Result
 	cloudConfig *config.CloudConfig
-	registry    *modules.Registry
-	env         map[string]string
+	// userDocs are the user data's valid cloud-config documents.
+	userDocs []config.Doc
+	registry *modules.Registry
+	env      map[string]string
 }
 
 // beginStatus continues this boot's status when an earlier stage of the

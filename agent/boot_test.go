@@ -412,3 +412,55 @@ func TestLocalStageDeferred(t *testing.T) {
 	}
 	f.wantRuns("network stage", map[string]int{"boothook": 1})
 }
+
+// TestImageCloudConfig: cloud-config in the image (ImageConfigDir, as a
+// bake leaves it) applies at every new instance, under the user data's: a
+// key the user data sets replaces the image's; a bad file is named.
+func TestImageCloudConfig(t *testing.T) {
+	tests := []struct {
+		name     string
+		userData string
+		files    map[string]string
+		want     map[string]int
+		wantErr  string
+	}{
+		{name: "image only", userData: "",
+			files: map[string]string{"50-image.cfg": "runcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/image\"\n"},
+			want:  map[string]int{"image": 1}},
+		{name: "user data's key wins", userData: "#cloud-config\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/user\"\n",
+			files: map[string]string{"50-image.cfg": "runcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/image\"\n"},
+			want:  map[string]int{"image": 0, "user": 1}},
+		{name: "lexical order, other suffixes ignored", userData: "",
+			files: map[string]string{
+				"10-a.yaml":  "runcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/a\"\n",
+				"20-b.cfg":   "runcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/b\"\n",
+				"30-c.txt":   "runcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/c\"\n",
+				".99-d.yaml": "runcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/d\"\n",
+			},
+			want: map[string]int{"a": 0, "b": 1, "c": 0, "d": 0}},
+		{name: "a bad file is named, the user data still applies", userData: "#cloud-config\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/user\"\n",
+			files:   map[string]string{"50-bad.cfg": "bootcmd: {not: a list}\n"},
+			want:    map[string]int{"user": 1},
+			wantErr: agent.ImageConfigDir + "/50-bad.cfg:1:10: error: bootcmd: expected list of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.userData)
+			dir := filepath.Join(f.root, agent.ImageConfigDir)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, body := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := f.boot(boot1)
+			f.wantRuns("boot", tt.want)
+			joined := strings.Join(st.Errors, "\n")
+			if tt.wantErr == "" && joined != "" || !strings.Contains(joined, tt.wantErr) {
+				t.Errorf("errors %q, want %q", st.Errors, tt.wantErr)
+			}
+		})
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/internal/backoff"
 )
@@ -58,6 +61,7 @@ func (b *booter) prepare(ctx context.Context) error {
 		return fmt.Errorf("write %s: %w", InstanceEnvFile, err)
 	}
 	b.readUserData(ctx)
+	b.mergeCloudConfig()
 	return nil
 }
 
@@ -153,7 +157,7 @@ func (b *booter) readUserData(ctx context.Context) {
 	for _, w := range res.Warnings {
 		b.degrade(w.String())
 	}
-	b.readCloudConfig(res)
+	b.userDocs = b.checkCloudConfig(cloudConfigParts(res))
 	b.userData = res
 	b.log.Info("user data read", zap.Int("bytes", len(raw)), zap.Int("parts", len(res.Parts)),
 		zap.Int("warnings", len(res.Warnings)))
@@ -168,17 +172,42 @@ func hasIncludes(res *userdata.Result) bool {
 	return false
 }
 
-// readCloudConfig parses and validates every cloud-config part, reporting
-// problems by part, line and key (never content), and merges what is valid:
-// a key with errors is left out, the rest of the part still applies.
-func (b *booter) readCloudConfig(res *userdata.Result) {
-	var docs []config.Doc
+// ConfigSource is a cloud-config document and where it came from.
+type ConfigSource struct {
+	Name string
+	Body []byte
+}
+
+func cloudConfigParts(res *userdata.Result) []ConfigSource {
+	var out []ConfigSource
 	for _, p := range res.Parts {
-		if p.Kind != userdata.KindCloudConfig {
-			continue
+		if p.Kind == userdata.KindCloudConfig {
+			out = append(out, ConfigSource{Name: fmt.Sprintf("user data part %d %q", p.Index, p.Filename), Body: p.Body})
 		}
-		source := fmt.Sprintf("user data part %d %q", p.Index, p.Filename)
-		doc, err := config.ParseDoc(source, p.Body)
+	}
+	return out
+}
+
+// mergeCloudConfig merges the image's cloud-config (ImageConfigDir, what
+// the AMI's builder put there: the software list `ec2init bake` baked
+// from) under the user data's: a user-data key replaces the image's.
+func (b *booter) mergeCloudConfig() {
+	srcs, err := ReadImageConfig(b.root)
+	if err != nil {
+		b.fail("image cloud-config: " + err.Error())
+	}
+	docs := append(b.checkCloudConfig(srcs), b.userDocs...)
+	b.cloudConfig = config.Merge(docs...)
+}
+
+// checkCloudConfig parses and validates cloud-config documents, reporting
+// problems by source, line and key (never content), and returns what is
+// valid: a key with errors is left out, the rest of the document still
+// applies.
+func (b *booter) checkCloudConfig(srcs []ConfigSource) []config.Doc {
+	var docs []config.Doc
+	for _, src := range srcs {
+		doc, err := config.ParseDoc(src.Name, src.Body)
 		if err != nil {
 			b.fail("cloud-config: " + err.Error())
 			continue
@@ -194,7 +223,43 @@ func (b *booter) readCloudConfig(res *userdata.Result) {
 		}
 		docs = append(docs, withoutKeys(doc, bad))
 	}
-	b.cloudConfig = config.Merge(docs...)
+	return docs
+}
+
+// ImageConfigDir holds cloud-config that is part of the image rather than
+// of one launch: *.cfg and *.yaml files, read in lexical order at every
+// boot and merged before the user data's parts (as cloud-init's
+// /etc/cloud/cloud.cfg.d).
+const ImageConfigDir = "/etc/ec2init/cloud.cfg.d"
+
+// ReadImageConfig returns the documents of ImageConfigDir under root, in
+// lexical order; a missing directory is none.
+func ReadImageConfig(root *sys.Root) ([]ConfigSource, error) {
+	dir, err := root.Path(ImageConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []ConfigSource
+	for _, e := range entries { // os.ReadDir sorts by name
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".cfg") || strings.HasSuffix(name, ".yaml")) {
+			continue
+		}
+		p := path.Join(ImageConfigDir, name)
+		body, err := root.ReadFile(p)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ConfigSource{Name: p, Body: body})
+	}
+	return out, nil
 }
 
 func topKey(path string) string {
