@@ -16,10 +16,18 @@ type CleanOptions struct {
 	Logs bool
 	// Seed also removes /var/lib/ec2init/seed, which is otherwise kept.
 	Seed bool
+	// BakeManifest also removes /var/lib/ec2init/bake.json, which is
+	// otherwise kept: it describes what the image was baked with, not an
+	// instance, and without it every boot would fetch the baked items.
+	BakeManifest bool
 }
 
+// BakeManifestName is `ec2init bake`'s manifest in StateDir.
+const BakeManifestName = "bake.json"
+
 // Clean removes ec2init's state so that the next boot is a first boot:
-// everything under /var/lib/ec2init (but seed/, unless opts.Seed), and
+// everything under /var/lib/ec2init (but seed/ and bake.json, unless
+// opts.Seed or opts.BakeManifest), and
 // /run/ec2init; with opts.Logs the two log files too. data/ goes first, so
 // an interrupted Clean still leaves a disk that looks new. It returns the
 // host paths it removed ("/var/lib/ec2init/instances", ...). No Store may be
@@ -64,7 +72,7 @@ func Clean(opts CleanOptions) ([]string, error) {
 	default:
 		remove(filepath.Join(StateDir, "data"))
 		for _, e := range entries {
-			if e.Name() == "data" || (e.Name() == "seed" && !opts.Seed) {
+			if e.Name() == "data" || (e.Name() == "seed" && !opts.Seed) || (e.Name() == BakeManifestName && !opts.BakeManifest) {
 				continue
 			}
 			remove(filepath.Join(StateDir, e.Name()))

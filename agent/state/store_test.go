@@ -1151,7 +1151,7 @@ func TestClean(t *testing.T) {
 	}{
 		{
 			name:    "default",
-			kept:    []string{StateDir + "/seed/user-data", LogFile, OutputLogFile, "/etc/keep"},
+			kept:    []string{StateDir + "/seed/user-data", StateDir + "/" + BakeManifestName, LogFile, OutputLogFile, "/etc/keep"},
 			removed: []string{StateDir + "/data", StateDir + "/instances", StateDir + "/sem", StateDir + "/status.json", RunDirPath},
 		},
 		{
@@ -1163,6 +1163,12 @@ func TestClean(t *testing.T) {
 		{
 			name:    "seed",
 			opts:    CleanOptions{Seed: true},
+			kept:    []string{StateDir + "/" + BakeManifestName, LogFile, "/etc/keep"},
+			removed: []string{StateDir + "/seed", RunDirPath},
+		},
+		{
+			name:    "seed and bake manifest",
+			opts:    CleanOptions{Seed: true, BakeManifest: true},
 			kept:    []string{LogFile, "/etc/keep"},
 			removed: []string{StateDir, RunDirPath},
 		},
@@ -1180,7 +1186,7 @@ func TestClean(t *testing.T) {
 			if err := s.WriteStatus(Status{State: StateDone}); err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range []string{StateDir + "/seed/user-data", LogFile, OutputLogFile, RunDirPath + "/instance.env", "/etc/keep"} {
+			for _, p := range []string{StateDir + "/seed/user-data", StateDir + "/" + BakeManifestName, LogFile, OutputLogFile, RunDirPath + "/instance.env", "/etc/keep"} {
 				full := filepath.Join(root, p)
 				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 					t.Fatal(err)
