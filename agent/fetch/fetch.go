@@ -1,7 +1,9 @@
 // Package fetch is the one way ec2init brings remote bytes onto the
-// instance (user-data #include URLs now; software artifacts later): https
-// by default, retries with backoff and jitter, a size cap, and no redirect
-// that downgrades https to http.
+// instance: https by default, retries with backoff and jitter, size caps,
+// and no redirect that downgrades https to http. Fetcher.Get reads small
+// bodies (user-data #include); ArtifactFetcher downloads software
+// artifacts from https, s3 and file URLs into a verified,
+// content-addressed cache, resuming and hashing as it goes.
 package fetch
 
 import (
@@ -69,15 +71,7 @@ func New(opts Options) *Fetcher {
 	c := *client
 	c.Timeout = opts.Timeout
 	if c.CheckRedirect == nil {
-		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return fmt.Errorf("%w: too many", ErrRedirect)
-			}
-			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				return fmt.Errorf("%w: from https to %s", ErrRedirect, req.URL.Redacted())
-			}
-			return nil
-		}
+		c.CheckRedirect = refuseDowngrade
 	}
 	return &Fetcher{opts: opts, client: &c}
 }
