@@ -325,13 +325,13 @@ func printStatus(w io.Writer, st state.Status, current, long bool) {
 }
 
 func newCleanCommand(e *env) *cobra.Command {
-	var logs, seed, machineID, hostKeys bool
+	var logs, seed, machineID, hostKeys, bakeManifest bool
 	cmd := &cobra.Command{
 		Use:   "clean",
 		Short: "Forget instance state so the next boot is a first boot (before making an AMI)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			removed, err := state.Clean(state.CleanOptions{Root: e.root, Logs: logs, Seed: seed})
+			removed, err := state.Clean(state.CleanOptions{Root: e.root, Logs: logs, Seed: seed, BakeManifest: bakeManifest})
 			if err != nil {
 				return err
 			}
@@ -364,6 +364,7 @@ func newCleanCommand(e *env) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&logs, "logs", false, "also remove /var/log/ec2init.log and /var/log/ec2init-output.log")
 	f.BoolVar(&seed, "seed", false, "also remove the local seed directory (/var/lib/ec2init/seed)")
+	f.BoolVar(&bakeManifest, "bake-manifest", false, "also remove the bake manifest (/var/lib/ec2init/bake.json): baked items are then fetched at boot")
 	f.BoolVar(&machineID, "machine-id", false, "empty /etc/machine-id so the next boot gets a new one")
 	f.BoolVar(&hostKeys, "ssh-host-keys", false, "remove SSH host keys so a new instance makes its own")
 	return cmd

@@ -47,6 +47,7 @@ func newRootCommand() *cobra.Command {
 		newBootCommand(e),
 		newStatusCommand(e),
 		newCleanCommand(e),
+		newBakeCommand(e),
 		newUserDataCommand(e),
 		newSchemaCommand(e),
 		newModulesCommand(),

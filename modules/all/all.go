@@ -15,6 +15,7 @@ import (
 	"github.com/ec2init/ec2init/modules/packages"
 	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/runcmd"
+	"github.com/ec2init/ec2init/modules/software"
 	"github.com/ec2init/ec2init/modules/ssh"
 	"github.com/ec2init/ec2init/modules/timezone"
 	"github.com/ec2init/ec2init/modules/users"
@@ -50,9 +51,11 @@ func Registry() *modules.Registry {
 		locale.Locale{},
 		ntp.NTP{},
 		timezone.Timezone{},
-		// final stage: deferred files before the user's scripts (see
-		// modules.BeforeScripts), then runcmd, the message, and the power
-		// change last of all
+		// final stage: software, then deferred files (they may land in
+		// installed trees, or be owned by users packages made), both
+		// before the user's scripts (see modules.BeforeScripts); then
+		// runcmd, the message, and the power change last of all
+		software.Software{},
 		writefiles.WriteFilesDeferred{},
 		runcmd.Runcmd{},
 		finalmessage.FinalMessage{},

@@ -1,0 +1,531 @@
+package software
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/state/atomicfile"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/backoff"
+	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/packages"
+)
+
+// installed is what an install left on disk, for the bake manifest and the
+// status record.
+type installed struct {
+	paths []InstalledPath
+	pkg   *PackageInfo
+}
+
+// install puts the fetched artifact (art, a real path; "" for the package
+// types) in place as it.Install says. record asks for what the bake
+// manifest needs (tree hashes, the package's name and version).
+func (m Software) install(ctx context.Context, env *modules.Env, it *Item, art, artSHA256 string, record bool) (installed, error) {
+	switch it.Install.Type {
+	case TypeFile:
+		p, err := installFile(env.Root, it, art, artSHA256, record)
+		return installed{paths: []InstalledPath{p}}, err
+	case TypeTarball:
+		p, err := installTarball(env.Root, it, art, record)
+		if err != nil {
+			return installed{}, err
+		}
+		return installed{paths: []InstalledPath{p}}, nil
+	case TypeDeb, TypeRPM:
+		return m.installPackageFile(ctx, env, it, art, record)
+	case TypePackage:
+		return installed{pkg: &PackageInfo{Name: it.Install.Name, Version: it.Install.Version}}, m.installByName(ctx, env, it)
+	case TypePackageUpgrade:
+		return installed{}, m.upgrade(ctx, env, it)
+	}
+	return installed{}, fmt.Errorf("install type %q not supported", it.Install.Type)
+}
+
+// installFile copies art to dest atomically (a temporary file next to it,
+// renamed over it): the previous file stays whole until the new one is
+// complete, with its mode and owner already set. The record's SHA256 is
+// artSHA256 (the verified artifact's, when its algorithm is sha256), else
+// computed while copying when record asks for it; a plain copy lets the
+// kernel copy the data (copy_file_range).
+func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (InstalledPath, error) {
+	dest := path.Clean(it.Install.Dest)
+	fail := func(err error) (InstalledPath, error) {
+		return InstalledPath{}, fmt.Errorf("install %s: %w", dest, err)
+	}
+	owner, err := resolveOwner(root, it.Install.Owner)
+	if err != nil {
+		return fail(err)
+	}
+	if err := makeParents(root, path.Dir(dest)); err != nil {
+		return fail(err)
+	}
+	full, err := root.Path(dest)
+	if err != nil {
+		return fail(err)
+	}
+	if fi, err := os.Lstat(full); err == nil && fi.IsDir() {
+		return fail(errors.New("is a directory"))
+	}
+	mode := os.FileMode(it.Install.Mode)
+	if mode == 0 {
+		mode = 0o644
+	}
+	src, err := os.Open(art)
+	if err != nil {
+		return fail(err)
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".ec2init-")
+	if err != nil {
+		return fail(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	var n int64
+	sum := artSHA256
+	if sum == "" && record {
+		h := sha256.New()
+		n, err = io.Copy(io.MultiWriter(tmp, h), src)
+		sum = hex.EncodeToString(h.Sum(nil))
+	} else {
+		n, err = io.Copy(tmp, src)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	// Owner before mode: chown(2) clears setuid and setgid.
+	if owner != nil {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+			return fail(fmt.Errorf("chown to %s: %w", it.Install.Owner, err))
+		}
+	}
+	if err := tmp.Chmod(goMode(mode)); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp.Name(), full); err != nil {
+		return fail(err)
+	}
+	done = true
+	if err := atomicfile.SyncDir(filepath.Dir(full)); err != nil {
+		return fail(err)
+	}
+	fi, err := os.Stat(full)
+	if err != nil {
+		return fail(err)
+	}
+	return InstalledPath{Path: dest, Kind: KindFile, Size: n, MTime: fi.ModTime().UTC(), SHA256: sum}, nil
+}
+
+// resolveOwner reads "user:group" from the root's account files; ""
+// means the agent's own (root at boot), with nothing to chown.
+func resolveOwner(root *sys.Root, spec string) (*sys.Owner, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	o, err := root.LookupOwner(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// makeParents creates dir and its missing parents with 0755; existing
+// directories keep their mode.
+func makeParents(root *sys.Root, dir string) error {
+	ok, err := root.Exists(dir)
+	if err != nil || ok {
+		return err
+	}
+	return root.MkdirAll(dir, 0o755)
+}
+
+// goMode turns the Unix octal setuid/setgid/sticky bits into Go's.
+func goMode(perm os.FileMode) os.FileMode {
+	m := perm & fs.ModePerm
+	if perm&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if perm&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if perm&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// pmMode is how a package tool reaches the root: it is the running
+// system's, the runner chroots into it, or the tool's own option points at
+// it (dpkg --root, rpm --root) while it runs on the host.
+type pmMode int
+
+const (
+	pmHost pmMode = iota
+	pmChroot
+	pmOption
+)
+
+func modeOf(env *modules.Env) pmMode {
+	switch {
+	case env.Root.IsHost():
+		return pmHost
+	case env.Runner != nil && env.Runner.Chroot:
+		return pmChroot
+	}
+	return pmOption
+}
+
+// seenPath is the artifact's path as the command sees it: inside the root
+// when chrooted.
+func seenPath(env *modules.Env, art string) (string, error) {
+	if modeOf(env) != pmChroot {
+		return art, nil
+	}
+	rel, err := filepath.Rel(env.Root.Prefix(), art)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s is outside the root %s: chrooted, the package tool cannot read it (keep cache_dir inside the root)", art, env.Root.Prefix())
+	}
+	return "/" + rel, nil
+}
+
+// packageFileArgv is the command installing a local .deb or .rpm. dpkg -i
+// and rpm -U install the file alone: its dependencies must be installed
+// already (a package item before it in the list).
+func packageFileArgv(typ string, mode pmMode, prefix, file string) []string {
+	switch typ {
+	case TypeDeb:
+		argv := []string{"dpkg"}
+		if mode == pmOption {
+			argv = append(argv, "--root="+prefix)
+		}
+		// Keep the image's changed config files, never ask.
+		return append(argv, "--force-confdef", "--force-confold", "-i", file)
+	default:
+		argv := []string{"rpm"}
+		if mode == pmOption {
+			argv = append(argv, "--root", prefix)
+		}
+		// --replacepkgs: the same version again (a re-bake) is not an error.
+		return append(argv, "-U", "--replacepkgs", file)
+	}
+}
+
+// packageInfoArgv reads the package's name and version from the file.
+func packageInfoArgv(typ, file string) []string {
+	if typ == TypeDeb {
+		return []string{"dpkg-deb", "--show", "--showformat=${Package}\t${Version}\n", file}
+	}
+	return []string{"rpm", "-qp", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n", file}
+}
+
+// installedVersionArgv asks the package database for name's version.
+func installedVersionArgv(manager string, mode pmMode, prefix, name string) []string {
+	if manager == TypeDeb {
+		argv := []string{"dpkg-query"}
+		if mode == pmOption {
+			argv = append(argv, "--admindir="+filepath.Join(prefix, "var/lib/dpkg"))
+		}
+		return append(argv, "-W", "--showformat=${Version}", name)
+	}
+	argv := []string{"rpm"}
+	if mode == pmOption {
+		argv = append(argv, "--root", prefix)
+	}
+	return append(argv, "-q", "--qf", "%{VERSION}-%{RELEASE}", name)
+}
+
+// verifyPackageArgv checks the installed files of name against the
+// package database's checksums.
+func verifyPackageArgv(manager string, mode pmMode, prefix, name string) []string {
+	if manager == TypeDeb {
+		argv := []string{"dpkg"}
+		if mode == pmOption {
+			argv = append(argv, "--root="+prefix)
+		}
+		return append(argv, "--verify", name)
+	}
+	argv := []string{"rpm"}
+	if mode == pmOption {
+		argv = append(argv, "--root", prefix)
+	}
+	return append(argv, "-V", name)
+}
+
+// run runs argv, its output to the console (the output log) and, when out
+// is set, to out too; a non-zero exit is an error naming the command.
+func run(ctx context.Context, env *modules.Env, name string, argv []string, extraEnv map[string]string, out io.Writer) (sys.Result, error) {
+	w := console(env)
+	if out != nil {
+		w = io.MultiWriter(out, w)
+	}
+	res, err := env.Runner.Run(ctx, sys.Cmd{Name: name, Argv: argv, Env: extraEnv, Output: w, Header: true})
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", argv[0], err)
+	}
+	if res.ExitCode != 0 {
+		return res, fmt.Errorf("%s: %s", describe(argv), exitStatus(res))
+	}
+	return res, nil
+}
+
+// output runs argv and returns its output, which does not go to the console.
+func output(ctx context.Context, env *modules.Env, name string, argv []string) (string, sys.Result, error) {
+	var buf bytes.Buffer
+	res, err := env.Runner.Run(ctx, sys.Cmd{Name: name, Argv: argv, Output: &buf})
+	if err != nil {
+		return "", res, fmt.Errorf("%s: %w", argv[0], err)
+	}
+	return buf.String(), res, nil
+}
+
+// describe names a command for messages: the tool and its arguments
+// without options.
+func describe(argv []string) string {
+	words := []string{argv[0]}
+	for _, a := range argv[1:] {
+		if !strings.HasPrefix(a, "-") {
+			words = append(words, a)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func exitStatus(res sys.Result) string {
+	if res.Signal != "" {
+		return "killed by signal " + res.Signal
+	}
+	if res.TimedOut {
+		return "timed out"
+	}
+	return fmt.Sprintf("exit status %d", res.ExitCode)
+}
+
+var debEnv = map[string]string{"DEBIAN_FRONTEND": "noninteractive"}
+
+// installPackageFile installs a fetched .deb or .rpm with dpkg or rpm.
+func (m Software) installPackageFile(ctx context.Context, env *modules.Env, it *Item, art string, record bool) (installed, error) {
+	file, err := seenPath(env, art)
+	if err != nil {
+		return installed{}, err
+	}
+	mode := modeOf(env)
+	var info *PackageInfo
+	if record {
+		argv := packageInfoArgv(it.Install.Type, file)
+		out, res, err := output(ctx, env, it.Name+": read package", argv)
+		if err != nil {
+			return installed{}, err
+		}
+		if res.ExitCode != 0 {
+			return installed{}, fmt.Errorf("%s: %s: not a %s package? %s", describe(argv), exitStatus(res), it.Install.Type, firstLine(out))
+		}
+		name, version, ok := strings.Cut(strings.TrimSpace(out), "\t")
+		if !ok || name == "" {
+			return installed{}, fmt.Errorf("%s: unexpected output %q", describe(argv), firstLine(out))
+		}
+		info = &PackageInfo{Manager: it.Install.Type, Name: name, Version: version}
+	}
+	argv := packageFileArgv(it.Install.Type, mode, env.Root.Prefix(), file)
+	if _, err := m.retryLocked(ctx, env, it.Name+": install "+it.Install.Type, argv, debEnv); err != nil {
+		return installed{}, err
+	}
+	return installed{pkg: info}, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// installByName installs a package from the distribution's repositories
+// through the packages module (package_update_upgrade_install): the same
+// manager choice, lock handling and root rules.
+func (m Software) installByName(ctx context.Context, env *modules.Env, it *Item) error {
+	entry := []string{it.Install.Name}
+	if it.Install.Version != "" {
+		entry = append(entry, it.Install.Version)
+	}
+	return m.Packages.Run(ctx, env, packagesConfig(map[string]any{"packages": [][]string{entry}}))
+}
+
+// packagesConfig is a cloud-config holding only keys, for the packages
+// module.
+func packagesConfig(keys map[string]any) *config.CloudConfig {
+	var n yaml.Node
+	if err := n.Encode(keys); err != nil {
+		// Only string lists and booleans are encoded here.
+		panic(err)
+	}
+	return config.Merge(config.Doc{Source: "software", Root: &n})
+}
+
+// upgrade upgrades the installed packages: every one through the packages
+// module (package_upgrade), or security updates only (dnf/yum upgrade
+// --security; unattended-upgrade on Debian-likes, which applies the
+// security origins it is configured with).
+func (m Software) upgrade(ctx context.Context, env *modules.Env, it *Item) error {
+	if !it.Install.SecurityOnly {
+		return m.Packages.Run(ctx, env, packagesConfig(map[string]any{"package_upgrade": true}))
+	}
+	d, err := distro.Detect(env.Root)
+	if err != nil {
+		return err
+	}
+	argv, extra, err := securityUpgradeArgv(env.Root, d)
+	if err != nil {
+		return err
+	}
+	if modeOf(env) == pmOption {
+		return fmt.Errorf("%s: %w (root is %s)", describe(argv), packages.ErrNeedsChroot, env.Root.Prefix())
+	}
+	_, err = m.retryLocked(ctx, env, it.Name+": security upgrade", argv, extra)
+	return err
+}
+
+// securityUpgradeArgv is the security-only upgrade for the distribution
+// under root.
+func securityUpgradeArgv(root *sys.Root, d distro.Distro) ([]string, map[string]string, error) {
+	switch {
+	case d.IsRedHatLike():
+		tool := "dnf"
+		if !exists(root, "/usr/bin/dnf") && exists(root, "/usr/bin/yum") {
+			tool = "yum" // Amazon Linux 2: yum knows --security
+		}
+		return []string{tool, "-y", "upgrade", "--security"}, nil, nil
+	case d.IsDebianLike():
+		if !exists(root, "/usr/bin/unattended-upgrade") {
+			return nil, nil, errors.New("security_only on a Debian-like image needs unattended-upgrades (install it first, e.g. with a package item)")
+		}
+		return []string{"unattended-upgrade", "-v"}, debEnv, nil
+	}
+	return nil, nil, fmt.Errorf("cannot tell the package manager: the image's os-release says %q, neither Debian- nor Red Hat-like", d.String())
+}
+
+func exists(root *sys.Root, p string) bool {
+	ok, err := root.Exists(p)
+	return ok && err == nil
+}
+
+// Lock contention: another apt, dpkg, dnf or rpm (unattended-upgrades, the
+// SSM agent) often holds the lock during a first boot.
+const (
+	lockAttempts = 8
+	lockBase     = 2 * time.Second
+	lockMax      = 60 * time.Second
+)
+
+var lockMarkers = [][]byte{
+	[]byte("could not get lock"), []byte("unable to acquire the dpkg frontend lock"),
+	[]byte("dpkg frontend lock"), []byte("dpkg status database is locked"),
+	[]byte("unable to lock the administration directory"),
+	[]byte("waiting for process"), []byte("rpmdb lock"), []byte("transaction lock"),
+	[]byte("can't create transaction lock"), []byte("another app is currently holding"),
+}
+
+// retryLocked runs argv, retrying with backoff and jitter while the
+// package database is locked by another process.
+func (m Software) retryLocked(ctx context.Context, env *modules.Env, name string, argv []string, extra map[string]string) (sys.Result, error) {
+	attempts, base := lockAttempts, lockBase
+	if m.LockBase > 0 {
+		base = m.LockBase
+	}
+	for attempt := 1; ; attempt++ {
+		var tail bytes.Buffer
+		res, err := run(ctx, env, name, argv, extra, &limitWriter{w: &tail, n: 64 << 10})
+		if err == nil || res.ExitCode == 0 || !locked(tail.Bytes()) {
+			return res, err
+		}
+		if attempt >= attempts {
+			return res, fmt.Errorf("%w: the package database was locked by another process through %d attempts", err, attempt)
+		}
+		wait := backoff.Delay(base, lockMax, attempt, jitter())
+		logger(env).Info("package database locked by another process; retrying",
+			zap.String("command", describe(argv)), zap.Int("attempt", attempt), zap.Duration("wait", wait))
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("%s: waiting for the package lock: %w", describe(argv), ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+func locked(out []byte) bool {
+	low := bytes.ToLower(out)
+	for _, mk := range lockMarkers {
+		if bytes.Contains(low, mk) {
+			return true
+		}
+	}
+	return false
+}
+
+func jitter() float64 {
+	var b [1]byte
+	_, _ = rand.Read(b[:])
+	return 0.5 + float64(b[0])/512
+}
+
+// limitWriter keeps the first n bytes: enough to recognise a lock message
+// (printed at once) without holding an upgrade's whole output.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+func console(env *modules.Env) io.Writer {
+	if env.Console == nil {
+		return io.Discard
+	}
+	return env.Console
+}
+
+func logger(env *modules.Env) *zap.Logger {
+	if env.Log == nil {
+		return zap.NewNop()
+	}
+	return env.Log
+}

@@ -1,0 +1,619 @@
+// Package software implements the software module, the Hybrid-AMI list:
+// artifacts (files, tarballs, rpm and deb packages, packages by name,
+// upgrades) each with a policy. A bake item is fetched, verified and
+// installed by `ec2init bake` on the instance that becomes the AMI, which
+// records it in /var/lib/ec2init/bake.json; at boot it is only verified
+// against that manifest. A boot item is fetched and installed at boot, on
+// every new instance (or every boot). Flipping one word moves an item
+// between the two: a bake item the manifest does not know is fetched and
+// installed at boot, with a warning.
+//
+// Every artifact is verified against its checksum before anything is
+// installed; a file is replaced by a rename and a tarball's tree by a
+// directory switch, so a failed item leaves the previous install whole.
+// Items fail alone: the others still run, and the module's error names
+// each failed item (the boot is then degraded). Per-item results are kept
+// in the instance's state directory (software.json) for `status`.
+//
+// The module runs at every boot (frequency always) and gates items itself:
+// a per-instance item installed for this instance is skipped on a reboot;
+// one that failed is tried again, since installs are idempotent.
+package software
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/fetch"
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/packages"
+)
+
+// Key is the cloud-config key the module reads.
+const Key = "software"
+
+// Software is the module. The zero value is the agent's; the fields let
+// tests and `ec2init bake` supply their parts.
+type Software struct {
+	// NewFetcher builds the artifact fetcher; nil is agent/fetch's.
+	NewFetcher func(fetch.ArtifactOptions) (Fetcher, error)
+	// Services acts on systemd units; nil is systemd over D-Bus on the
+	// running system's root and a recorder under any other root.
+	Services sys.Services
+	// IMDS gives S3 sources the instance role's credentials; nil builds a
+	// client from the system config when an s3:// item needs one.
+	IMDS *imds.Client
+	// Packages installs package items and full upgrades.
+	Packages packages.PackageUpdateUpgradeInstall
+	// Progress receives each artifact's download progress (a TTY bar).
+	Progress func(name string, done, total int64)
+	// Getenv reads the environment (AWS_ENDPOINT_URL_S3); nil is os.Getenv.
+	Getenv func(string) string
+	// LockBase is the first wait when the package database is locked
+	// (default 2s).
+	LockBase time.Duration
+	Now      func() time.Time
+}
+
+func (Software) Name() string         { return "software" }
+func (Software) Stage() modules.Stage { return modules.StageFinal }
+
+// Frequency is always: the module verifies baked items at every boot and
+// runs frequency: always items; it keeps per-instance items to one
+// successful install per instance itself.
+func (Software) Frequency() modules.Frequency { return state.Always }
+
+// BeforeScripts: the user's scripts and runcmd may use what is installed.
+func (Software) BeforeScripts() bool { return true }
+
+func (Software) Schema() modules.Schema {
+	return modules.Schema{
+		Doc: "Install software artifacts (files, tarballs, rpm/deb, packages) verified by checksum, each baked into the AMI or fetched at boot.",
+		Keys: []config.Field{{Name: Key, Type: softwareType,
+			Doc: "cache_dir, parallel, ca_file, s3 and the items, each with a policy (bake or boot)."}},
+	}
+}
+
+func (m Software) now() time.Time {
+	if m.Now == nil {
+		return time.Now().UTC()
+	}
+	return m.Now().UTC()
+}
+
+func (m Software) getenv(k string) string {
+	if m.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return m.Getenv(k)
+}
+
+// Actions recorded per item.
+const (
+	ActionInstalled = "installed"
+	ActionVerified  = "verified"
+	ActionSkipped   = "skipped"
+	ActionFailed    = "failed"
+	ActionPlanned   = "planned"
+)
+
+// ItemResult is what happened to one item, as software.json and the bake
+// summary show it. Source never carries credentials or a query string.
+type ItemResult struct {
+	Name      string `json:"name"`
+	Policy    string `json:"policy"`
+	Type      string `json:"type"`
+	Frequency string `json:"frequency,omitempty"`
+	Source    string `json:"source,omitempty"`
+	// Checksum is algo:hex of the artifact.
+	Checksum  string    `json:"checksum,omitempty"`
+	Bytes     int64     `json:"bytes,omitempty"`
+	Cached    bool      `json:"cached"`
+	Installed bool      `json:"installed"`
+	Action    string    `json:"action"`
+	Error     string    `json:"error,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	Spec      string    `json:"spec"`
+	Time      time.Time `json:"time"`
+
+	err  error
+	inst installed
+	algo string
+	sum  string
+}
+
+func newResult(it *Item, now time.Time) ItemResult {
+	r := ItemResult{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact(it.Source), Spec: it.spec(), Time: now}
+	if r.Name == "" {
+		r.Name = fmt.Sprintf("items[%d]", it.Index)
+	}
+	if it.Policy == PolicyBoot {
+		r.Frequency = it.Frequency
+	}
+	return r
+}
+
+func (r *ItemResult) fail(err error) {
+	r.Action, r.err, r.Error, r.Installed = ActionFailed, err, err.Error(), false
+}
+
+// Err is the item's failure, nil if it succeeded.
+func (r ItemResult) Err() error { return r.err }
+
+// redact drops credentials, query string and fragment from a URL: presigned
+// URLs carry their signature in the query.
+func redact(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// Run verifies the baked items and installs the boot items (and bake
+// items never baked). The error names every failed item.
+func (m Software) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
+	c, ok, err := Parse(cfg)
+	if err != nil || !ok {
+		return err
+	}
+	log := logger(env)
+	now := m.now()
+	var failures []error
+	man, err := ReadManifest(env.Root)
+	if err != nil {
+		// Unreadable: nothing baked can be trusted; bake items are fetched
+		// and installed as if never baked, and the boot is degraded.
+		log.Warn("software: bake manifest unreadable; bake items are installed now", zap.Error(err))
+		failures = append(failures, err)
+		man = nil
+	}
+	prev := m.loadResults(env)
+	results := make([]ItemResult, len(c.Items))
+	var todo []int
+	for i, it := range c.Items {
+		r := newResult(it, now)
+		switch {
+		case it.Err != nil:
+			r.fail(it.Err)
+		case it.Policy == PolicyBake && man.Find(it.Name) != nil:
+			r = m.checkBaked(ctx, env, it, man.Find(it.Name), r)
+		case (it.Policy == PolicyBake || it.Frequency == string(state.PerInstance)) && doneBefore(prev, it):
+			// A bake item never baked is installed once per instance too.
+			p := prev[it.Name]
+			r.Action, r.Installed, r.Checksum, r.Bytes, r.Version = ActionSkipped, true, p.Checksum, p.Bytes, p.Version
+			log.Info("software: already installed for this instance", zap.String("item", it.Name))
+		case it.Policy == PolicyBake:
+			log.Warn("software: bake item not in the bake manifest (never baked); fetching and installing it now",
+				zap.String("item", it.Name), zap.String("manifest", ManifestFile))
+			todo = append(todo, i)
+			continue
+		default:
+			todo = append(todo, i)
+			continue
+		}
+		results[i] = r
+	}
+	items := make([]*Item, len(todo))
+	for k, i := range todo {
+		items[k] = c.Items[i]
+	}
+	for k, r := range m.apply(ctx, env, c, items, false) {
+		results[todo[k]] = r
+	}
+	for _, r := range results {
+		if r.err != nil {
+			failures = append(failures, fmt.Errorf("%s: %w", r.Name, r.err))
+		}
+	}
+	if err := saveResults(env, results); err != nil {
+		failures = append(failures, err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return joinFailures(failures)
+}
+
+// checkBaked verifies a baked item and, when its service is to run,
+// starts the unit (a no-op if it already runs).
+func (m Software) checkBaked(ctx context.Context, env *modules.Env, it *Item, mi *ManifestItem, r ItemResult) ItemResult {
+	log := logger(env)
+	r.Checksum, r.Bytes = mi.Algo+":"+mi.Sum, mi.Size
+	if mi.Sum == "" {
+		r.Checksum = ""
+	}
+	if mi.Package != nil {
+		r.Version = mi.Package.Version
+	}
+	if err := m.verifyBaked(ctx, env, it, mi); err != nil {
+		log.Warn("software: baked item changed", zap.String("item", it.Name), zap.String("verify", it.Verify), zap.Error(err))
+		r.fail(err)
+		return r
+	}
+	r.Action, r.Installed = ActionVerified, true
+	log.Info("software: baked item verified", zap.String("item", it.Name), zap.String("verify", it.Verify))
+	if s := it.Service; s != nil && (s.Start || s.Restart) {
+		if err := m.services(env).Start(ctx, s.Unit); err != nil {
+			r.fail(err)
+			r.Installed = true // verified, but its unit did not come up
+		}
+	}
+	return r
+}
+
+func doneBefore(prev map[string]ItemResult, it *Item) bool {
+	p, ok := prev[it.Name]
+	return ok && p.Spec == it.spec() && p.Installed && p.Error == ""
+}
+
+func (m Software) services(env *modules.Env) sys.Services {
+	if m.Services != nil {
+		return m.Services
+	}
+	return sys.NewServices(env.Root, logger(env))
+}
+
+// apply fetches (in parallel, bounded) and installs (in list order) items;
+// bake says this is `ec2init bake`: what the manifest needs is recorded,
+// units are enabled but not started on the build instance. Results are in
+// the order of items.
+func (m Software) apply(ctx context.Context, env *modules.Env, c *Config, items []*Item, bake bool) []ItemResult {
+	log := logger(env)
+	now := m.now()
+	results := make([]ItemResult, len(items))
+	for i, it := range items {
+		results[i] = newResult(it, now)
+	}
+	arts := m.fetchAll(ctx, env, c, items, results)
+	svc := m.services(env)
+	for i, it := range items {
+		r := &results[i]
+		if r.err != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			r.fail(err)
+			continue
+		}
+		start := time.Now()
+		var artSHA256 string
+		if r.algo == "sha256" {
+			artSHA256 = r.sum
+		}
+		inst, err := m.install(ctx, env, it, arts[i], artSHA256, bake)
+		if err != nil {
+			log.Error("software: install failed", zap.String("item", it.Name), zap.String("type", it.Install.Type), zap.Error(err))
+			r.fail(err)
+			continue
+		}
+		r.inst, r.Installed, r.Action = inst, true, ActionInstalled
+		if inst.pkg != nil {
+			r.Version = inst.pkg.Version
+		}
+		log.Info("software: installed", zap.String("item", it.Name), zap.String("type", it.Install.Type),
+			zap.Duration("duration", time.Since(start)))
+		if err := m.serviceActions(ctx, svc, it, bake); err != nil {
+			r.fail(err)
+			r.Installed = true // installed, but its unit did not come up
+		}
+	}
+	return results
+}
+
+// serviceActions reloads systemd (the install may have added a unit
+// file), enables and starts or restarts the item's unit. On the build
+// instance units are enabled only: they start on the instances.
+func (m Software) serviceActions(ctx context.Context, svc sys.Services, it *Item, bake bool) error {
+	s := it.Service
+	if s == nil {
+		return nil
+	}
+	if err := svc.Reload(ctx); err != nil {
+		return err
+	}
+	if s.Enable {
+		if err := svc.Enable(ctx, s.Unit); err != nil {
+			return err
+		}
+	}
+	switch {
+	case bake:
+	case s.Restart:
+		return svc.Restart(ctx, s.Unit)
+	case s.Start:
+		return svc.Start(ctx, s.Unit)
+	}
+	return nil
+}
+
+// fetchAll fetches the artifacts of items that have one; a failure is set
+// in results. The returned paths are real paths in the cache.
+func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, items []*Item, results []ItemResult) []string {
+	log := logger(env)
+	arts := make([]string, len(items))
+	var idx []int
+	var names []string
+	var srcs []fetch.Source
+	for i, it := range items {
+		if !it.NeedsFetch() {
+			continue
+		}
+		if !it.hasChecksum() {
+			// A file:// source with nothing to verify it against (the
+			// schema requires a checksum of remote ones): used in place.
+			if err := localArtifact(env.Root, it, &results[i], &arts[i]); err != nil {
+				results[i].fail(err)
+			}
+			continue
+		}
+		src, err := m.source(env.Root, it)
+		if err != nil {
+			results[i].fail(err)
+			continue
+		}
+		idx, names, srcs = append(idx, i), append(names, it.Name), append(srcs, src)
+	}
+	if len(srcs) == 0 {
+		return arts
+	}
+	f, err := m.fetcher(ctx, env, c, srcs)
+	if err != nil {
+		for _, i := range idx {
+			results[i].fail(err)
+		}
+		return arts
+	}
+	start := time.Now()
+	got, errs := f.FetchAll(ctx, c.Parallel, names, srcs)
+	for k, i := range idx {
+		r := &results[i]
+		var err error
+		if k < len(errs) {
+			err = errs[k]
+		}
+		if err == nil && (k >= len(got) || got[k].Path == "") {
+			err = errors.New("the fetcher returned no artifact")
+		}
+		if err != nil {
+			log.Error("software: fetch failed", zap.String("item", names[k]), zap.String("source", r.Source), zap.Error(err))
+			r.fail(fmt.Errorf("fetch %s: %w", r.Source, err))
+			continue
+		}
+		a := got[k]
+		arts[i] = a.Path
+		r.Checksum, r.Bytes, r.Cached, r.algo, r.sum = a.Algo+":"+a.Sum, a.Size, a.Cached, a.Algo, a.Sum
+		log.Info("software: fetched", zap.String("item", names[k]), zap.String("source", r.Source),
+			zap.Int64("bytes", a.Size), zap.Bool("cached", a.Cached), zap.String("checksum", r.Checksum),
+			zap.Duration("since_start", time.Since(start)))
+	}
+	return arts
+}
+
+// localArtifact points at a file:// source under the root, hashing it
+// for the record.
+func localArtifact(root *sys.Root, it *Item, r *ItemResult, art *string) error {
+	u, err := url.Parse(it.Source)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	p, err := root.Path(path.Clean(u.Path))
+	if err != nil {
+		return fmt.Errorf("source %s: %w", it.Source, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", it.Source, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("source %s: not a regular file", it.Source)
+	}
+	sum, err := fileSHA256(p)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", it.Source, err)
+	}
+	*art = p
+	r.algo, r.sum, r.Checksum, r.Bytes = "sha256", sum, "sha256:"+sum, fi.Size()
+	return nil
+}
+
+// source is the fetcher's view of an item: file:// URLs (source and
+// checksum) point into the root.
+func (m Software) source(root *sys.Root, it *Item) (fetch.Source, error) {
+	s := fetch.Source{SHA256: it.SHA256, SHA512: it.SHA512, AllowInsecure: it.AllowInsecure}
+	var err error
+	if s.URL, err = inRoot(root, it.Source); err != nil {
+		return s, err
+	}
+	switch {
+	case it.SHA256URL != "":
+		s.ChecksumURL, s.ChecksumAlgo = it.SHA256URL, "sha256"
+	case it.SHA512URL != "":
+		s.ChecksumURL, s.ChecksumAlgo = it.SHA512URL, "sha512"
+	}
+	if s.ChecksumURL != "" {
+		if s.ChecksumURL, err = inRoot(root, s.ChecksumURL); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// inRoot maps a file:// URL to the file under the root; other URLs are
+// returned as they are.
+func inRoot(root *sys.Root, raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "file") {
+		return raw, nil
+	}
+	p, err := root.Path(path.Clean(u.Path))
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", raw, err)
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String(), nil
+}
+
+// fetcher builds the artifact fetcher for c: the cache under the root
+// (0700: it may hold private software), the CA file from the root.
+func (m Software) fetcher(ctx context.Context, env *modules.Env, c *Config, srcs []fetch.Source) (Fetcher, error) {
+	if !exists(env.Root, c.CacheDir) {
+		if err := env.Root.MkdirAll(c.CacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+	}
+	cache, err := env.Root.Path(c.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	// Without Progress (no terminal) the fetcher logs progress itself.
+	opts := fetch.ArtifactOptions{CacheDir: cache, S3Endpoint: c.S3.Endpoint, S3PathStyle: c.S3.PathStyle,
+		IMDS: m.IMDS, Log: env.Log, Env: m.getenv, Progress: m.Progress}
+	if c.CAFile != "" {
+		if opts.CAFile, err = env.Root.Path(c.CAFile); err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+	}
+	if opts.IMDS == nil {
+		opts.IMDS = env.IMDS
+	}
+	if opts.IMDS == nil && needsS3(srcs) {
+		if opts.IMDS, err = imdsClient(env, m.getenv); err != nil {
+			return nil, fmt.Errorf("s3 sources need the instance role from IMDS: %w", err)
+		}
+	}
+	newFetcher := m.NewFetcher
+	if newFetcher == nil {
+		newFetcher = defaultFetcher
+	}
+	f, err := newFetcher(opts)
+	if err != nil {
+		return nil, fmt.Errorf("fetcher: %w", err)
+	}
+	return f, nil
+}
+
+func needsS3(srcs []fetch.Source) bool {
+	for _, s := range srcs {
+		for _, u := range []string{s.URL, s.ChecksumURL} {
+			if strings.HasPrefix(strings.ToLower(u), "s3://") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// imdsClient is a metadata client from the system config and the
+// environment, as the agent's own (without its command-line flags).
+func imdsClient(env *modules.Env, getenv func(string) string) (*imds.Client, error) {
+	c := env.System.IMDS
+	endpoint, _, err := imds.ResolveEndpoint("", c.Endpoint, c.EndpointMode, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return imds.New(imds.Config{Endpoint: endpoint, AllowV1: c.AllowIMDSv1, RequestTimeout: c.RequestTimeout.Std(),
+		CallTimeout: c.CallTimeout.Std(), MaxAttempts: c.MaxAttempts})
+}
+
+// resultsFile is kept in the instance's state directory.
+const resultsFile = "software.json"
+
+type resultsRecord struct {
+	Updated time.Time    `json:"updated"`
+	Items   []ItemResult `json:"items"`
+}
+
+func resultsPath(env *modules.Env) (string, bool) {
+	if env.Instance == nil || env.Instance.InstanceID == "" {
+		return "", false
+	}
+	return path.Join(state.StateDir, "instances", env.Instance.InstanceID, resultsFile), true
+}
+
+// loadResults reads this instance's previous results by item name; a
+// missing or unreadable record means nothing was installed yet.
+func (m Software) loadResults(env *modules.Env) map[string]ItemResult {
+	p, ok := resultsPath(env)
+	if !ok {
+		return nil
+	}
+	data, err := env.Root.ReadFile(p)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			logger(env).Warn("software: previous results unreadable; installing again", zap.Error(err))
+		}
+		return nil
+	}
+	var rec resultsRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		logger(env).Warn("software: previous results unreadable; installing again", zap.String("file", p), zap.Error(err))
+		return nil
+	}
+	out := map[string]ItemResult{}
+	for _, r := range rec.Items {
+		out[r.Name] = r
+	}
+	return out
+}
+
+// saveResults writes the per-item results where `status` finds them:
+// 0600 in the instance's state directory.
+func saveResults(env *modules.Env, results []ItemResult) error {
+	p, ok := resultsPath(env)
+	if !ok {
+		return nil
+	}
+	rec := resultsRecord{Updated: time.Now().UTC(), Items: results}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("software: results: %w", err)
+	}
+	if dir := path.Dir(p); !exists(env.Root, dir) {
+		if err := env.Root.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("software: results: %w", err)
+		}
+	}
+	if err := env.Root.WriteFile(p, append(data, '\n'), 0o600, nil); err != nil {
+		return fmt.Errorf("software: recording results: %w", err)
+	}
+	return nil
+}
+
+// itemErrors are the failed items of a run: every item is tried, and the
+// error lists them all, each still reachable with errors.Is/As.
+type itemErrors []error
+
+func (e itemErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e itemErrors) Unwrap() []error { return e }
+
+func joinFailures(failures []error) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	return itemErrors(failures)
+}
