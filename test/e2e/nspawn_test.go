@@ -7,15 +7,21 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,13 +91,59 @@ Description=e2e: record the status, power off
 After=ec2init-final.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'for i in $(seq 300); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt; echo "hostname=$(hostname) file=$(cat /etc/hostname)" >> /var/tmp/e2e-status.txt'
+ExecStart=/bin/sh -c 'for i in $(seq 300); do [ -e /var/tmp/e2e-wait-for ] && [ ! -e "$(cat /var/tmp/e2e-wait-for)" ] || break; sleep 0.1; done; /usr/bin/ec2init status --long > /var/tmp/e2e-status.txt 2>&1; echo "exit=$?" >> /var/tmp/e2e-status.txt; echo "final-unit=$(systemctl is-active ec2init-final.service)" >> /var/tmp/e2e-status.txt; echo "sessions=$(systemctl is-active systemd-user-sessions.service)" >> /var/tmp/e2e-status.txt; echo "sshd=$(systemctl is-active ssh.service)" >> /var/tmp/e2e-status.txt; echo "hostname=$(hostname) file=$(cat /etc/hostname)" >> /var/tmp/e2e-status.txt; echo "e2e-hello=$(systemctl is-active e2e-hello.service)/$(systemctl is-enabled e2e-hello.service) hello-ran=$(cat /var/tmp/e2e-hello 2>/dev/null | wc -l)" >> /var/tmp/e2e-status.txt'
 ExecStartPost=/bin/systemctl poweroff --no-block
 [Install]
 WantedBy=ec2init.target
 `)
 	run(t, "systemctl", "--root="+root, "enable", "e2e-done.service")
 	return root
+}
+
+// artifactOrigin is an https server on loopback holding a software list's
+// artifacts, counting requests.
+type artifactOrigin struct {
+	*httptest.Server
+	requests atomic.Int64
+}
+
+// softwareInImage puts a software list into the image's cloud-config (as
+// `ec2init bake --config` leaves it): a script and a unit running it, both
+// policy boot, fetched over https from an origin whose CA is in ca_file.
+func softwareInImage(t *testing.T, root string) *artifactOrigin {
+	t.Helper()
+	files := map[string][]byte{
+		"/hello":         []byte("#!/bin/sh\necho hello >> /var/tmp/e2e-hello\n"),
+		"/hello.service": []byte("[Unit]\nDescription=e2e: a unit the software module installed\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/bin/e2e-hello\n[Install]\nWantedBy=multi-user.target\n"),
+	}
+	o := &artifactOrigin{}
+	o.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.requests.Add(1)
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(o.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Certificate().Raw})
+	write(t, filepath.Join(root, "etc/ec2init/e2e-ca.pem"), string(ca))
+	sum := func(p string) string { h := sha256.Sum256(files[p]); return hex.EncodeToString(h[:]) }
+	write(t, filepath.Join(root, "etc/ec2init/cloud.cfg.d/50-e2e-software.cfg"), fmt.Sprintf(`software:
+  ca_file: /etc/ec2init/e2e-ca.pem
+  items:
+    - name: hello
+      source: %[1]s/hello
+      sha256: %[2]s
+      install: {type: file, dest: /usr/local/bin/e2e-hello, mode: '0755'}
+    - name: hello-unit
+      source: %[1]s/hello.service
+      sha256: %[3]s
+      install: {type: file, dest: /etc/systemd/system/e2e-hello.service}
+      service: {unit: e2e-hello.service, enable: true, start: true}
+`, o.URL, sum("/hello"), sum("/hello.service")))
+	return o
 }
 
 // freePort returns a loopback TCP port nothing listens on now.
@@ -136,6 +188,7 @@ func TestSystemdBoot(t *testing.T) {
 	sim, url := imdssim.Start(t, imdssim.Options{})
 	sim.SetUserData([]byte("#!/bin/sh\necho run >> /var/tmp/user-data-runs\n"))
 	root := install(t, base, url)
+	origin := softwareInImage(t, root)
 
 	// Every unit passes systemd's own checks, in the system they ship in.
 	var unitPaths []string
@@ -182,6 +235,15 @@ func TestSystemdBoot(t *testing.T) {
 	if !strings.Contains(status, "hostname=ip-10-0-1-23 file=ip-10-0-1-23\n") {
 		t.Errorf("first boot: hostname not set from IMDS:\n%s", status)
 	}
+	// The image's software list: both items fetched over https from the
+	// origin (its CA in ca_file), verified, installed, and the unit
+	// enabled and started through systemd's D-Bus API.
+	if !strings.Contains(status, "e2e-hello=active/enabled") || !strings.Contains(status, "hello-ran=1") {
+		t.Errorf("first boot: the software items' unit is not running:\n%s", status)
+	}
+	if n := origin.requests.Load(); n != 2 {
+		t.Errorf("first boot: %d requests to the artifact origin, want 2", n)
+	}
 	// Under systemd the agent logs to the journal natively, with fields.
 	journal, err := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"),
 		"--no-pager", "-o", "json", "EC2INIT_STAGE=final", "INSTANCE_ID=i-0123456789abcdef0").CombinedOutput()
@@ -214,6 +276,9 @@ func TestSystemdBoot(t *testing.T) {
 
 	// A reboot: the same instance, nothing per-instance again.
 	status, _ = boot(t, root)
+	if n := origin.requests.Load(); n != 2 || !strings.Contains(status, "e2e-hello=active/enabled") {
+		t.Errorf("reboot: %d requests to the artifact origin (want none since the first boot), unit:\n%s", n, status)
+	}
 	if !strings.Contains(status, "skipped") || runs() != 1 {
 		t.Errorf("reboot: user data ran %d times; status:\n%s", runs(), status)
 	}
