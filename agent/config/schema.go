@@ -127,10 +127,27 @@ func (d Diagnostic) String() string {
 	return fmt.Sprintf("%s: %s: %s: %s", loc, d.Severity, d.Path, d.Message)
 }
 
+// Validation follows YAML aliases, so a few bytes can stand for a huge
+// tree (an alias bomb: a list of 400 aliases to a mapping of 400 aliases
+// to a list of 400 values is 7 KB to read and 6.4*10^7 values to check,
+// half a minute). Checking more than checkFactor nodes per node actually
+// written, plus checkSlack, is refused instead: total work stays linear in
+// the size of the document.
+const (
+	checkFactor = 16
+	checkSlack  = 4096
+)
+
 // Validate checks n against t; path names n ("users[0].name").
 func Validate(source, path string, n *yaml.Node, t *Type) []Diagnostic {
-	v := validator{source: source}
+	written := countNodes(n)
+	v := validator{source: source, budget: &budget{left: checkFactor*written + checkSlack}}
 	v.check(path, n, t)
+	if v.budget.left < 0 {
+		return []Diagnostic{{Source: source, Line: n.Line, Column: n.Column, Path: path, Severity: SeverityError,
+			Message: fmt.Sprintf("YAML aliases expand %d written values beyond %d checks; not validated (an alias bomb?)",
+				written, checkFactor*written+checkSlack)}}
+	}
 	sort.SliceStable(v.out, func(i, j int) bool {
 		if v.out[i].Line != v.out[j].Line {
 			return v.out[i].Line < v.out[j].Line
@@ -143,6 +160,22 @@ func Validate(source, path string, n *yaml.Node, t *Type) []Diagnostic {
 type validator struct {
 	source string
 	out    []Diagnostic
+	budget *budget // shared with the probes of OneOf
+}
+
+// budget is the number of nodes a validation may still check.
+type budget struct{ left int }
+
+// countNodes counts the nodes written in the document under n, aliases
+// counted once, not expanded.
+func countNodes(n *yaml.Node) int {
+	count := 1
+	if n.Kind != yaml.AliasNode {
+		for _, c := range n.Content {
+			count += countNodes(c)
+		}
+	}
+	return count
 }
 
 func (v *validator) add(n *yaml.Node, path string, sev Severity, format string, args ...any) {
@@ -150,6 +183,9 @@ func (v *validator) add(n *yaml.Node, path string, sev Severity, format string, 
 }
 
 func (v *validator) check(path string, n *yaml.Node, t *Type) {
+	if v.budget.left--; v.budget.left < 0 {
+		return // Validate reports it
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -161,7 +197,7 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 		return
 	case KindOneOf:
 		for _, alt := range t.OneOf {
-			probe := validator{source: v.source}
+			probe := validator{source: v.source, budget: v.budget}
 			probe.check(path, n, alt)
 			if !hasErrors(probe.out) {
 				v.out = append(v.out, probe.out...)
