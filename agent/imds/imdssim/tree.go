@@ -78,6 +78,11 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // maxDepth bounds nesting, which also stops an alias that contains itself.
 const maxDepth = 64
 
+// maxEntries bounds the entries a data file may expand to: aliases let a
+// few hundred bytes stand for millions of entries (an alias bomb). Real
+// trees hold a few hundred.
+const maxEntries = 100_000
+
 // Parse reads a tree from YAML (JSON is YAML). Top-level keys: meta-data
 // (required) and dynamic, both mappings; user-data (text) or
 // user-data-base64 (binary, e.g. gzip). Inside the mappings, a nested
@@ -154,7 +159,10 @@ func Parse(name string, data []byte) (*Tree, error) {
 	return t, nil
 }
 
-type parser struct{ file string }
+type parser struct {
+	file    string
+	entries int // converted so far, against maxEntries
+}
 
 func (p parser) fail(line int, format string, args ...any) error {
 	return &ParseError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)}
@@ -180,9 +188,12 @@ func kindName(n *yaml.Node) string {
 	return "unsupported YAML"
 }
 
-func (p parser) convert(n *yaml.Node, path string, depth int) (*node, error) {
+func (p *parser) convert(n *yaml.Node, path string, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, p.fail(n.Line, "%s: nested more than %d levels (an alias that contains itself?)", path, maxDepth)
+	}
+	if p.entries++; p.entries > maxEntries {
+		return nil, p.fail(n.Line, "%s: more than %d entries (aliases that expand too far?)", path, maxEntries)
 	}
 	n = resolve(n)
 	switch n.Kind {
