@@ -23,11 +23,16 @@ func base64Part(ctype, name, body string) string {
 
 func BenchmarkParse(b *testing.B) {
 	script := "#!/bin/sh\n" + strings.Repeat("echo 'a line of a user script'\n", 1014/31)
-	var parts []string
-	for i := 0; i < 4; i++ { // 4 parts of ~3 KiB, ~16 KiB encoded
-		parts = append(parts, base64Part(TypeScript, fmt.Sprintf("s%d.sh", i), "#!/bin/sh\n"+strings.Repeat("echo 'a line of a user script'\n", 96)))
-	}
-	multi := mimeMsg(parts...)
+	// The mix make-mime users send: scripts, a cloud-config and a boothook,
+	// ~3 KiB each, ~16 KiB encoded.
+	body := "#!/bin/sh\n" + strings.Repeat("echo 'a line of a user script'\n", 96)
+	config := "#cloud-config\nruncmd:\n" + strings.Repeat("  - [echo, a line of a command]\n", 96)
+	multi := mimeMsg(
+		base64Part(TypeScript, "s0.sh", body),
+		base64Part(TypeCloudConfig, "config.yaml", config),
+		base64Part(TypeBoothook, "hook.sh", "#cloud-boothook\n"+body[len("#!/bin/sh\n"):]),
+		base64Part(TypeScript, "s1.sh", body),
+	)
 	var big []string
 	for i := 0; len(strings.Join(big, "")) < 1<<20; i++ {
 		big = append(big, fmt.Sprintf("Content-Type: text/cloud-config\n\n#cloud-config\nruncmd:\n%s", strings.Repeat("  - [echo, hello world]\n", 400)))
