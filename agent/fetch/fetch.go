@@ -29,11 +29,13 @@ type Options struct {
 	AllowFile bool
 	// MaxBytes caps a body (default 64 MiB).
 	MaxBytes int64
-	// Attempts per URL (default 4), with backoff from BaseBackoff doubling
-	// up to MaxBackoff, fully jittered.
-	Attempts    int
-	BaseBackoff time.Duration
-	MaxBackoff  time.Duration
+	// Attempts per URL (default 5), with backoff from BaseBackoff doubling
+	// up to MaxBackoff, fully jittered; a Retry-After the server sends
+	// (up to MaxRetryAfter, default 30s) wins over the backoff.
+	Attempts      int
+	BaseBackoff   time.Duration
+	MaxBackoff    time.Duration
+	MaxRetryAfter time.Duration
 	// Timeout bounds one attempt (default 30s).
 	Timeout time.Duration
 	// Client overrides the HTTP client (tests); its CheckRedirect is kept
@@ -53,7 +55,10 @@ func New(opts Options) *Fetcher {
 		opts.MaxBytes = 64 << 20
 	}
 	if opts.Attempts <= 0 {
-		opts.Attempts = 4
+		opts.Attempts = 5
+	}
+	if opts.MaxRetryAfter <= 0 {
+		opts.MaxRetryAfter = 30 * time.Second
 	}
 	if opts.BaseBackoff <= 0 {
 		opts.BaseBackoff = 200 * time.Millisecond
@@ -112,7 +117,7 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 	}
 	var last error
 	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
-		body, retry, err := f.once(ctx, u)
+		body, retry, after, err := f.once(ctx, u)
 		if err == nil {
 			return body, nil
 		}
@@ -120,8 +125,14 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 		if !retry || attempt == f.opts.Attempts {
 			return nil, &Error{URL: u.Redacted(), Attempts: attempt, Err: err}
 		}
+		// A server that says when to come back (429, 503) is believed, up
+		// to a cap; the jitter still spreads a fleet told the same time.
+		wait := backoff.Delay(f.opts.BaseBackoff, f.opts.MaxBackoff, attempt, rand.Float64())
+		if after = min(after, f.opts.MaxRetryAfter); after > 0 {
+			wait = after + time.Duration(rand.Int64N(int64(after)/4+1))
+		}
 		select {
-		case <-time.After(backoff.Delay(f.opts.BaseBackoff, f.opts.MaxBackoff, attempt, rand.Float64())):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return nil, &Error{URL: u.Redacted(), Attempts: attempt, Err: ctx.Err()}
 		}
@@ -129,24 +140,26 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 	return nil, &Error{URL: u.Redacted(), Attempts: f.opts.Attempts, Err: last}
 }
 
-// once makes one attempt; retry says whether another could succeed.
-func (f *Fetcher) once(ctx context.Context, u *url.URL) (body []byte, retry bool, err error) {
+// once makes one attempt; retry says whether another could succeed, after
+// when the server said.
+func (f *Fetcher) once(ctx context.Context, u *url.URL) (body []byte, retry bool, after time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
 		// A refused redirect or a canceled context will not improve.
-		return nil, ctx.Err() == nil && !errors.Is(err, ErrRedirect), err
+		return nil, ctx.Err() == nil && !errors.Is(err, ErrRedirect), 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-		return nil, retry, fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		after = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, retry, after, fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	body, err = readCapped(resp.Body, f.opts.MaxBytes)
-	return body, err != nil && !errors.Is(err, ErrTooLarge), err
+	return body, err != nil && !errors.Is(err, ErrTooLarge), 0, err
 }
 
 func (f *Fetcher) readFile(u *url.URL) ([]byte, error) {

@@ -76,3 +76,44 @@ func TestFileURLs(t *testing.T) {
 		t.Errorf("file: %q %v", b, err)
 	}
 }
+
+// TestGetRetryAfter: a 429's Retry-After is waited for (with up to a
+// quarter more of jitter), and capped by MaxRetryAfter.
+func TestGetRetryAfter(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter string
+		maxAfter   time.Duration
+		min, max   time.Duration
+	}{
+		{name: "honoured", retryAfter: "1", min: time.Second, max: 3 * time.Second},
+		{name: "capped", retryAfter: "3600", maxAfter: 50 * time.Millisecond, min: 50 * time.Millisecond, max: time.Second},
+		{name: "absent: the backoff", retryAfter: "", max: 900 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if hits.Add(1) == 1 {
+					if tt.retryAfter != "" {
+						w.Header().Set("Retry-After", tt.retryAfter)
+					}
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
+				}
+				w.Write([]byte("ok"))
+			}))
+			defer srv.Close()
+			f := fast(Options{AllowHTTP: true, MaxRetryAfter: tt.maxAfter})
+			start := time.Now()
+			b, err := f.Get(context.Background(), srv.URL)
+			took := time.Since(start)
+			if err != nil || string(b) != "ok" || hits.Load() != 2 {
+				t.Fatalf("%q %v after %d requests", b, err, hits.Load())
+			}
+			if took < tt.min || took > tt.max {
+				t.Errorf("took %s, want %s to %s", took, tt.min, tt.max)
+			}
+		})
+	}
+}
