@@ -6,7 +6,7 @@ VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build test unit lint bench clean package e2e fuzz
+.PHONY: all build test unit lint bench clean package e2e fuzz load
 
 GOARCH  ?= $(shell go env GOARCH)
 NFPM    := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -27,6 +27,12 @@ unit:
 # test/e2e/mkrootfs.sh), verbose, with the measured boot time.
 e2e:
 	$(GO) test -count=1 -v ./test/e2e
+
+# load: 1,000 simulated instances booting against one IMDS simulator and a
+# rate-limited artifact server (prints p50/p99 and the retry spread). Not
+# part of test: under -race it takes three times as long.
+load:
+	$(GO) test -count=1 -v -run '^TestThousandInstances$$' ./test/reliability
 
 # fuzz: every fuzz target for FUZZTIME each; a failing input is kept in the
 # package's testdata/fuzz for the regular tests to replay.
