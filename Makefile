@@ -6,7 +6,7 @@ VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build test unit lint bench clean package e2e fuzz load
+.PHONY: all build test unit lint bench bench-compare clean package e2e fuzz load
 
 GOARCH  ?= $(shell go env GOARCH)
 NFPM    := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -52,6 +52,13 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# bench-compare: ec2init and Debian's cloud-init 22.4 side by side (root,
+# systemd-nspawn, hyperfine, GNU time, jq, the e2e rootfs; about 10
+# minutes): boot overhead, metadata reads, footprint. Writes
+# bench/results.md. Not part of test.
+bench-compare:
+	bench/run-all.sh
 
 # package: .deb and .rpm from nfpm.yaml into dist/ (nfpm from the Go module proxy).
 DIST    ?= dist
