@@ -5,7 +5,6 @@
 package hostname
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,8 +12,8 @@ import (
 	"io/fs"
 	"net"
 	"strings"
-	"time"
 
+	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
@@ -37,9 +36,6 @@ const (
 // maxHostnameLen is the kernel's HOST_NAME_MAX: the longest name the
 // running hostname (and so /etc/hostname) can hold.
 const maxHostnameLen = 64
-
-// liveTimeout bounds hostnamectl and hostname: hostnamectl waits on D-Bus.
-const liveTimeout = 30 * time.Second
 
 // names are the host's names as cloud-init computes them.
 type names struct {
@@ -265,45 +261,20 @@ func apply(ctx context.Context, env *modules.Env, name string, s settings) error
 	if !env.Root.IsHost() {
 		return nil
 	}
-	// Without the file the name is only for this boot, as hostnamectl
-	// --transient makes it (cloud-init's create_hostname_file: false).
-	return setLive(ctx, env.Runner, name, !exists && !s.CreateHostnameFile)
+	// Without the file the name is only for this boot (cloud-init's
+	// create_hostname_file: false): the kernel's name always is.
+	return setLive(name)
 }
 
-// setLive sets the running hostname: hostnamectl where systemd-hostnamed
-// answers (it also tells D-Bus listeners), else hostname(1), which sets
-// the kernel's name directly (containers, images without systemd).
-func setLive(ctx context.Context, r *sys.Runner, name string, transient bool) error {
-	argv := []string{"hostnamectl", "set-hostname", name}
-	if transient {
-		argv = []string{"hostnamectl", "set-hostname", "--transient", name}
-	}
-	var out bytes.Buffer
-	res, err := r.Run(ctx, sys.Cmd{Name: "hostnamectl", Argv: argv, Output: &out, Timeout: liveTimeout})
-	if err == nil && res.ExitCode == 0 {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	why := "not found"
-	if err == nil {
-		why = fmt.Sprintf("exit status %d: %s", res.ExitCode, firstLine(out.String()))
-	}
-	out.Reset()
-	res, err = r.Run(ctx, sys.Cmd{Name: "hostname", Argv: []string{"hostname", name}, Output: &out, Timeout: liveTimeout})
-	if err != nil {
-		return fmt.Errorf("set the running hostname: hostnamectl %s; hostname: %w", why, err)
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("set the running hostname: hostnamectl %s; hostname: exit status %d: %s", why, res.ExitCode, firstLine(out.String()))
+// setLive sets the running (kernel) hostname with sethostname(2), as
+// hostname(1) does. Not through hostnamectl: activating systemd-hostnamed
+// over D-Bus cost about 150 ms of every first boot, and hostnamed reads the
+// kernel's name and /etc/hostname afresh whenever it is asked.
+func setLive(name string) error {
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("set the running hostname: sethostname: %w", err)
 	}
 	return nil
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
 }
 
 // scalar returns key's value as a string; absent or null is "".
