@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -272,41 +273,68 @@ func (r *run) hostKeys(ctx context.Context, s settings) {
 		r.log.Info("image host keys deleted", zap.Int("files", len(old)))
 	}
 	keysGroup, groupErr := root.LookupOwner(":ssh_keys")
+	// The types are generated at once: RSA alone takes most of a second,
+	// and a first boot waits for all of them before sshd can start.
+	type made struct {
+		t, key string
+		err    error
+	}
+	var todo []made
 	for _, t := range s.genKeyTypes {
 		key := "/etc/ssh/ssh_host_" + t + "_key"
-		if ok, _ := root.Exists(key); ok {
-			continue
+		if ok, _ := root.Exists(key); !ok {
+			todo = append(todo, made{t: t, key: key})
 		}
-		p, err := r.cmdPath(key)
-		if err != nil {
-			r.fail("host keys: %v", err)
-			continue
-		}
-		var out bytes.Buffer
-		res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "ssh: ssh-keygen " + t,
-			Argv: []string{"ssh-keygen", "-q", "-t", t, "-N", "", "-f", p}, Output: &out})
-		switch {
-		case errors.Is(err, exec.ErrNotFound):
+	}
+	var wg sync.WaitGroup
+	for i := range todo {
+		wg.Add(1)
+		go func(m *made) {
+			defer wg.Done()
+			m.err = r.keygen(ctx, m.t, m.key)
+		}(&todo[i])
+	}
+	wg.Wait()
+	for _, m := range todo {
+		if errors.Is(m.err, exec.ErrNotFound) {
 			r.fail("host keys: ssh-keygen is not installed")
 			return
-		case err != nil:
-			r.fail("host keys: %s: %v", t, err)
-			continue
-		case res.ExitCode != 0:
-			r.fail("host keys: ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
+		}
+		if m.err != nil {
+			r.fail("host keys: %v", m.err)
 			continue
 		}
 		// Where the image has the ssh_keys group (Amazon Linux, RHEL), sshd's
 		// keygen makes private keys root:ssh_keys 0640; do the same.
 		if groupErr == nil {
-			if full, err := root.Path(key); err == nil {
+			if full, err := root.Path(m.key); err == nil {
 				if err := os.Chown(full, 0, keysGroup.GID); err == nil {
 					_ = os.Chmod(full, 0o640)
 				}
 			}
 		}
-		r.log.Info("host key generated", zap.String("type", t))
+		r.log.Info("host key generated", zap.String("type", m.t))
 	}
+}
+
+// keygen makes the host key of type t at key (a host path under the root).
+func (r *run) keygen(ctx context.Context, t, key string) error {
+	p, err := r.cmdPath(key)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "ssh: ssh-keygen " + t,
+		Argv: []string{"ssh-keygen", "-q", "-t", t, "-N", "", "-f", p}, Output: &out})
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		return err
+	case err != nil:
+		return fmt.Errorf("%s: %w", t, err)
+	case res.ExitCode != 0:
+		return fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
+	}
+	return nil
 }
 
 // printHostKeys writes the fingerprints and public host keys to the console
@@ -329,14 +357,11 @@ func (r *run) printHostKeys(ctx context.Context, s settings) {
 		line := strings.TrimSpace(string(b))
 		keyType, _, _ := strings.Cut(line, " ")
 		if !contains(s.fpBlacklist, keyType) {
-			p, err := r.cmdPath(hostPath)
+			fp, err := fingerprint(line)
 			if err != nil {
-				continue
-			}
-			var out bytes.Buffer
-			res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "ssh: ssh-keygen -l", Argv: []string{"ssh-keygen", "-l", "-f", p}, Output: &out})
-			if err == nil && res.ExitCode == 0 {
-				fps = append(fps, strings.TrimSpace(out.String()))
+				r.log.Warn("host key fingerprint", zap.String("file", hostPath), zap.Error(err))
+			} else {
+				fps = append(fps, fp)
 			}
 		}
 		if !contains(s.keyBlacklist, keyType) {
