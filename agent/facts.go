@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -69,4 +70,28 @@ func EnvFile(env map[string]string) []byte {
 		b.WriteString("\"\n")
 	}
 	return []byte(b.String())
+}
+
+// ParseEnvFile reads what EnvFile wrote back into a map.
+func ParseEnvFile(data []byte) (map[string]string, error) {
+	env := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+			return nil, fmt.Errorf("line %d: not KEY=\"value\"", i+1)
+		}
+		v = v[1 : len(v)-1]
+		var b strings.Builder
+		for j := 0; j < len(v); j++ {
+			if v[j] == '\\' && j+1 < len(v) {
+				j++
+			}
+			b.WriteByte(v[j])
+		}
+		env[k] = b.String()
+	}
+	return env, nil
 }

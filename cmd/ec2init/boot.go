@@ -21,6 +21,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/daemon"
 	"github.com/ec2init/ec2init/agent/fetch"
+	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/logging"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
@@ -162,10 +163,8 @@ func runDaemon(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	var facts map[string]string
-	if in, err := client.Instance(ctx); err == nil {
-		facts = agent.FactsEnv(in)
-	} else {
+	facts, err := daemonFacts(ctx, root, client)
+	if err != nil {
 		log.Warn("instance facts for hooks", zap.Error(err))
 	}
 	sysCfg, err := config.LoadSystem(e.root)
@@ -182,6 +181,23 @@ func runDaemon(ctx context.Context, e *env) error {
 	}
 	return daemon.Run(ctx, daemon.Options{IMDS: client, Root: root, Log: log, Facts: facts, Notify: sdNotify,
 		Interval: sysCfg.Daemon.Interval.Std(), Hooks: hooks})
+}
+
+// daemonFacts are the EC2_* variables hooks get: the instance.env this
+// boot wrote, or, without one (the daemon started by hand), a crawl of
+// IMDS. Started right after a boot, the daemon would otherwise crawl again
+// what the boot just read (a hundred requests).
+func daemonFacts(ctx context.Context, root *sys.Root, client *imds.Client) (map[string]string, error) {
+	if b, err := root.ReadFile(agent.InstanceEnvFile); err == nil {
+		if facts, err := agent.ParseEnvFile(b); err == nil {
+			return facts, nil
+		}
+	}
+	in, err := client.Instance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return agent.FactsEnv(in), nil
 }
 
 // sdNotify tells systemd about the service's state; outside systemd

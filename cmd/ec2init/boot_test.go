@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 )
 
@@ -261,5 +264,47 @@ func TestAnalyze(t *testing.T) {
 	r = runCLI(t, binary, "analyze", "boot", "--root", root, testBoot)
 	if r.code != 0 || !strings.Contains(r.stdout, "ec2init took (seconds):") {
 		t.Errorf("analyze boot: %+v", r)
+	}
+}
+
+// TestDaemonFactsFromInstanceEnv: started after a boot, the daemon gives
+// hooks the facts of the instance.env the boot wrote, instead of crawling
+// IMDS again; without one it crawls.
+func TestDaemonFactsFromInstanceEnv(t *testing.T) {
+	for _, withEnv := range []bool{true, false} {
+		t.Run(fmt.Sprintf("instance.env=%v", withEnv), func(t *testing.T) {
+			sim, url := imdssim.Start(t, imdssim.Options{})
+			sim.Set("meta-data/spot/instance-action", `{"action": "terminate", "time": "2026-11-29T12:00:00Z"}`)
+			root := t.TempDir()
+			hook := filepath.Join(root, "etc/ec2init/hooks.d/spot-interruption/10-record")
+			writeFileT(t, hook, []byte("#!/bin/sh\necho \"$EC2_INSTANCE_ID\" > \"$EC2INIT_ROOT/hook-saw\"\n"), 0o755)
+			want := "i-0123456789abcdef0" // the simulator's
+			if withEnv {
+				want = "i-fromtheinstanceenv"
+				writeFileT(t, filepath.Join(root, "run/ec2init/instance.env"), agent.EnvFile(map[string]string{"EC2_INSTANCE_ID": want}), 0o644)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "daemon", "--root", root, "--endpoint="+url, "--log-level=error")
+			cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT=")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			var saw []byte
+			for ctx.Err() == nil {
+				if saw, _ = os.ReadFile(filepath.Join(root, "hook-saw")); len(saw) > 0 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if got := strings.TrimSpace(string(saw)); got != want {
+				t.Errorf("the hook saw EC2_INSTANCE_ID=%q, want %q", got, want)
+			}
+			crawled := sim.Stats().ByPath["meta-data/"] > 0
+			if crawled == withEnv {
+				t.Errorf("IMDS crawled: %v (requests by path: %v)", crawled, sim.Stats().ByPath)
+			}
+		})
 	}
 }
