@@ -208,6 +208,16 @@ func (b *booter) saveStatus() {
 	if err := b.store.WriteStatus(b.status); err != nil {
 		b.log.Error("write status", zap.Error(err))
 	}
+	b.saveRunStatus()
+}
+
+// saveRunStatus writes only the /run copy: the live view after each
+// module, which `status` reads first. The durable status.json is written
+// at the start of a boot and the end of each stage; what a crash in
+// between leaves undone is told by the run records and semaphores (each
+// durable before and after its module), not by status.json. That keeps
+// two fsyncs per module off the boot.
+func (b *booter) saveRunStatus() {
 	if data, err := statusJSON(b.status); err == nil {
 		if err := b.root.WriteFile(RunStatusFile, data, 0o644, nil); err != nil {
 			b.log.Warn("write runtime status", zap.Error(err))

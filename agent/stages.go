@@ -34,7 +34,7 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 	b.status.Stage = string(st)
 	b.status.Stages = append(b.status.Stages, stage)
 	idx := len(b.status.Stages) - 1
-	b.saveStatus()
+	b.saveRunStatus()
 	log := b.log.With(zap.String("stage", string(st)))
 	log.Info("stage start")
 
@@ -44,11 +44,12 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 		}
 		res := b.runGated(ctx, log, w)
 		b.status.Stages[idx].Modules = append(b.status.Stages[idx].Modules, res)
-		b.saveStatus()
+		b.saveRunStatus()
 	}
 	end := b.opts.Now()
 	b.status.Stages[idx].End = end
 	b.status.Stages[idx].DurationMS = state.Millis(b.status.Stages[idx].Start, end)
+	b.saveStatus()
 	log.Info("stage done", zap.Float64("duration_ms", b.status.Stages[idx].DurationMS))
 }
 

@@ -270,12 +270,17 @@ func readStatus(e *env) (state.Status, bool, error) {
 	if err != nil {
 		return state.Status{}, false, err
 	}
-	st, err := store.ReadStatus()
-	if errors.Is(err, fs.ErrPermission) {
-		// Not root: the world-readable copy under /run.
-		var data []byte
-		if data, err = os.ReadFile(filepath.Join(e.root, agent.RunStatusFile)); err == nil {
-			err = json.Unmarshal(data, &st)
+	// The /run copy first: it is this boot's (/run starts empty), updated
+	// after every module, and readable without root. status.json, durable
+	// at stage ends, is the record across reboots.
+	var st state.Status
+	data, err := os.ReadFile(filepath.Join(e.root, agent.RunStatusFile))
+	if err == nil {
+		err = json.Unmarshal(data, &st)
+	}
+	if err != nil || st.BootID != store.BootID() {
+		if st, err = store.ReadStatus(); errors.Is(err, fs.ErrPermission) {
+			err = fs.ErrNotExist // not root, and no status of this boot yet
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {

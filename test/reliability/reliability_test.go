@@ -300,20 +300,24 @@ func TestDiskFaults(t *testing.T) {
 		lib := filepath.Join(root, "var/lib/ec2init")
 		saved := t.TempDir()
 		exec.Command("cp", "-a", lib+"/.", saved).Run()
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", lib).CombinedOutput(); err != nil {
+		// Room for the state (a page per file on tmpfs), then a filler
+		// takes the rest: the disk is full when the boot starts.
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", lib).CombinedOutput(); err != nil {
 			t.Skipf("mount tmpfs: %v %s", err, out)
 		}
 		defer exec.Command("umount", lib).Run()
-		exec.Command("cp", "-a", saved+"/.", lib).Run()
+		if out, err := exec.Command("cp", "-a", saved+"/.", lib).CombinedOutput(); err != nil {
+			t.Fatalf("copy the state onto the small filesystem: %v %s", err, out)
+		}
 		filler, _ := os.Create(filepath.Join(lib, "filler"))
-		filler.Write(make([]byte, 1<<20)) // stops at the tmpfs size
+		filler.Write(make([]byte, 2<<20)) // stops at the tmpfs size
 		filler.Close()
 
 		_, err = agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000002"})
 		t.Logf("boot on a full disk: %v", err)
 		after, rerr := os.ReadFile(filepath.Join(lib, "result.json"))
 		if rerr != nil || string(after) != string(good) {
-			t.Errorf("the previous result was lost on a full disk: %v", rerr)
+			t.Errorf("the previous result was lost on a full disk: %v (%d bytes, was %d)", rerr, len(after), len(good))
 		}
 		if leftovers, _ := filepath.Glob(filepath.Join(lib, ".*tmp*")); len(leftovers) > 0 {
 			t.Errorf("temporary files left behind: %v", leftovers)
