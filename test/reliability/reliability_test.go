@@ -171,9 +171,11 @@ func TestIMDSFaults(t *testing.T) {
 		{name: "503 burst", setup: func(s *imdssim.Server) { s.FailNext(20, 503) }},
 		{name: "429 burst", setup: func(s *imdssim.Server) { s.FailNext(20, 429) }},
 		{name: "500 burst", setup: func(s *imdssim.Server) { s.FailNext(8, 500) }},
-		{name: "latency spike", setup: func(s *imdssim.Server) {
-			s.SetLatency(1500 * time.Millisecond)
-			go func() { time.Sleep(2 * time.Second); s.SetLatency(0) }()
+		{name: "latency spike to 5 s", setup: func(s *imdssim.Server) {
+			// Longer than the client's per-request timeout (1 s here):
+			// every request in the spike times out and is retried.
+			s.SetLatency(5 * time.Second)
+			go func() { time.Sleep(5 * time.Second); s.SetLatency(0) }()
 		}},
 		{name: "token expiry mid-boot", setup: func(s *imdssim.Server) {
 			// Tokens expire a few times while the crawl is in flight, as a
@@ -186,13 +188,14 @@ func TestIMDSFaults(t *testing.T) {
 				}
 			}()
 		}},
-		{name: "unreachable for 3 s, then back", late: 3 * time.Second},
+		{name: "unreachable for 30 s, then back", late: 30 * time.Second, deadline: 60 * time.Second},
 		{name: "IMDSv1 only, v1 not allowed", setup: func(s *imdssim.Server) { s.FailTokenNext(1<<20, 403) },
 			deadline: 2 * time.Second, wantErr: "no metadata source"},
 		{name: "10 MiB user data", setup: func(s *imdssim.Server) { s.SetUserData([]byte(strings.Repeat("#", 10<<20))) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each its own simulator and root; the 30 s outage overlaps the rest
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
