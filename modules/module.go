@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -188,4 +189,27 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
+}
+
+// ItemErrors are the failed items of a module's run (files, artifacts):
+// every item is tried, and the error lists them all, each still reachable
+// with errors.Is/As.
+type ItemErrors []error
+
+func (e ItemErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e ItemErrors) Unwrap() []error { return e }
+
+// JoinItemErrors is nil without failures, else ItemErrors.
+func JoinItemErrors(failures []error) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	return ItemErrors(failures)
 }

@@ -97,7 +97,7 @@ func (m Software) Bake(ctx context.Context, env *modules.Env, cfg *config.CloudC
 		}
 	}
 	if len(failures) > 0 {
-		return nil, nil, joinFailures(failures)
+		return nil, nil, modules.JoinItemErrors(failures)
 	}
 	results := m.apply(ctx, env, c, items, true)
 	man := &Manifest{Version: ManifestVersion, BakedAt: m.now(), EC2InitVersion: version}
@@ -112,7 +112,7 @@ func (m Software) Bake(ctx context.Context, env *modules.Env, cfg *config.CloudC
 			zap.Int64("bytes", r.Bytes), zap.Bool("cached", r.Cached))
 	}
 	if len(failures) > 0 {
-		return nil, results, joinFailures(failures)
+		return nil, results, modules.JoinItemErrors(failures)
 	}
 	if ctx.Err() != nil {
 		return nil, results, ctx.Err()

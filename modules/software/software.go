@@ -230,7 +230,7 @@ func (m Software) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return joinFailures(failures)
+	return modules.JoinItemErrors(failures)
 }
 
 // checkBaked verifies a baked item and, when its service is to run,
@@ -595,25 +595,4 @@ func saveResults(env *modules.Env, results []ItemResult) error {
 		return fmt.Errorf("software: recording results: %w", err)
 	}
 	return nil
-}
-
-// itemErrors are the failed items of a run: every item is tried, and the
-// error lists them all, each still reachable with errors.Is/As.
-type itemErrors []error
-
-func (e itemErrors) Error() string {
-	msgs := make([]string, len(e))
-	for i, err := range e {
-		msgs[i] = err.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-func (e itemErrors) Unwrap() []error { return e }
-
-func joinFailures(failures []error) error {
-	if len(failures) == 0 {
-		return nil
-	}
-	return itemErrors(failures)
 }

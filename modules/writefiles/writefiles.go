@@ -119,7 +119,7 @@ func (WriteFiles) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 	if err := savePending(env, pending); err != nil {
 		failures = append(failures, err)
 	}
-	return joinFailures(failures)
+	return modules.JoinItemErrors(failures)
 }
 
 // WriteFilesDeferred writes the items with defer: true, and those whose
@@ -188,7 +188,7 @@ func (WriteFilesDeferred) Run(ctx context.Context, env *modules.Env, cfg *config
 	if err := savePending(env, nil); err != nil {
 		failures = append(failures, err)
 	}
-	return joinFailures(failures)
+	return modules.JoinItemErrors(failures)
 }
 
 // item is one parsed write_files entry. Its errors name the index and
@@ -580,27 +580,6 @@ func loadPending(env *modules.Env) ([]pendingItem, error) {
 func exists(root *sys.Root, p string) bool {
 	ok, err := root.Exists(p)
 	return ok && err == nil
-}
-
-// itemErrors are the failed items of one pass: every item is tried, and
-// the error lists them all, each still reachable with errors.Is/As.
-type itemErrors []error
-
-func (e itemErrors) Error() string {
-	msgs := make([]string, len(e))
-	for i, err := range e {
-		msgs[i] = err.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-func (e itemErrors) Unwrap() []error { return e }
-
-func joinFailures(failures []error) error {
-	if len(failures) == 0 {
-		return nil
-	}
-	return itemErrors(failures)
 }
 
 func logger(env *modules.Env) *zap.Logger {
