@@ -1,10 +1,12 @@
 package sys
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"go.uber.org/zap"
@@ -38,7 +40,15 @@ func NewServices(root *Root, log *zap.Logger) Services {
 // closes its own connection: the agent makes a handful of calls per boot.
 type DBusServices struct {
 	Log *zap.Logger
+	// JobWait bounds the wait for a start or restart job (default
+	// DefaultJobWait). A unit ordered after ec2init's own final unit can
+	// only start once the boot is done: its job stays queued, and the
+	// wait ends with an error saying so instead of stalling the boot.
+	JobWait time.Duration
 }
+
+// DefaultJobWait is systemd's own default start timeout, and a margin.
+const DefaultJobWait = 2 * time.Minute
 
 func (d *DBusServices) log() *zap.Logger {
 	if d.Log == nil {
@@ -124,6 +134,9 @@ func (d *DBusServices) job(ctx context.Context, verb, unit string) error {
 		}
 	case <-ctx.Done():
 		return fmt.Errorf("systemd %s %s: waiting for the job: %w", verb, unit, ctx.Err())
+	case <-time.After(cmp.Or(d.JobWait, DefaultJobWait)):
+		return fmt.Errorf("systemd %s %s: the job is still queued after %s (is the unit ordered after ec2init's units?); it stays queued",
+			verb, unit, cmp.Or(d.JobWait, DefaultJobWait))
 	}
 	d.log().Info("systemd "+verb, zap.String("unit", unit))
 	return nil
