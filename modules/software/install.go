@@ -66,18 +66,10 @@ func (m Software) install(ctx context.Context, env *modules.Env, it *Item, art, 
 // computed while copying when record asks for it; a plain copy lets the
 // kernel copy the data (copy_file_range).
 func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (InstalledPath, error) {
-	dest := path.Clean(it.Install.Dest)
+	dest, full, owner, err := prepareDest(root, it)
 	fail := func(err error) (InstalledPath, error) {
 		return InstalledPath{}, fmt.Errorf("install %s: %w", dest, err)
 	}
-	owner, err := resolveOwner(root, it.Install.Owner)
-	if err != nil {
-		return fail(err)
-	}
-	if err := makeParents(root, path.Dir(dest)); err != nil {
-		return fail(err)
-	}
-	full, err := root.Path(dest)
 	if err != nil {
 		return fail(err)
 	}
@@ -147,6 +139,21 @@ func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (
 
 // resolveOwner reads "user:group" from the root's account files; ""
 // means the agent's own (root at boot), with nothing to chown.
+// prepareDest resolves an item's dest under the root (full is the host
+// path), makes its parent directories, and resolves its owner (nil: the
+// installer's).
+func prepareDest(root *sys.Root, it *Item) (dest, full string, owner *sys.Owner, err error) {
+	dest = path.Clean(it.Install.Dest)
+	if owner, err = resolveOwner(root, it.Install.Owner); err != nil {
+		return dest, "", nil, err
+	}
+	if err = makeParents(root, path.Dir(dest)); err != nil {
+		return dest, "", nil, err
+	}
+	full, err = root.Path(dest)
+	return dest, full, owner, err
+}
+
 func resolveOwner(root *sys.Root, spec string) (*sys.Owner, error) {
 	if spec == "" {
 		return nil, nil

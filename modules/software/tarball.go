@@ -39,18 +39,10 @@ const (
 // removed. On any failure before the switch dest is untouched and the
 // staging directory removed.
 func installTarball(root *sys.Root, it *Item, art string, record bool) (InstalledPath, error) {
-	dest := path.Clean(it.Install.Dest)
+	dest, full, owner, err := prepareDest(root, it)
 	fail := func(err error) (InstalledPath, error) {
 		return InstalledPath{}, fmt.Errorf("install %s: %w", dest, err)
 	}
-	owner, err := resolveOwner(root, it.Install.Owner)
-	if err != nil {
-		return fail(err)
-	}
-	if err := makeParents(root, path.Dir(dest)); err != nil {
-		return fail(err)
-	}
-	full, err := root.Path(dest)
 	if err != nil {
 		return fail(err)
 	}
