@@ -335,3 +335,48 @@ func TestProbeReal(t *testing.T) {
 		t.Errorf("HostPath = %s, %v", hp, err)
 	}
 }
+
+// TestResolveNitroInstanceStore: on a Nitro instance IMDS maps ephemeralN
+// to sdX names no device has; the instance-store volumes are the NVMe
+// disks whose model says so, in controller order (EBS ones are skipped).
+func TestResolveNitroInstanceStore(t *testing.T) {
+	env, _ := modtest.Env(t)
+	env.Instance = &imds.Instance{BlockDeviceMapping: []imds.BlockDevice{
+		{Name: "ami", Device: "/dev/xvda"},
+		{Name: "ephemeral0", Device: "sdb"},
+		{Name: "ephemeral1", Device: "sdc"},
+		{Name: "ephemeral2", Device: "sdd"},
+	}}
+	models := map[string]string{
+		"nvme0n1":  "Amazon Elastic Block Store",
+		"nvme2n1":  InstanceStoreModel,
+		"nvme10n1": InstanceStoreModel, // after nvme2 numerically, not as a string
+		"nvme1n1":  InstanceStoreModel + "\n",
+	}
+	for name, model := range models {
+		modtest.Put(t, env, "/sys/block/"+name+"/device/model", model)
+		modtest.Put(t, env, "/dev/"+name, "")
+	}
+	modtest.Put(t, env, "/sys/block/nvme1n1p1/device/model", InstanceStoreModel) // not a disk
+	v := NewView(env)
+	for _, tt := range []struct {
+		in   string
+		want Name
+		ok   bool
+	}{
+		{"ephemeral0", Name{Path: "/dev/nvme1n1", Exists: true, Meta: "ephemeral0", InstanceStoreNVMe: true}, true},
+		{"ephemeral1", Name{Path: "/dev/nvme2n1", Exists: true, Meta: "ephemeral1", InstanceStoreNVMe: true}, true},
+		{"ephemeral2.1", Name{Path: "/dev/nvme10n1", Exists: true, Meta: "ephemeral2", Partition: 1, InstanceStoreNVMe: true}, true},
+		{"ephemeral3", Name{Meta: "ephemeral3"}, false}, // not mapped
+	} {
+		got, ok := v.Resolve(tt.in, nil)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("Resolve(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+	// A mapped sdX device that exists (a Xen instance) wins.
+	modtest.Put(t, env, "/dev/xvdb", "")
+	if got, _ := v.Resolve("ephemeral0", nil); got.Path != "/dev/xvdb" {
+		t.Errorf("with /dev/xvdb present: %+v", got)
+	}
+}

@@ -1,7 +1,11 @@
 package disk
 
 import (
+	"cmp"
+	"fmt"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,6 +61,10 @@ type Name struct {
 	Meta string
 	// Partition is the partition of a dotted name (ephemeral0.1), else 0.
 	Partition int
+	// InstanceStoreNVMe says the device is a Nitro instance-store NVMe
+	// disk found for an ephemeralN name (see nvmeInstanceStore): raw, never
+	// formatted by EC2.
+	InstanceStoreNVMe bool
 }
 
 // Resolve maps a device name as cloud-config gives it to a /dev path under
@@ -99,7 +107,56 @@ func (v View) Resolve(name string, aliases map[string]string) (n Name, ok bool) 
 		base = "/dev/" + base
 	}
 	n.Path, n.Exists = v.existing(xenAlternatives(base))
+	if !n.Exists && strings.HasPrefix(n.Meta, "ephemeral") {
+		if i, err := strconv.Atoi(strings.TrimPrefix(n.Meta, "ephemeral")); err == nil {
+			if dev, ok := v.nvmeInstanceStore(i); ok {
+				n.Path, n.Exists, n.InstanceStoreNVMe = dev, true, true
+			}
+		}
+	}
 	return n, true
+}
+
+// InstanceStoreModel is the NVMe model name of a Nitro instance's
+// instance-store volumes (its EBS volumes say "Amazon Elastic Block
+// Store").
+const InstanceStoreModel = "Amazon EC2 NVMe Instance Storage"
+
+// nvmeInstanceStore returns the i-th instance-store NVMe disk under the
+// root's /sys/block, in controller order. On Nitro instances IMDS still
+// maps ephemeralN to an sdX name no device carries; the volumes are NVMe
+// namespaces, taken here in the order the kernel enumerates them (EC2
+// promises no more than that order).
+func (v View) nvmeInstanceStore(i int) (string, bool) {
+	dir, err := v.env.Root.Path("/sys/block")
+	if err != nil {
+		return "", false
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", false
+	}
+	type disk struct{ ctrl, ns int }
+	var stores []disk
+	for _, e := range entries {
+		var d disk
+		if _, err := fmt.Sscanf(e.Name(), "nvme%dn%d", &d.ctrl, &d.ns); err != nil || e.Name() != fmt.Sprintf("nvme%dn%d", d.ctrl, d.ns) {
+			continue
+		}
+		model, err := v.env.Root.ReadFile("/sys/block/" + e.Name() + "/device/model")
+		if err == nil && strings.TrimSpace(string(model)) == InstanceStoreModel {
+			stores = append(stores, d)
+		}
+	}
+	slices.SortFunc(stores, func(a, b disk) int { return cmp.Or(a.ctrl-b.ctrl, a.ns-b.ns) })
+	if i < 0 || i >= len(stores) {
+		return "", false
+	}
+	dev := fmt.Sprintf("/dev/nvme%dn%d", stores[i].ctrl, stores[i].ns)
+	if ok, err := v.env.Root.Exists(dev); err != nil || !ok {
+		return "", false
+	}
+	return dev, true
 }
 
 // metaDevice is the instance's device for an IMDS block-device name, "" if

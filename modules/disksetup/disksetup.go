@@ -271,7 +271,8 @@ func (r *run) disk(name string) (disk.Name, error) {
 	}
 	if !r.v.IsBlockDevice(n.Path) {
 		if n.Meta != "" {
-			// Instance-store devices on Nitro are NVMe, not the mapping's sdX.
+			// A mapped name no device carries (and no Nitro NVMe instance
+			// store stands for it).
 			r.log.Warn("disk_setup: the instance's device is not present under its mapped name; skipped",
 				zap.String("device", name), zap.String("path", n.Path))
 			return disk.Name{}, nil

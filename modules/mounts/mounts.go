@@ -408,9 +408,15 @@ func plan(v disk.View, log *zap.Logger, entries []entry, defaults [6]*string, al
 			continue
 		}
 		if !name.Exists {
-			// Nitro instances show instance storage as NVMe devices, not
-			// under the mapping's sdX name.
 			log.Info("mounts: the instance maps "+d.meta+" but the device is not present; not mounted by default", zap.String("device", name.Path))
+			continue
+		}
+		if name.InstanceStoreNVMe {
+			// Xen instances got ephemeral0 formatted by EC2; a Nitro
+			// instance's NVMe instance store is raw. Mounting it is the
+			// user's call: fs_setup it, and list it in mounts.
+			log.Info("mounts: "+d.meta+" is a Nitro instance-store NVMe disk, unformatted at launch; not mounted by default (format it with fs_setup and list it in mounts)",
+				zap.String("device", name.Path))
 			continue
 		}
 		if d.meta == "ephemeral0" && denied["ephemeral"] {

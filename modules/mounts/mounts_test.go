@@ -13,6 +13,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/disk"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -308,5 +309,32 @@ func TestActivationArgv(t *testing.T) {
 func TestEscape(t *testing.T) {
 	if got := (Entry{"/dev/a b", "/m\tx\\y", "auto", "defaults,comment=ec2init", "0", "2"}).line(); got != "/dev/a\\040b\t/m\\011x\\134y\tauto\tdefaults,comment=ec2init\t0\t2" {
 		t.Errorf("line() = %q", got)
+	}
+}
+
+// TestNitroInstanceStore: a Nitro instance's ephemeral0 is a raw NVMe
+// disk: not mounted by default, but an explicit entry reaches it.
+func TestNitroInstanceStore(t *testing.T) {
+	env, logs := instanceEnv(t, foreign)
+	if err := env.Root.Remove("/dev/xvdb"); err != nil {
+		t.Fatal(err)
+	}
+	modtest.Put(t, env, "/sys/block/nvme1n1/device/model", disk.InstanceStoreModel+"\n")
+	modtest.Put(t, env, "/dev/nvme1n1", "")
+	run := func(doc string) string {
+		t.Helper()
+		if err := (Mounts{}).Run(context.Background(), env, modtest.Config(t, doc)); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimPrefix(modtest.Get(t, env, FstabFile), foreign)
+	}
+	if got := run("{}"); got != "" {
+		t.Errorf("default entries: %q", got)
+	}
+	if logs.FilterMessageSnippet("Nitro instance-store NVMe disk").Len() != 1 {
+		t.Errorf("no log line saying why ephemeral0 is not mounted")
+	}
+	if got := run("mounts: [[ephemeral0, /scratch]]"); got != "/dev/nvme1n1\t/scratch\tauto\t"+opts+"\t0\t2\n" {
+		t.Errorf("explicit entry: %q", got)
 	}
 }
