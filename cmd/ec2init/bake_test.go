@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -205,6 +206,13 @@ software:
 	}
 	if r := runCLI(t, binary, "status", "--root", root, testBoot); r.code != 0 || !strings.Contains(r.stdout, "status: done") {
 		t.Errorf("status after the boot: %+v", r)
+	}
+	// status --long lists each item and what the boot did with it.
+	r = runCLI(t, binary, "status", "--long", "--root", root, testBoot)
+	for _, re := range []string{`(?m)^SOFTWARE\s+POLICY\s+ACTION`, `(?m)^node-exporter\s+bake\s+verified\s+sha256:` + hexSHA256(ne)[:16] + `…`, `(?m)^app\s+boot\s+installed\s`} {
+		if !regexp.MustCompile(re).MatchString(r.stdout) {
+			t.Errorf("status --long lacks %s:\n%s", re, r.stdout)
+		}
 	}
 
 	// A re-bake replaces its own copy of the list, and reads the file

@@ -26,6 +26,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/software"
 )
 
 // bootOptions are the flags boot-related commands share.
@@ -251,6 +252,9 @@ func newStatusCommand(e *env) *cobra.Command {
 				}
 			} else {
 				printStatus(out, st, current, long)
+				if long && current {
+					printSoftware(out, e, st.InstanceID)
+				}
 			}
 			return &exitError{code: statusExitCode(st, current)}
 		},
@@ -302,6 +306,36 @@ func statusExitCode(st state.Status, current bool) int {
 		return exitDegraded
 	}
 	return exitDone
+}
+
+// printSoftware lists the software module's items for the instance, when
+// it ran: what each did (installed, verified, skipped, failed) and why.
+// State is root's: without root, nothing is shown.
+func printSoftware(w io.Writer, e *env, instanceID string) {
+	root, err := sys.NewRoot(e.root)
+	if err != nil || instanceID == "" {
+		return
+	}
+	items, err := software.ReadResults(root, instanceID)
+	if err != nil {
+		if !errors.Is(err, fs.ErrPermission) {
+			fmt.Fprintf(w, "software: %v\n", err)
+		}
+		return
+	}
+	if len(items) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOFTWARE\tPOLICY\tACTION\tCHECKSUM\tBYTES\tERROR")
+	for _, it := range items {
+		sum := it.Checksum
+		if alg, hex, ok := strings.Cut(sum, ":"); ok && len(hex) > 16 {
+			sum = alg + ":" + hex[:16] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", it.Name, it.Policy, it.Action, sum, it.Bytes, it.Error)
+	}
+	tw.Flush()
 }
 
 func printStatus(w io.Writer, st state.Status, current, long bool) {

@@ -545,7 +545,29 @@ func resultsPath(env *modules.Env) (string, bool) {
 	if env.Instance == nil || env.Instance.InstanceID == "" {
 		return "", false
 	}
-	return path.Join(state.StateDir, "instances", env.Instance.InstanceID, resultsFile), true
+	return ResultsPath(env.Instance.InstanceID), true
+}
+
+// ResultsPath is where the module records instance id's per-item results.
+func ResultsPath(instanceID string) string {
+	return path.Join(state.StateDir, "instances", instanceID, resultsFile)
+}
+
+// ReadResults returns the per-item results recorded for instance id (nil,
+// nil when the module never ran for it), for `status`.
+func ReadResults(root *sys.Root, instanceID string) ([]ItemResult, error) {
+	data, err := root.ReadFile(ResultsPath(instanceID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec resultsRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("%s: %w", ResultsPath(instanceID), err)
+	}
+	return rec.Items, nil
 }
 
 // loadResults reads this instance's previous results by item name; a
