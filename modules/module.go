@@ -93,6 +93,22 @@ type Env struct {
 	Version string
 }
 
+// Logger is env.Log, or a logger that drops everything when there is none.
+func (e *Env) Logger() *zap.Logger {
+	if e.Log == nil {
+		return zap.NewNop()
+	}
+	return e.Log
+}
+
+// ConsoleWriter is env.Console, or io.Discard when there is none.
+func (e *Env) ConsoleWriter() io.Writer {
+	if e.Console == nil {
+		return io.Discard
+	}
+	return e.Console
+}
+
 // Registry holds the modules in the order they run within a stage.
 type Registry struct {
 	mods []Module

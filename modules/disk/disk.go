@@ -14,7 +14,6 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -22,8 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/modules"
 )
@@ -341,22 +338,6 @@ func readTrim(full string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// Log is env's logger, or one that discards.
-func Log(env *modules.Env) *zap.Logger {
-	if env.Log == nil {
-		return zap.NewNop()
-	}
-	return env.Log
-}
-
-// Console is where command output goes: env's console, or nowhere.
-func Console(env *modules.Env) io.Writer {
-	if env.Console == nil {
-		return io.Discard
-	}
-	return env.Console
 }
 
 // ContainerFile is where systemd says the system runs in a container

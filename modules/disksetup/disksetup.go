@@ -123,7 +123,7 @@ func (DiskSetup) Check(source, key string, v *yaml.Node) []config.Diagnostic {
 }
 
 func (DiskSetup) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	r := &run{v: disk.NewView(env), env: env, log: disk.Log(env).With(zap.String("module", "disk_setup"))}
+	r := &run{v: disk.NewView(env), env: env, log: env.Logger().With(zap.String("module", "disk_setup"))}
 	if _, err := cfg.Decode(KeyAliases, &r.aliases); err != nil {
 		return err
 	}
@@ -468,7 +468,7 @@ func (r *run) cmd(ctx context.Context, stdin string, argv ...string) error {
 		c.Stdin = strings.NewReader(stdin)
 	}
 	res, err := r.env.Runner.Run(ctx, c)
-	disk.Console(r.env).Write(out.Bytes())
+	r.env.ConsoleWriter().Write(out.Bytes())
 	if err != nil {
 		return err
 	}

@@ -71,14 +71,10 @@ func (f FinalMessage) Run(_ context.Context, env *modules.Env, cfg *config.Cloud
 	}
 	vars := f.vars(env)
 	out := Render(msg, vars)
-	if env.Console != nil {
-		if _, err := io.WriteString(env.Console, out+"\n"); err != nil {
-			return fmt.Errorf("final_message: writing to the console: %w", err)
-		}
+	if _, err := io.WriteString(env.ConsoleWriter(), out+"\n"); err != nil {
+		return fmt.Errorf("final_message: writing to the console: %w", err)
 	}
-	if env.Log != nil {
-		env.Log.Info("final message", zap.String("message", out))
-	}
+	env.Logger().Info("final message", zap.String("message", out))
 	return nil
 }
 
@@ -94,8 +90,8 @@ func (f FinalMessage) vars(env *modules.Env) map[string]string {
 	up := "unknown"
 	if secs, err := uptime(); err == nil {
 		up = fmt.Sprintf("%.2f", secs)
-	} else if env.Log != nil {
-		env.Log.Warn("final_message: uptime unknown", zap.Error(err))
+	} else {
+		env.Logger().Warn("final_message: uptime unknown", zap.Error(err))
 	}
 	id := ""
 	if env.Instance != nil {

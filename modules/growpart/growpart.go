@@ -142,7 +142,7 @@ func (Growpart) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 	if err != nil {
 		return err
 	}
-	log := disk.Log(env).With(zap.String("module", "growpart"))
+	log := env.Logger().With(zap.String("module", "growpart"))
 	if s.mode == "off" {
 		log.Info("growpart: mode is off; nothing grown")
 		return nil
@@ -267,7 +267,7 @@ func runGrowpart(ctx context.Context, env *modules.Env, diskPath string, n int, 
 	})
 	text := out.String()
 	// The output reaches the console and output log, as other commands'.
-	fmt.Fprint(disk.Console(env), text)
+	fmt.Fprint(env.ConsoleWriter(), text)
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
 		return result{outcome: missingTool, part: part, msg: err.Error()}

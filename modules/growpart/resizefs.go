@@ -66,11 +66,11 @@ func (Resizefs) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 		return err
 	}
 	if mode == "off" {
-		disk.Log(env).Info("resizefs: resize_rootfs is false; the root filesystem is left as it is")
+		env.Logger().Info("resizefs: resize_rootfs is false; the root filesystem is left as it is")
 		return nil
 	}
 	if disk.InContainer(env) {
-		disk.Log(env).Info("resizefs: running in a container; its filesystem is the host's, left as it is")
+		env.Logger().Info("resizefs: running in a container; its filesystem is the host's, left as it is")
 		return nil
 	}
 	_, err = resize(ctx, env, "/", mode == "noblock")
@@ -82,7 +82,7 @@ func (Resizefs) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 // at once; the channel yields the command's outcome (tests wait on it; the
 // boot does not). A nil channel means nothing was started.
 func resize(ctx context.Context, env *modules.Env, target string, background bool) (<-chan error, error) {
-	log := disk.Log(env).With(zap.String("module", "resizefs"))
+	log := env.Logger().With(zap.String("module", "resizefs"))
 	v := disk.NewView(env)
 	argv, why, err := resizeCommand(v, target)
 	if err != nil {
@@ -94,7 +94,7 @@ func resize(ctx context.Context, env *modules.Env, target string, background boo
 	}
 	cmd := sys.Cmd{Name: "resizefs: " + argv[0], Argv: argv, Env: map[string]string{"LANG": "C"}, Header: true}
 	if !background {
-		cmd.Output = disk.Console(env)
+		cmd.Output = env.ConsoleWriter()
 		res, err := env.Runner.Run(ctx, cmd)
 		if err := resizeOutcome(argv, res, err); err != nil {
 			return nil, fmt.Errorf("resizefs: %w", err)

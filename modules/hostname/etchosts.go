@@ -44,7 +44,7 @@ func (UpdateEtcHosts) Run(ctx context.Context, env *modules.Env, cfg *config.Clo
 	if err != nil || mode == "" {
 		return err
 	}
-	log := logger(env)
+	log := env.Logger()
 	d, err := distro.Detect(env.Root)
 	if err != nil {
 		return err

@@ -128,7 +128,7 @@ type prepared struct {
 }
 
 func prepare(env *modules.Env, cfg *config.CloudConfig) (*prepared, error) {
-	log := logger(env)
+	log := env.Logger()
 	d, err := distro.Detect(env.Root)
 	if err != nil {
 		return nil, err
@@ -157,11 +157,4 @@ func prepare(env *modules.Env, cfg *config.CloudConfig) (*prepared, error) {
 func preserved(cfg *config.CloudConfig) bool {
 	b, _ := boolean(cfg, "preserve_hostname", false)
 	return b
-}
-
-func logger(env *modules.Env) *zap.Logger {
-	if env.Log == nil {
-		return zap.NewNop()
-	}
-	return env.Log
 }

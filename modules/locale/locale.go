@@ -57,10 +57,7 @@ func (Locale) Schema() modules.Schema {
 }
 
 func (Locale) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	log := env.Log
-	if log == nil {
-		log = zap.NewNop()
-	}
+	log := env.Logger()
 	name, err := localeName(cfg)
 	if err != nil || name == "" {
 		if err == nil {

@@ -149,7 +149,7 @@ type entry struct {
 }
 
 func (Mounts) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	log := disk.Log(env).With(zap.String("module", "mounts"))
+	log := env.Logger().With(zap.String("module", "mounts"))
 	v := disk.NewView(env)
 	var failures []string
 
@@ -228,7 +228,7 @@ func joinFailures(failures []string) error {
 // its mode (0644 for a new one).
 func writeFstab(env *modules.Env, old, text string) error {
 	if old == text {
-		disk.Log(env).Info("mounts: " + FstabFile + " already as configured")
+		env.Logger().Info("mounts: " + FstabFile + " already as configured")
 		return nil
 	}
 	perm := os.FileMode(0o644)
@@ -238,7 +238,7 @@ func writeFstab(env *modules.Env, old, text string) error {
 	if err := env.Root.WriteFile(FstabFile, []byte(text), perm, nil); err != nil {
 		return err
 	}
-	disk.Log(env).Info("mounts: " + FstabFile + " updated")
+	env.Logger().Info("mounts: " + FstabFile + " updated")
 	return nil
 }
 
@@ -481,7 +481,7 @@ func resolveSpec(v disk.View, log *zap.Logger, spec string, aliases map[string]s
 // enables swap. Under another root nothing runs: mounting there would
 // mount on this machine.
 func activate(ctx context.Context, env *modules.Env, hasSwap bool) error {
-	log := disk.Log(env).With(zap.String("module", "mounts"))
+	log := env.Logger().With(zap.String("module", "mounts"))
 	systemd := false
 	if ok, err := env.Root.Exists("/run/systemd/system"); err == nil && ok {
 		systemd = true
@@ -499,7 +499,7 @@ func activate(ctx context.Context, env *modules.Env, hasSwap bool) error {
 	for _, argv := range cmds {
 		var out bytes.Buffer
 		res, err := env.Runner.Run(ctx, sys.Cmd{Name: "mounts: " + strings.Join(argv, " "), Argv: argv, Output: &out})
-		disk.Console(env).Write(out.Bytes())
+		env.ConsoleWriter().Write(out.Bytes())
 		if err == nil && res.ExitCode == 0 {
 			continue
 		}

@@ -131,7 +131,7 @@ func SuggestedSwap(mem, free, maxsize int64) int64 {
 // to be none. A file already in use as swap is kept as it is.
 func setupSwap(ctx context.Context, v disk.View, s swapConfig) (string, error) {
 	env := v.Env()
-	log := disk.Log(env).With(zap.String("module", "mounts"))
+	log := env.Logger().With(zap.String("module", "mounts"))
 	if !s.auto && s.size == 0 {
 		return "", nil
 	}
@@ -221,7 +221,7 @@ func makeSwapFile(ctx context.Context, v disk.View, file string, mb int64) error
 			return err
 		}
 	} else if err := run(ctx, env, "fallocate", "-l", strconv.FormatInt(mb, 10)+"M", hp); err != nil {
-		disk.Log(env).Info("mounts: fallocate could not make the swap file; writing it with dd", zap.Error(err))
+		env.Logger().Info("mounts: fallocate could not make the swap file; writing it with dd", zap.Error(err))
 		if err := run(ctx, env, dd...); err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func makeSwapFile(ctx context.Context, v disk.View, file string, mb int64) error
 func run(ctx context.Context, env *modules.Env, argv ...string) error {
 	var out bytes.Buffer
 	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "mounts: " + argv[0], Argv: argv, Output: &out})
-	disk.Console(env).Write(out.Bytes())
+	env.ConsoleWriter().Write(out.Bytes())
 	if err != nil {
 		return err
 	}

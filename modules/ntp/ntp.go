@@ -107,10 +107,7 @@ func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) e
 	if _, err := cfg.Decode("ntp", &s); err != nil {
 		return err
 	}
-	log := env.Log
-	if log == nil {
-		log = zap.NewNop()
-	}
+	log := env.Logger()
 	if s.Enabled != nil && !*s.Enabled {
 		log.Info("ntp: enabled is false; time synchronisation left alone")
 		return nil

@@ -95,7 +95,7 @@ type aptConfig struct {
 }
 
 func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	log := logger(env)
+	log := env.Logger()
 	v, ok := cfg.Get("apt")
 	if !ok || v.Node.Tag == "!!null" {
 		return nil
@@ -115,7 +115,7 @@ func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 		// As cloud-init, which runs this module on Debian and Ubuntu only;
 		// a config shared by a mixed fleet must not fail here.
 		log.Warn("apt: the image is Red Hat-like; apt configuration not written", zap.String("distro", d.String()))
-		fmt.Fprintf(console(env), "ec2init: apt ignored: the image is %s, which has no apt\n", d)
+		fmt.Fprintf(env.ConsoleWriter(), "ec2init: apt ignored: the image is %s, which has no apt\n", d)
 		return nil
 	}
 	if ac.PreserveSourcesList != nil && !*ac.PreserveSourcesList {

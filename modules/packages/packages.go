@@ -130,14 +130,14 @@ type request struct {
 }
 
 func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	log := logger(env)
+	log := env.Logger()
 	req, err := parseRequest(cfg)
 	if err != nil {
 		return err
 	}
 	for _, s := range req.skipped {
 		log.Warn("packages: item not supported by ec2init; skipped", zap.String("item", s))
-		fmt.Fprintf(console(env), "ec2init: packages: %s is not supported (package-manager mappings such as apt:/snap:); skipped\n", s)
+		fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages: %s is not supported (package-manager mappings such as apt:/snap:); skipped\n", s)
 	}
 	if !req.update && !req.upgrade && len(req.pkgs) == 0 {
 		return nil
@@ -409,7 +409,7 @@ func (m PackageUpdateUpgradeInstall) run(ctx context.Context, env *modules.Env, 
 			Name:   fmt.Sprintf("%s: %s", key, what),
 			Argv:   argv,
 			Env:    g.env,
-			Output: io.MultiWriter(&tail, console(env)), // the tail first: a failing console must not blind the lock check
+			Output: io.MultiWriter(&tail, env.ConsoleWriter()), // the tail first: a failing console must not blind the lock check
 			Header: true,
 		})
 		if err != nil {
@@ -426,7 +426,7 @@ func (m PackageUpdateUpgradeInstall) run(ctx context.Context, env *modules.Env, 
 			return fmt.Errorf("%s: %s: %s: the package manager's lock was held by another process through %d attempts", key, what, status, attempt)
 		}
 		wait := backoff.Delay(retry.Base, retry.Max, attempt, rand.Float64())
-		logger(env).Info("package manager lock held by another process; retrying",
+		env.Logger().Info("package manager lock held by another process; retrying",
 			zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", wait))
 		select {
 		case <-ctx.Done():
@@ -463,9 +463,9 @@ func requestReboot(env *modules.Env) error {
 	if err := env.Root.WriteFile(RebootMarker, []byte(msg), 0o644, nil); err != nil {
 		return fmt.Errorf("package_reboot_if_required: %w", err)
 	}
-	logger(env).Warn("a reboot is required after the package changes; requested",
+	env.Logger().Warn("a reboot is required after the package changes; requested",
 		zap.String("marker", RebootMarker))
-	fmt.Fprintf(console(env), "ec2init: packages require a reboot (%s exists); reboot requested in %s\n", RebootRequiredFile, RebootMarker)
+	fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages require a reboot (%s exists); reboot requested in %s\n", RebootRequiredFile, RebootMarker)
 	return nil
 }
 
@@ -484,17 +484,3 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) Bytes() []byte { return t.b }
-
-func logger(env *modules.Env) *zap.Logger {
-	if env.Log == nil {
-		return zap.NewNop()
-	}
-	return env.Log
-}
-
-func console(env *modules.Env) io.Writer {
-	if env.Console == nil {
-		return io.Discard
-	}
-	return env.Console
-}

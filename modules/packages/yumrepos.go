@@ -60,7 +60,7 @@ func (YumAddRepo) Schema() modules.Schema {
 }
 
 func (m YumAddRepo) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	log := logger(env)
+	log := env.Logger()
 	v, ok := cfg.Get("yum_repos")
 	if !ok || v.Node.Tag == "!!null" {
 		return nil
@@ -80,7 +80,7 @@ func (m YumAddRepo) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 		// As cloud-init, which runs this module on Red Hat-likes only; a
 		// config shared by a mixed fleet must not fail here.
 		log.Warn("yum_repos: the image is Debian-like; yum repositories not written", zap.String("distro", d.String()))
-		fmt.Fprintf(console(env), "ec2init: yum_repos ignored: the image is %s, which has no yum\n", d)
+		fmt.Fprintf(env.ConsoleWriter(), "ec2init: yum_repos ignored: the image is %s, which has no yum\n", d)
 		return nil
 	}
 	var errs []error

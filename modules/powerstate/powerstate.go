@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -136,7 +135,7 @@ func rebootIfRequested(ctx context.Context, env *modules.Env, execute Executor) 
 		return fmt.Errorf("power_state: reboot request: %w", err)
 	}
 	why := strings.TrimSpace(string(req))
-	logger(env).Info("power_state: a module requested a reboot", zap.String("request", why))
+	env.Logger().Info("power_state: a module requested a reboot", zap.String("request", why))
 	a := Action{Mode: ModeReboot, Timeout: DefaultTimeout, Message: "ec2init: reboot requested: " + why}
 	if err := execute(ctx, env, a); err != nil {
 		return fmt.Errorf("power_state: requested reboot: %w", err)
@@ -223,7 +222,7 @@ func parseDelay(v *yaml.Node) (time.Duration, error) {
 // no quietly, any other end says no with a warning. A command that cannot
 // be started is an error: the change is skipped and the failure shows.
 func checkCondition(ctx context.Context, env *modules.Env, cond *yaml.Node) (bool, error) {
-	log := logger(env)
+	log := env.Logger()
 	if cond == nil || cond.Tag == "!!null" {
 		return true, nil
 	}
@@ -241,7 +240,7 @@ func checkCondition(ctx context.Context, env *modules.Env, cond *yaml.Node) (boo
 	if err != nil {
 		return false, fmt.Errorf("power_state: condition: %w", err)
 	}
-	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "power_state condition", Argv: argv, Output: console(env), Header: true})
+	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "power_state condition", Argv: argv, Output: env.ConsoleWriter(), Header: true})
 	if err != nil {
 		return false, fmt.Errorf("power_state: condition (line %d): %w", cond.Line, err)
 	}
@@ -279,12 +278,12 @@ func checkCondition(ctx context.Context, env *modules.Env, cond *yaml.Node) (boo
 func Schedule(ctx context.Context, env *modules.Env, a Action) error {
 	argv := SystemdRunArgv(a)
 	if !env.Root.IsHost() || env.Runner.Chroot {
-		fmt.Fprintf(console(env), "ec2init: power_state: not scheduling %s of this machine: the root is %s, not the running system\n",
+		fmt.Fprintf(env.ConsoleWriter(), "ec2init: power_state: not scheduling %s of this machine: the root is %s, not the running system\n",
 			a.Mode, env.Root.Prefix())
-		logger(env).Warn("power_state: root is not the running system; nothing scheduled", zap.String("mode", a.Mode))
+		env.Logger().Warn("power_state: root is not the running system; nothing scheduled", zap.String("mode", a.Mode))
 		return nil
 	}
-	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "power_state", Argv: argv, Output: console(env), Timeout: time.Minute})
+	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "power_state", Argv: argv, Output: env.ConsoleWriter(), Timeout: time.Minute})
 	if err != nil {
 		return err
 	}
@@ -295,7 +294,7 @@ func Schedule(ctx context.Context, env *modules.Env, a Action) error {
 	if a.Delay > 0 {
 		when = fmt.Sprintf("in %s, once the boot is done", a.Delay)
 	}
-	fmt.Fprintf(console(env), "ec2init: power_state: %s scheduled %s (unit %s)\n", a.Mode, when, ScheduledUnit)
+	fmt.Fprintf(env.ConsoleWriter(), "ec2init: power_state: %s scheduled %s (unit %s)\n", a.Mode, when, ScheduledUnit)
 	return nil
 }
 
@@ -321,18 +320,4 @@ func SystemdRunArgv(a Action) []string {
 		argv = append(argv, "--message="+strings.ReplaceAll(a.Message, "$", "$$"))
 	}
 	return argv
-}
-
-func console(env *modules.Env) io.Writer {
-	if env.Console == nil {
-		return io.Discard
-	}
-	return env.Console
-}
-
-func logger(env *modules.Env) *zap.Logger {
-	if env.Log == nil {
-		return zap.NewNop()
-	}
-	return env.Log
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -102,7 +101,7 @@ func runList(ctx context.Context, env *modules.Env, cfg *config.CloudConfig, key
 		res, err := env.Runner.Run(ctx, sys.Cmd{
 			Name:   fmt.Sprintf("%s[%d]", key, i),
 			Argv:   argv,
-			Output: output(env),
+			Output: env.ConsoleWriter(),
 			Header: true,
 		})
 		switch {
@@ -119,11 +118,4 @@ func runList(ctx context.Context, env *modules.Env, cfg *config.CloudConfig, key
 		return errors.New(strings.Join(failures, "; "))
 	}
 	return nil
-}
-
-func output(env *modules.Env) io.Writer {
-	if env.Console == nil {
-		return io.Discard
-	}
-	return env.Console
 }

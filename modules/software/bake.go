@@ -108,7 +108,7 @@ func (m Software) Bake(ctx context.Context, env *modules.Env, cfg *config.CloudC
 		}
 		man.Items = append(man.Items, ManifestItem{Name: r.Name, Type: r.Type, Source: r.Source, Algo: r.algo, Sum: r.sum,
 			Size: r.Bytes, Installed: r.inst.paths, Package: r.inst.pkg})
-		logger(env).Info("software: baked", zap.String("item", items[i].Name), zap.String("checksum", r.Checksum),
+		env.Logger().Info("software: baked", zap.String("item", items[i].Name), zap.String("checksum", r.Checksum),
 			zap.Int64("bytes", r.Bytes), zap.Bool("cached", r.Cached))
 	}
 	if len(failures) > 0 {

@@ -296,7 +296,7 @@ func verifyPackageArgv(manager string, mode pmMode, prefix, name string) []strin
 // run runs argv, its output to the console (the output log) and, when out
 // is set, to out too; a non-zero exit is an error naming the command.
 func run(ctx context.Context, env *modules.Env, name string, argv []string, extraEnv map[string]string, out io.Writer) (sys.Result, error) {
-	w := console(env)
+	w := env.ConsoleWriter()
 	if out != nil {
 		w = io.MultiWriter(out, w)
 	}
@@ -481,7 +481,7 @@ func (m Software) retryLocked(ctx context.Context, env *modules.Env, name string
 			return res, fmt.Errorf("%w: the package database was locked by another process through %d attempts", err, attempt)
 		}
 		wait := backoff.Delay(base, lockMax, attempt, jitter())
-		logger(env).Info("package database locked by another process; retrying",
+		env.Logger().Info("package database locked by another process; retrying",
 			zap.String("command", describe(argv)), zap.Int("attempt", attempt), zap.Duration("wait", wait))
 		select {
 		case <-ctx.Done():
@@ -521,18 +521,4 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
-}
-
-func console(env *modules.Env) io.Writer {
-	if env.Console == nil {
-		return io.Discard
-	}
-	return env.Console
-}
-
-func logger(env *modules.Env) *zap.Logger {
-	if env.Log == nil {
-		return zap.NewNop()
-	}
-	return env.Log
 }

@@ -175,7 +175,7 @@ func (m Software) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 	if err != nil || !ok {
 		return err
 	}
-	log := logger(env)
+	log := env.Logger()
 	now := m.now()
 	var failures []error
 	man, err := ReadManifest(env.Root)
@@ -236,7 +236,7 @@ func (m Software) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 // checkBaked verifies a baked item and, when its service is to run,
 // starts the unit (a no-op if it already runs).
 func (m Software) checkBaked(ctx context.Context, env *modules.Env, it *Item, mi *ManifestItem, r ItemResult) ItemResult {
-	log := logger(env)
+	log := env.Logger()
 	r.Checksum, r.Bytes = mi.Algo+":"+mi.Sum, mi.Size
 	if mi.Sum == "" {
 		r.Checksum = ""
@@ -269,7 +269,7 @@ func (m Software) services(env *modules.Env) sys.Services {
 	if m.Services != nil {
 		return m.Services
 	}
-	return sys.NewServices(env.Root, logger(env))
+	return sys.NewServices(env.Root, env.Logger())
 }
 
 // apply fetches (in parallel, bounded) and installs (in list order) items;
@@ -277,7 +277,7 @@ func (m Software) services(env *modules.Env) sys.Services {
 // units are enabled but not started on the build instance. Results are in
 // the order of items.
 func (m Software) apply(ctx context.Context, env *modules.Env, c *Config, items []*Item, bake bool) []ItemResult {
-	log := logger(env)
+	log := env.Logger()
 	now := m.now()
 	results := make([]ItemResult, len(items))
 	for i, it := range items {
@@ -348,7 +348,7 @@ func (m Software) serviceActions(ctx context.Context, svc sys.Services, it *Item
 // fetchAll fetches the artifacts of items that have one; a failure is set
 // in results. The returned paths are real paths in the cache.
 func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, items []*Item, results []ItemResult) []string {
-	log := logger(env)
+	log := env.Logger()
 	arts := make([]string, len(items))
 	var idx []int
 	var names []string
@@ -580,13 +580,13 @@ func (m Software) loadResults(env *modules.Env) map[string]ItemResult {
 	data, err := env.Root.ReadFile(p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			logger(env).Warn("software: previous results unreadable; installing again", zap.Error(err))
+			env.Logger().Warn("software: previous results unreadable; installing again", zap.Error(err))
 		}
 		return nil
 	}
 	var rec resultsRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
-		logger(env).Warn("software: previous results unreadable; installing again", zap.String("file", p), zap.Error(err))
+		env.Logger().Warn("software: previous results unreadable; installing again", zap.String("file", p), zap.Error(err))
 		return nil
 	}
 	out := map[string]ItemResult{}

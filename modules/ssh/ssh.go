@@ -173,15 +173,10 @@ func (r *run) fail(format string, args ...any) {
 func (m SSH) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
 	if !users.HasAccounts(env.Root) {
 		// A bare --root (a test, the demo): no accounts, no sshd to key.
-		if env.Log != nil {
-			env.Log.Info("no /etc/passwd under the root: ssh keys skipped")
-		}
+		env.Logger().Info("no /etc/passwd under the root: ssh keys skipped")
 		return nil
 	}
-	r := &run{env: env, log: env.Log}
-	if r.log == nil {
-		r.log = zap.NewNop()
-	}
+	r := &run{env: env, log: env.Logger()}
 	s, err := decode(cfg)
 	if err != nil {
 		r.fail("%v", err)
@@ -371,10 +366,7 @@ func (r *run) printHostKeys(ctx context.Context, s settings) {
 	if len(fps) == 0 && len(keys) == 0 {
 		return
 	}
-	con := r.env.Console
-	if con == nil {
-		con = io.Discard
-	}
+	con := r.env.ConsoleWriter()
 	var b strings.Builder
 	const bar = "#############################################################"
 	fmt.Fprintf(&b, "ec2: %s\nec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n", bar)

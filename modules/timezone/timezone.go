@@ -67,9 +67,7 @@ func (Timezone) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 			return fmt.Errorf("timezone %q: %w", tz, err)
 		}
 	}
-	if env.Log != nil {
-		env.Log.Info("time zone set", zap.String("timezone", tz))
-	}
+	env.Logger().Info("time zone set", zap.String("timezone", tz))
 	return nil
 }
 

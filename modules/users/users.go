@@ -197,10 +197,7 @@ func (r *run) fail(format string, args ...any) {
 }
 
 func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	r := &run{env: env, log: env.Log}
-	if r.log == nil {
-		r.log = zap.NewNop()
-	}
+	r := &run{env: env, log: env.Logger()}
 	if !HasAccounts(env.Root) {
 		if cfg.Has("users") || cfg.Has("groups") {
 			return fmt.Errorf("users_groups: no /etc/passwd under the root %s: not an operating system image", env.Root.Prefix())

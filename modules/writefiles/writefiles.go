@@ -107,7 +107,7 @@ func (WriteFiles) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 		if err != nil {
 			// users may not have created it, or a package (final stage)
 			// will: try again in the deferred pass rather than fail now.
-			logger(env).Warn("write_files: owner not found yet; the file is written in the final stage (write_files_deferred)",
+			env.Logger().Warn("write_files: owner not found yet; the file is written in the final stage (write_files_deferred)",
 				zap.Int("item", it.index), zap.String("path", it.path), zap.Error(err))
 			pending = append(pending, pendingItem{Index: it.index, Path: it.path})
 			continue
@@ -159,7 +159,7 @@ func (WriteFilesDeferred) Run(ctx context.Context, env *modules.Env, cfg *config
 		}
 		// The user data changed between the stages (a re-run by hand):
 		// the record no longer names that item.
-		logger(env).Warn("write_files_deferred: a recorded item no longer matches the cloud-config; skipped",
+		env.Logger().Warn("write_files_deferred: a recorded item no longer matches the cloud-config; skipped",
 			zap.Int("item", p.Index), zap.String("path", p.Path))
 	}
 	var failures []error
@@ -580,11 +580,4 @@ func loadPending(env *modules.Env) ([]pendingItem, error) {
 func exists(root *sys.Root, p string) bool {
 	ok, err := root.Exists(p)
 	return ok && err == nil
-}
-
-func logger(env *modules.Env) *zap.Logger {
-	if env.Log == nil {
-		return zap.NewNop()
-	}
-	return env.Log
 }
