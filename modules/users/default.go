@@ -1,14 +1,13 @@
 package users
 
 import (
-	"bufio"
-	"bytes"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules/distro"
 )
 
 // DefaultUserSpec is the distribution's default user, as cloud-init's
@@ -64,7 +63,10 @@ func distroDefaultUser(root *sys.Root) DefaultUserSpec {
 		Shell:      "/bin/bash",
 		LockPasswd: true,
 	}
-	id, like := osRelease(root)
+	// An unreadable os-release is no distribution: the Amazon Linux
+	// defaults.
+	d, _ := distro.Detect(root)
+	id, like := d.ID, d.IDLike
 	spec.Distro = id
 	switch {
 	case id == "ubuntu":
@@ -97,32 +99,6 @@ func DefaultUserEnabled(cfg *config.CloudConfig) bool {
 		}
 	}
 	return false
-}
-
-// osRelease reads ID and ID_LIKE from the root's os-release.
-func osRelease(root *sys.Root) (id string, like []string) {
-	var data []byte
-	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		if b, err := root.ReadFile(p); err == nil {
-			data = b
-			break
-		}
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		if !ok {
-			continue
-		}
-		v = strings.Trim(v, `"'`)
-		switch k {
-		case "ID":
-			id = strings.ToLower(v)
-		case "ID_LIKE":
-			like = strings.Fields(strings.ToLower(v))
-		}
-	}
-	return id, like
 }
 
 // splitNames splits cloud-init's comma-separated name lists ("a, b").
