@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 	sdkimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/internal/backoff"
 )
@@ -26,10 +28,23 @@ import (
 // retried and, for optional fields, never an error.
 var ErrNotFound = errors.New("not present in instance metadata")
 
+// ErrDisabled means the token PUT was answered 403: the instance's metadata
+// options disable IMDS (or a policy blocks it). As cloud-init does, this is
+// final, never a reason to try without a token.
+var ErrDisabled = errors.New("instance metadata service is disabled (token request answered 403)")
+
 // Client reads the instance metadata service. It is safe for concurrent use.
 type Client struct {
 	cfg Config
 	sdk *sdkimds.Client
+	log *zap.Logger
+	// v1 is set once a service without tokens answered a token-less
+	// request (AllowV1 only), so later requests do not ask for a token
+	// again; a 401 clears it.
+	v1 atomic.Bool
+	// warnedV1 holds the paths already requested without a token: each
+	// is warned about once.
+	warnedV1 sync.Map
 }
 
 // New builds a client from cfg (see Config.Defaults).
@@ -45,10 +60,6 @@ func New(cfg Config) (*Client, error) {
 	if err := ValidateEndpoint(cfg.Endpoint); err != nil {
 		return nil, fmt.Errorf("imds endpoint: %w", err)
 	}
-	fallback := aws.FalseTernary
-	if cfg.AllowV1 {
-		fallback = aws.TrueTernary
-	}
 	retryer := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = cfg.MaxAttempts
 		o.MaxBackoff = cfg.MaxBackoff
@@ -58,8 +69,11 @@ func New(cfg Config) (*Client, error) {
 		o.RateLimiter = ratelimit.None
 	})
 	sdk := sdkimds.New(sdkimds.Options{
-		Endpoint:                 strings.TrimRight(cfg.Endpoint, "/"),
-		EnableFallback:           fallback,
+		Endpoint: strings.TrimRight(cfg.Endpoint, "/"),
+		// The SDK's own fallback also answers a 403 (IMDS disabled) and a
+		// 5xx with token-less requests, silently; the client decides
+		// itself when IMDSv1 is acceptable (see GetRaw).
+		EnableFallback:           aws.FalseTernary,
 		Retryer:                  retryer,
 		DisableDefaultMaxBackoff: true,
 		DisableDefaultTimeout:    true,
@@ -78,7 +92,7 @@ func New(cfg Config) (*Client, error) {
 			max: cfg.MaxResponseBytes,
 		},
 	})
-	return &Client{cfg: cfg, sdk: sdk}, nil
+	return &Client{cfg: cfg, sdk: sdk, log: cfg.Log}, nil
 }
 
 // Endpoint returns the base URL in use.
@@ -99,22 +113,85 @@ func (c *Client) UserData(ctx context.Context) ([]byte, error) {
 // GetRaw fetches any path below the service root, e.g. "latest/dynamic/..."
 // or "2009-04-04/meta-data/". The path is sent as given (no cleaning), so
 // callers that mimic other tools get exactly those tools' requests.
+//
+// Every request carries an IMDSv2 token. With AllowV1, and only when the
+// service shows it has no tokens (the PUT answered 404 or 405, or no answer
+// came), the request is sent again without one, and each such path is
+// logged once. A 403 on the PUT is ErrDisabled, whatever AllowV1 says.
 func (c *Client) GetRaw(ctx context.Context, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	tr := &trace{}
-	ctx = context.WithValue(ctx, traceKey{}, tr)
 	urlPath := "/" + strings.TrimPrefix(path, "/")
-	out, err := c.sdk.GetMetadata(ctx, &sdkimds.GetMetadataInput{}, sdkimds.WithAPIOptions(rawPath(urlPath)))
-	if err != nil {
+	if c.cfg.AllowV1 && c.v1.Load() {
+		b, tr, err := c.get(ctx, urlPath, true)
+		if err == nil {
+			return b, nil
+		}
+		if tr.status() != http.StatusUnauthorized {
+			return nil, c.wrap(ctx, path, err, tr)
+		}
+		// The service wants tokens now (HttpTokens turned required).
+		c.v1.Store(false)
+	}
+	b, tr, err := c.get(ctx, urlPath, false)
+	if err == nil {
+		return b, nil
+	}
+	if tr.tokenForbidden() {
+		return nil, &Error{Path: path, Endpoint: c.cfg.Endpoint, Token: true, Status: http.StatusForbidden, Err: ErrDisabled}
+	}
+	if !c.cfg.AllowV1 || !tr.tokenUnsupported() || ctx.Err() != nil {
 		return nil, c.wrap(ctx, path, err, tr)
 	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(out.Content)
+	b, tr, err = c.get(ctx, urlPath, true)
+	if s := tr.status(); s != 0 && s != http.StatusUnauthorized {
+		c.v1.Store(true)
+	}
 	if err != nil {
 		return nil, c.wrap(ctx, path, err, tr)
 	}
 	return b, nil
+}
+
+// get makes one SDK call (retries included) for urlPath, without the
+// token provider when v1; the trace says what the exchanges were.
+func (c *Client) get(ctx context.Context, urlPath string, v1 bool) ([]byte, *trace, error) {
+	tr := &trace{}
+	ctx = context.WithValue(ctx, traceKey{}, tr)
+	opts := []func(*middleware.Stack) error{rawPath(urlPath)}
+	if v1 {
+		if _, seen := c.warnedV1.LoadOrStore(urlPath, true); !seen {
+			c.log.Warn("IMDSv1 request without a token: "+urlPath,
+				zap.String("path", urlPath), zap.String("endpoint", c.cfg.Endpoint))
+		}
+		opts = append(opts, withoutToken)
+	}
+	out, err := c.sdk.GetMetadata(ctx, &sdkimds.GetMetadataInput{}, sdkimds.WithAPIOptions(opts...))
+	if err != nil {
+		return nil, tr, err
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(out.Content)
+	if err != nil {
+		return nil, tr, err
+	}
+	return b, tr, nil
+}
+
+// tokenProviderID is the SDK's middleware that adds the IMDSv2 token (in
+// the finalize step) and re-enables it on a 401 (in the deserialize step).
+const tokenProviderID = "APITokenProvider"
+
+// withoutToken takes the token provider off one call's stack: an IMDSv1
+// request, with the SDK's retries, limits and path rewriting kept.
+func withoutToken(stack *middleware.Stack) error {
+	if _, err := stack.Finalize.Remove(tokenProviderID); err != nil {
+		return fmt.Errorf("imds: no token provider to remove: %w", err)
+	}
+	if _, err := stack.Deserialize.Remove(tokenProviderID); err != nil {
+		return fmt.Errorf("imds: no token provider to remove: %w", err)
+	}
+	return nil
 }
 
 // rawPath replaces the SDK's meta-data path with any path under the root.
@@ -203,6 +280,39 @@ type trace struct {
 
 type traceKey struct{}
 
+// status is the last data request's HTTP status, 0 when none answered.
+func (tr *trace) status() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.lastStatus
+}
+
+// tokenForbidden reports a token PUT answered 403: IMDS is disabled.
+func (tr *trace) tokenForbidden() bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.tokenFailed && !tr.tokenOK && tr.tokenStatus == http.StatusForbidden
+}
+
+// tokenUnsupported reports the token PUT failing the way a service without
+// IMDSv2 makes it fail: 404 or 405, or no answer at all (a hop limit of 1
+// drops the reply to a container). Other statuses (400, 5xx) are errors to
+// report, not evidence that tokens are not offered.
+func (tr *trace) tokenUnsupported() bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !tr.tokenFailed || tr.tokenOK {
+		return false
+	}
+	switch tr.tokenStatus {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return true
+	case 0:
+		return tr.tokenErr != nil && !errors.Is(tr.tokenErr, errBodyTooLarge)
+	}
+	return false
+}
+
 func (tr *trace) record(req *http.Request, resp *http.Response, err error) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -227,6 +337,8 @@ func cause(err error, status int) string {
 	var ne *net.OpError
 	var de *net.DNSError
 	switch {
+	case errors.Is(err, ErrDisabled):
+		return ErrDisabled.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
 	case errors.Is(err, context.Canceled):

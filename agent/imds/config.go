@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // EndpointEnv is the environment variable the AWS SDKs and CLI read for the
@@ -34,9 +36,15 @@ type Config struct {
 	Endpoint string
 	// EndpointMode is "ipv4" (default) or "ipv6".
 	EndpointMode string
-	// AllowV1 permits falling back to IMDSv1 (no token) when a token cannot
-	// be had. Off by default: IMDSv1 is open to SSRF.
+	// AllowV1 permits falling back to IMDSv1 (no token) when the service
+	// does not offer tokens: the token PUT answered 404 or 405, or never
+	// answered (a hop limit of 1 drops the reply in a container). A 403 means
+	// IMDS is disabled and is never a reason to fall back. Off by default:
+	// IMDSv1 is open to SSRF.
 	AllowV1 bool
+	// Log receives the client's warnings (each IMDSv1 path requested, once;
+	// keys rejected from the metadata). Nil logs nothing.
+	Log *zap.Logger
 	// RequestTimeout bounds one HTTP attempt.
 	RequestTimeout time.Duration
 	// CallTimeout bounds one value fetch, retries included.
@@ -56,6 +64,9 @@ type Config struct {
 
 // Defaults returns c with every unset field given its default.
 func (c Config) Defaults() Config {
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
 	if c.EndpointMode == "" {
 		c.EndpointMode = "ipv4"
 	}
