@@ -83,5 +83,14 @@ func (e *env) imdsClient(tune func(*imds.Config)) (*imds.Client, error) {
 	if tune != nil {
 		tune(&cfg)
 	}
+	if cfg.Log == nil {
+		// The client's warnings (IMDSv1 requests, rejected keys) reach
+		// stderr, the journal under systemd, at least.
+		log, err := e.logger()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Log = log
+	}
 	return imds.New(cfg)
 }
