@@ -74,7 +74,8 @@ func TestBareKeyListing(t *testing.T) {
 	// Some IMDS mocks list public keys as "0/" rather than "0=name".
 	sim, url := imdssim.Start(t, imdssim.Options{})
 	sim.Delete("meta-data/public-keys")
-	sim.Set("meta-data/public-keys/0/openssh-key", "ssh-ed25519 AAAA k")
+	// A real key: Instance keeps only keys that are keys.
+	sim.Set("meta-data/public-keys/0/openssh-key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMzQVFf8SEsTOaSh9k6xXNw0lvUVChO60dzmWnknVXPk k")
 	client, err := imds.New(imds.Config{Endpoint: url})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestBareKeyListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(in.PublicKeys) != 1 || in.PublicKeys[0].OpenSSHKey != "ssh-ed25519 AAAA k" {
+	if len(in.PublicKeys) != 1 || in.PublicKeys[0].OpenSSHKey != "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMzQVFf8SEsTOaSh9k6xXNw0lvUVChO60dzmWnknVXPk k" {
 		t.Errorf("keys from a bare listing: %+v", in.PublicKeys)
 	}
 }

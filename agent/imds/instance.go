@@ -2,11 +2,16 @@ package imds
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // Instance is the typed view of an instance's metadata: the facts the agent,
@@ -76,7 +81,9 @@ type NetworkInterface struct {
 	OwnerID          string   `json:"owner_id,omitempty"`
 }
 
-// PublicKey is a key pair's public half, as given at launch.
+// PublicKey is a key pair's public half, as given at launch. OpenSSHKey is
+// always one "type base64 [comment]" line (see ParseOpenSSHKey): a value
+// IMDS serves that is anything else never becomes a PublicKey.
 type PublicKey struct {
 	Index      int    `json:"index"`
 	Name       string `json:"name"`
@@ -123,12 +130,17 @@ func (c *Client) Instance(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return InstanceFromTree(tree)
+	return instanceFromTree(tree, c.log)
 }
 
 // InstanceFromTree builds the typed view from a crawled tree. Absent optional
 // values stay empty; a malformed identity document or IAM info is an error.
+// Public keys that are not one OpenSSH key line are left out.
 func InstanceFromTree(t *Tree) (*Instance, error) {
+	return instanceFromTree(t, zap.NewNop())
+}
+
+func instanceFromTree(t *Tree, log *zap.Logger) (*Instance, error) {
 	md := func(p string) string {
 		v, _ := t.Value("meta-data/" + p)
 		return strings.TrimSpace(v)
@@ -207,9 +219,19 @@ func InstanceFromTree(t *Tree) (*Instance, error) {
 		if err != nil {
 			continue
 		}
-		in.PublicKeys = append(in.PublicKeys, PublicKey{
-			Index: n, Name: name, OpenSSHKey: md("public-keys/" + idx + "/openssh-key"),
-		})
+		raw, _ := t.Value("meta-data/public-keys/" + idx + "/openssh-key")
+		key, typ, err := ParseOpenSSHKey(raw)
+		if err != nil {
+			// The key's body never reaches the log: only its index,
+			// name and, when it is one, its type.
+			fields := []zap.Field{zap.Int("index", n), zap.String("name", name), zap.String("reason", err.Error())}
+			if typ != "" {
+				fields = append(fields, zap.String("type", typ))
+			}
+			log.Warn(fmt.Sprintf("meta-data/public-keys/%d/openssh-key is not one OpenSSH public key; skipped", n), fields...)
+			continue
+		}
+		in.PublicKeys = append(in.PublicKeys, PublicKey{Index: n, Name: name, OpenSSHKey: key})
 	}
 	sort.Slice(in.PublicKeys, func(i, j int) bool { return in.PublicKeys[i].Index < in.PublicKeys[j].Index })
 
@@ -257,6 +279,75 @@ func InstanceFromTree(t *Tree) (*Instance, error) {
 		in.Partition = partitionOf(in.Region)
 	}
 	return in, nil
+}
+
+// ParseOpenSSHKey checks that s is exactly one OpenSSH public key, "type
+// base64 [comment]", and returns it with surrounding blanks (a trailing
+// newline) trimmed, and its type. Anything else is refused whole, for it
+// would reach authorized_keys: a second line (a value with more than one
+// non-empty line is not one key, and its other lines could carry options
+// such as command="..."), an options prefix, an unknown type, a body that
+// is not base64 or whose embedded type is not the declared one, control
+// characters. typ is set, even with an error, when the first word is a key
+// type, so that a caller can say which kind of key it refused without
+// showing the key.
+func ParseOpenSSHKey(s string) (key, typ string, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", "", errors.New("empty")
+	}
+	f := strings.Fields(s)
+	if isOpenSSHKeyType(f[0]) {
+		typ = f[0]
+	}
+	if strings.ContainsAny(s, "\n\r") {
+		return "", typ, errors.New("more than one line")
+	}
+	for _, c := range s {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return "", typ, errors.New("control characters")
+		}
+	}
+	if typ == "" {
+		return "", "", errors.New("does not start with an OpenSSH key type (options, or not a key)")
+	}
+	if len(f) < 2 {
+		return "", typ, errors.New("no key data after the type")
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return "", typ, errors.New("key data is not base64")
+	}
+	if len(blob) < 4 {
+		return "", typ, errors.New("key data too short")
+	}
+	n := binary.BigEndian.Uint32(blob)
+	if uint64(n) > uint64(len(blob)-4) || string(blob[4:4+n]) != typ {
+		return "", typ, errors.New("key data is not a key of the declared type")
+	}
+	key = typ + " " + f[1]
+	if len(f) > 2 {
+		// The comment as written, inner blanks included.
+		_, rest, _ := strings.Cut(s, f[1])
+		key += " " + strings.TrimSpace(rest)
+	}
+	return key, typ, nil
+}
+
+// isOpenSSHKeyType reports the key types OpenSSH's authorized_keys
+// accepts, certificates and security keys included.
+func isOpenSSHKeyType(t string) bool {
+	switch strings.TrimSuffix(t, "-cert-v01@openssh.com") {
+	case "ssh-rsa", "ssh-dss", "ssh-ed25519",
+		"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521":
+		return true
+	}
+	switch t {
+	case "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+		"sk-ssh-ed25519-cert-v01@openssh.com", "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com":
+		return true
+	}
+	return false
 }
 
 // partitionOf derives the AWS partition from a region name, for instances
