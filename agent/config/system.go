@@ -58,6 +58,9 @@ type SSH struct {
 type Daemon struct {
 	// Interval between IMDS polls (default 5s, plus jitter).
 	Interval Duration `yaml:"interval"`
+	// MaxEvents is how many event records /run/ec2init/events keeps, the
+	// newest (default 1000); older ones are removed as new ones come.
+	MaxEvents int `yaml:"max_events"`
 	// Hooks are commands per event (spot_interruption,
 	// rebalance_recommendation, scheduled_maintenance,
 	// autoscaling_lifecycle, tags_changed, network_interfaces_changed).

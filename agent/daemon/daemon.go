@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,10 @@ const HooksDir = "/etc/ec2init/hooks.d"
 
 // EventsDir receives one JSON file per event acted on.
 const EventsDir = "/run/ec2init/events"
+
+// DefaultMaxEvents is how many event files EventsDir keeps by default: a
+// daemon running for months must not fill /run (a tmpfs, RAM).
+const DefaultMaxEvents = 1000
 
 // watch is one thing the daemon polls. A 404 (or an empty list) means no
 // event. change marks states whose every new value is an event, including
@@ -81,6 +86,10 @@ type Options struct {
 	// Hooks are commands from config, per event kind, run before the
 	// hook directory's executables: argv lists, or one string run by sh -c.
 	Hooks map[string][][]string
+	// MaxEvents is how many event files EventsDir keeps, the newest; the
+	// oldest are removed as new ones are written. 0 means
+	// DefaultMaxEvents.
+	MaxEvents int
 }
 
 // Run polls until ctx ends. An event is acted on once, when it appears or
@@ -91,6 +100,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = DefaultMaxEvents
 	}
 	notify := opts.Notify
 	if notify == nil {
@@ -186,6 +198,65 @@ func record(opts Options, ev Event) {
 	if err := opts.Root.WriteFile(name, b, 0o644, nil); err != nil {
 		opts.Log.Warn("record event", zap.Error(err))
 	}
+	if err := prune(opts.Root, opts.MaxEvents); err != nil {
+		opts.Log.Warn("prune recorded events", zap.String("dir", EventsDir), zap.Error(err))
+	}
+}
+
+// prune keeps the newest max event files of EventsDir and removes the
+// rest, oldest first. Age is the nanosecond time in the name (the part
+// after the last '-'), not the mtime, which a clock step or a copy changes.
+func prune(root *sys.Root, max int) error {
+	dir, err := root.Path(EventsDir)
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", EventsDir, err)
+	}
+	type file struct {
+		name string
+		at   int64
+	}
+	var files []file
+	for _, e := range entries {
+		at, ok := eventTime(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue // not an event this daemon wrote: left alone
+		}
+		files = append(files, file{e.Name(), at})
+	}
+	if len(files) <= max {
+		return nil
+	}
+	sort.Slice(files, func(i, j int) bool {
+		if files[i].at != files[j].at {
+			return files[i].at < files[j].at
+		}
+		return files[i].name < files[j].name
+	})
+	var errs []error
+	for _, f := range files[:len(files)-max] {
+		if err := root.Remove(path.Join(EventsDir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// eventTime reads the time from an event file's name, <kind>-<unixnano>.json.
+func eventTime(name string) (int64, bool) {
+	stem, ok := strings.CutSuffix(name, ".json")
+	if !ok {
+		return 0, false
+	}
+	i := strings.LastIndexByte(stem, '-')
+	if i < 0 {
+		return 0, false
+	}
+	at, err := strconv.ParseInt(stem[i+1:], 10, 64)
+	return at, err == nil
 }
 
 // runHooks runs the configured commands for the event, then the

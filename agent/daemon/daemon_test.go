@@ -2,12 +2,17 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
@@ -95,5 +100,91 @@ func TestWatch(t *testing.T) {
 	last := notes[len(notes)-1]
 	if last != "STOPPING=1" || !strings.Contains(strings.Join(notes, "\n"), "STATUS=active events: spot-interruption, scheduled-maintenance\nWATCHDOG=1") {
 		t.Errorf("notifications %q", notes)
+	}
+}
+
+// TestEventsBounded: EventsDir keeps the newest MaxEvents events, removing
+// the oldest (by the time in their names) as new ones are recorded; files
+// that are not events stay.
+func TestEventsBounded(t *testing.T) {
+	const max, extra = 5, 7
+	rootDir := t.TempDir()
+	root, err := sys.NewRoot(rootDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(rootDir, EventsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Earlier events, written in an order unlike their age.
+	base := time.Now().Add(-time.Hour).UnixNano()
+	for _, i := range []int{3, 0, 11, 7, 1, 9, 2, 10, 4, 8, 6, 5} {
+		name := filepath.Join(dir, fmt.Sprintf("%s-%d.json", TagsChanged, base+int64(i)))
+		if err := os.WriteFile(name, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("not an event"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	record(Options{Root: root, Log: zap.NewNop(), MaxEvents: max}, Event{Kind: SpotInterruption, Detail: "{}"})
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	// The new event and the max-1 newest before it (8 to 11), and README.
+	want := []string{"README"}
+	for i := max + extra - (max - 1); i < max+extra; i++ {
+		want = append(want, fmt.Sprintf("%s-%d.json", TagsChanged, base+int64(i)))
+	}
+	var spot []string
+	for _, g := range got {
+		if strings.HasPrefix(g, SpotInterruption+"-") {
+			spot = append(spot, g)
+		}
+	}
+	if len(spot) != 1 {
+		t.Fatalf("the new event is not kept: %v", got)
+	}
+	want = append(want, spot[0])
+	sort.Strings(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+}
+
+// TestEventsDefaultBound: without MaxEvents, DefaultMaxEvents apply.
+func TestEventsDefaultBound(t *testing.T) {
+	rootDir := t.TempDir()
+	root, err := sys.NewRoot(rootDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(rootDir, EventsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < DefaultMaxEvents+3; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("x-%d.json", i+1)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prune(root, DefaultMaxEvents); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != DefaultMaxEvents {
+		t.Fatalf("%d events kept, want %d", len(entries), DefaultMaxEvents)
+	}
+	for _, old := range []string{"x-1.json", "x-2.json", "x-3.json"} {
+		if _, err := os.Stat(filepath.Join(dir, old)); err == nil {
+			t.Errorf("the oldest event %s is still there", old)
+		}
 	}
 }
