@@ -5,13 +5,30 @@ import (
 	"sort"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/ec2init/ec2init/agent/imds"
 )
 
+// MaxFactBytes caps one fact's value. Every fact is in the environment of
+// every command the agent runs, and Linux refuses an exec with one variable
+// over 128 KiB (or all of them over ARG_MAX) with E2BIG: a single hostile
+// 1 MiB IMDS value would make every command of the boot fail. Real facts are
+// ids, addresses and names, far below this.
+const MaxFactBytes = 4 << 10
+
 // FactsEnv is the environment every script the agent runs receives, and
 // what /run/ec2init/instance.env holds for systemd units: nothing needs a
-// hard-coded address, subnet or region.
+// hard-coded address, subnet or region. A value longer than MaxFactBytes,
+// or with a NUL (which no environment can carry), is left out; FactsEnvLog
+// says so.
 func FactsEnv(in *imds.Instance) map[string]string {
+	return FactsEnvLog(in, nil)
+}
+
+// FactsEnvLog is FactsEnv, warning on log (when not nil) about each value
+// left out, by variable name and size, never the value.
+func FactsEnvLog(in *imds.Instance, log *zap.Logger) map[string]string {
 	env := map[string]string{
 		"EC2_INSTANCE_ID":          in.InstanceID,
 		"EC2_INSTANCE_TYPE":        in.InstanceType,
@@ -46,8 +63,15 @@ func FactsEnv(in *imds.Instance) map[string]string {
 		env["EC2_IAM_ROLE"] = in.IAM.Role
 	}
 	for k, v := range env {
-		if v == "" {
+		switch {
+		case v == "":
 			delete(env, k)
+		case len(v) > MaxFactBytes || strings.IndexByte(v, 0) >= 0:
+			delete(env, k)
+			if log != nil {
+				log.Warn(fmt.Sprintf("instance fact %s left out of the environment: its value is not a plausible fact (%d bytes, at most %d without NUL)",
+					k, len(v), MaxFactBytes), zap.String("variable", k), zap.Int("bytes", len(v)))
+			}
 		}
 	}
 	return env
