@@ -1,6 +1,8 @@
 package mounts
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/ec2init/ec2init/modules/disk"
@@ -82,4 +84,71 @@ func (e Entry) line() string {
 // backslashes.
 func escape(s string) string {
 	return strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`).Replace(s)
+}
+
+// fieldName names fstab field i (0-based) in messages.
+func fieldName(i int) string {
+	switch i {
+	case 0:
+		return "fs_spec, the device"
+	case 1:
+		return "fs_file, the mount point"
+	case 2:
+		return "fs_vfstype"
+	case 3:
+		return "fs_mntops"
+	case 4:
+		return "fs_freq"
+	default:
+		return "fs_passno"
+	}
+}
+
+// checkField refuses a value that would not stay one field of one fstab
+// line, or that a later run would not read back as ec2init's: a line break
+// or another control character (a NUL included), blanks outside the first
+// two fields (which fstab(5) escapes as \040 and \011), a leading '#' (a
+// comment), an empty value. Such a field is never "fixed": it is refused
+// with the field named.
+func checkField(i int, v string) error {
+	if v == "" {
+		return errors.New("is empty")
+	}
+	if v[0] == '#' {
+		return errors.New("starts with '#' (fstab would read a comment)")
+	}
+	for _, c := range v {
+		switch {
+		case c == '\n' || c == '\r':
+			return errors.New("contains a line break")
+		case c == 0:
+			return errors.New("contains a NUL")
+		case (c == ' ' || c == '\t') && i >= 2:
+			return errors.New("contains whitespace")
+		case c != ' ' && c != '\t' && (c < 0x20 || c == 0x7f):
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+// fieldError names field i and shows a bounded, quoted prefix of v: a value
+// can be long, and the error reaches logs and status.
+func fieldError(i int, v string, err error) error {
+	shown := v
+	if r := []rune(v); len(r) > 40 {
+		shown = string(r[:40]) + "..."
+	}
+	return fmt.Errorf("field %d (%s) %q %w", i+1, fieldName(i), shown, err)
+}
+
+// check applies checkField to every field of the entry, whatever its
+// source (the cloud-config, its defaults, a device name from IMDS).
+func (e Entry) check() error {
+	for i, v := range e {
+		if err := checkField(i, v); err != nil {
+			return fieldError(i, v, err)
+		}
+	}
+	return nil
 }

@@ -11,6 +11,12 @@
 // only, systemctl daemon-reload, mount -a and swapon -a apply the table.
 // Under another root (an image, a test) fstab is written and the commands
 // are logged, not run.
+//
+// A field that would not stay one field of one line (a line break or other
+// control character, blanks after the mount point, a leading '#', an empty
+// value) is refused, never escaped into shape: that entry is skipped, the
+// rest of the list is written as without it, and the module fails (the boot
+// is degraded) naming the entry, the field and the value's start.
 package mounts
 
 import (
@@ -190,6 +196,18 @@ func (Mounts) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 		}
 	}
 
+	// The last word before writing, whatever each field came from (a
+	// device name from IMDS, the swap file's name).
+	checked := own[:0]
+	for _, e := range own {
+		if err := e.check(); err != nil {
+			failures = append(failures, fmt.Sprintf("fstab entry for mount point %.40q: %v; skipped", e[1], err))
+			continue
+		}
+		checked = append(checked, e)
+	}
+	own = checked
+
 	if len(own) == 0 && len(tab.own) == 0 {
 		log.Info("mounts: nothing to mount (no mounts or swap configured, no ephemeral0 or swap device present)")
 		return joinFailures(failures)
@@ -285,6 +303,17 @@ func parseEntry(i int, n *yaml.Node) (entry, error) {
 	if e.fields[0] == nil || *e.fields[0] == "" {
 		return e, errors.New("fs_spec (the device) is required")
 	}
+	// A field that would not stay one field of one line refuses the
+	// whole entry: the rest of the list is still written, and the module
+	// reports the refusal (degraded).
+	for j, f := range e.fields[:e.n] {
+		if f == nil {
+			continue
+		}
+		if err := checkField(j, *f); err != nil {
+			return e, fieldError(j, *f, err)
+		}
+	}
 	return e, nil
 }
 
@@ -323,6 +352,9 @@ func parseDefaults(cfg *config.CloudConfig) ([6]*string, error) {
 	for i := 2; i < 6; i++ {
 		if out[i] == nil {
 			out[i] = defaultFields[i]
+		}
+		if err := checkField(i, *out[i]); err != nil {
+			return defaultFields, fmt.Errorf("%s[%d]: %w", where, i, fieldError(i, *out[i], err))
 		}
 	}
 	return out, nil

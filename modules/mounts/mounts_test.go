@@ -338,3 +338,83 @@ func TestNitroInstanceStore(t *testing.T) {
 		t.Errorf("explicit entry: %q", got)
 	}
 }
+
+// TestFstabInjection: a mounts field that would not stay one field of one
+// fstab line (a line break, blanks in the later fields, a leading '#', a NUL,
+// nothing) refuses its entry: the module fails (degraded) naming the entry
+// and the field, the other entries are written, and fstab is byte for byte
+// what it is without the bad entry.
+func TestFstabInjection(t *testing.T) {
+	const good = "  - [/dev/xvdh, /good]\n"
+	long := strings.Repeat("a", 1000)
+	tests := []struct {
+		name, entry, want string
+	}{
+		{"newline in the mount point", `[/dev/xvdi, "/mnt/x\n/dev/sda1 / ext4 defaults 0 0"]`,
+			`mounts[1] (line 3): field 2 (fs_file, the mount point) "/mnt/x\n/dev/sda1 / ext4 defaults 0 0" contains a line break; skipped`},
+		{"newline in the type", `[/dev/xvdi, /x, "ext4\n/dev/sda1 /etc ext4 defaults 0 0"]`,
+			`field 3 (fs_vfstype) "ext4\n/dev/sda1 /etc ext4 defaults 0 0" contains a line break`},
+		{"blanks in the options", `[/dev/xvdi, /x, auto, "defaults 0 0\n/dev/sdb /root"]`,
+			`field 4 (fs_mntops) "defaults 0 0\n/dev/sdb /root" contains whitespace`},
+		{"tab in the options", `[/dev/xvdi, /x, auto, "defaults,nofail\tx"]`, `field 4 (fs_mntops) "defaults,nofail\tx" contains whitespace`},
+		{"carriage return in passno", `[/dev/xvdi, /x, auto, defaults, "0", "2\r/dev/sdc /y auto defaults 0 0"]`,
+			`field 6 (fs_passno) "2\r/dev/sdc /y auto defaults 0 0" contains a line break`},
+		{"commented device", `["#/dev/xvdi", /x]`, `field 1 (fs_spec, the device) "#/dev/xvdi" starts with '#'`},
+		{"newline in the device", `["/dev/xvdi\n/dev/sda1", /x]`, `field 1 (fs_spec, the device) "/dev/xvdi\n/dev/sda1" contains a line break`},
+		{"empty freq", `[/dev/xvdi, /x, auto, defaults, ""]`, `field 5 (fs_freq) "" is empty`},
+		{"empty mount point", `[/dev/xvdi, ""]`, `field 2 (fs_file, the mount point) "" is empty`},
+		{"NUL in the type", `[/dev/xvdi, /x, "ext4\0"]`, `field 3 (fs_vfstype) "ext4\x00" contains a NUL`},
+		{"escape character", `[/dev/xvdi, "/x\e[2J"]`, `field 2 (fs_file, the mount point) "/x\x1b[2J" contains a control character`},
+		{"long value", `[/dev/xvdi, "/` + long + `\n"]`, `field 2 (fs_file, the mount point) "/` + long[:39] + `..." contains a line break`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clean, _ := instanceEnv(t, foreign)
+			if err := (Mounts{}).Run(context.Background(), clean, modtest.Config(t, "mounts:\n"+good)); err != nil {
+				t.Fatal(err)
+			}
+			env, _ := instanceEnv(t, foreign)
+			err := (Mounts{}).Run(context.Background(), env, modtest.Config(t, "mounts:\n"+good+"  - "+tt.entry+"\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v\nwant it to contain %s", err, tt.want)
+			}
+			if len(err.Error()) > 300 {
+				t.Errorf("the error echoes the whole value (%d bytes)", len(err.Error()))
+			}
+			got, want := modtest.Get(t, env, FstabFile), modtest.Get(t, clean, FstabFile)
+			if got != want {
+				t.Errorf("fstab with the bad entry:\n%s\nwithout it:\n%s", got, want)
+			}
+			if !strings.Contains(got, "/dev/xvdh\t/good\t") {
+				t.Errorf("the good entry is not written:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestFstabInjectionDefaultsAndIMDS: mount_default_fields feed every
+// entry, so a bad one fails the module with fstab untouched; a device name
+// from IMDS's block-device-mapping is checked like a configured one.
+func TestFstabInjectionDefaultsAndIMDS(t *testing.T) {
+	env, _ := instanceEnv(t, foreign)
+	err := (Mounts{}).Run(context.Background(), env, modtest.Config(t,
+		"mount_default_fields: [~, ~, auto, \"defaults\\n/dev/sda1 / xfs defaults\", \"0\", \"2\"]\nmounts: [[/dev/xvdh, /h]]\n"))
+	if err == nil || !strings.Contains(err.Error(), `mount_default_fields[3]: field 4 (fs_mntops) "defaults\n/dev/sda1 / xfs defaults" contains a line break`) {
+		t.Errorf("bad default: %v", err)
+	}
+	if got := modtest.Get(t, env, FstabFile); got != foreign {
+		t.Errorf("fstab changed by a refused default:\n%s", got)
+	}
+
+	env, _ = instanceEnv(t, foreign)
+	env.Instance.BlockDeviceMapping = append(env.Instance.BlockDeviceMapping,
+		imds.BlockDevice{Name: "ebs2", Device: "sdq\nUUID=evil\t/\txfs\tdefaults\t0\t0"})
+	err = (Mounts{}).Run(context.Background(), env, modtest.Config(t, "mounts: [[ebs2, /e2], [/dev/xvdh, /h]]\n"))
+	if err == nil || !strings.Contains(err.Error(), `fstab entry for mount point "/e2": field 1 (fs_spec, the device)`) {
+		t.Errorf("hostile device name from IMDS: %v", err)
+	}
+	got := modtest.Get(t, env, FstabFile)
+	if strings.Contains(got, "evil") || !strings.Contains(got, "/dev/xvdh\t/h\t") {
+		t.Errorf("fstab:\n%s", got)
+	}
+}
