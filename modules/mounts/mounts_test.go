@@ -209,6 +209,7 @@ func TestBadEntries(t *testing.T) {
 		"mount_default_fields: [a, b]":    "test.yaml:1: mount_default_fields: expected a list of 6 values",
 		"swap: {size: 2X}":                `test.yaml:1: swap.size: "2X": expected bytes or a size such as 512M or 2G (or auto)`,
 		"swap: {filename: swap, size: 1}": "swap.filename: expected an absolute path",
+		"swap: {filename: \"/swap\\n/dev/sda1 / xfs defaults 0 0\", size: 1M}": `swap.filename: field 1 (fs_spec, the device) "/swap\n/dev/sda1 / xfs defaults 0 0" contains a line break`,
 	} {
 		err := (Mounts{}).Run(context.Background(), env, modtest.Config(t, doc))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -54,6 +54,11 @@ func parseSwap(n *yaml.Node, where string) (swapConfig, error) {
 			if v.Kind != yaml.ScalarNode || !strings.HasPrefix(v.Value, "/") {
 				return s, fmt.Errorf("%s.filename: expected an absolute path", where)
 			}
+			// The name becomes fs_spec of the swap line: refused before
+			// any file is made if it would not stay one fstab field.
+			if err := checkField(0, v.Value); err != nil {
+				return s, fmt.Errorf("%s.filename: %w", where, fieldError(0, v.Value, err))
+			}
 			s.filename = path.Clean(v.Value)
 		case "size":
 			if v.Kind == yaml.ScalarNode && strings.EqualFold(v.Value, "auto") {
