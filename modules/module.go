@@ -200,7 +200,8 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 			}
 		}
 		if c, ok := m.(Checker); ok {
-			out = append(out, c.Check(d.Source, k.Value, v)...)
+			// A Checker formats its own messages: scrub secrets and URLs.
+			out = append(out, config.ScrubDiagnostics(k.Value, v, c.Check(d.Source, k.Value, v))...)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })

@@ -40,6 +40,16 @@ func (e *ParseError) Diagnostic() Diagnostic {
 
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
+// yamlQuoted is the value yaml.v3 quotes in a type error ("cannot unmarshal
+// !!int `3141592...` into string"): the first bytes of a password, maybe.
+var yamlQuoted = regexp.MustCompile("\\s*`[^`]*`")
+
+// decodeMessage is a decode error's text without the values yaml.v3 quotes
+// (a type error names the value's tag, which is enough).
+func decodeMessage(err error) string {
+	return yamlQuoted.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+}
+
 // ParseDoc parses one cloud-config document. A syntax error names the
 // source and line; a document that is not a mapping is an error too.
 func ParseDoc(source string, data []byte) (Doc, error) {
@@ -192,7 +202,7 @@ func (c *CloudConfig) Decode(key string, v any) (bool, error) {
 		return false, nil
 	}
 	if err := val.Node.Decode(v); err != nil {
-		return true, fmt.Errorf("%s:%d: %s: %s", val.Source, val.KeyLine, key, strings.TrimPrefix(err.Error(), "yaml: "))
+		return true, fmt.Errorf("%s:%d: %s: %s", val.Source, val.KeyLine, key, decodeMessage(err))
 	}
 	return true, nil
 }

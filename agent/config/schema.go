@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // Kind is the shape a schema expects.
@@ -179,7 +181,7 @@ func countNodes(n *yaml.Node) int {
 }
 
 func (v *validator) add(n *yaml.Node, path string, sev Severity, format string, args ...any) {
-	v.out = append(v.out, Diagnostic{Source: v.source, Line: n.Line, Column: n.Column, Path: path, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	v.out = append(v.out, Diagnostic{Source: v.source, Line: n.Line, Column: n.Column, Path: path, Severity: sev, Message: redact.Text(fmt.Sprintf(format, args...))})
 }
 
 func (v *validator) check(path string, n *yaml.Node, t *Type) {
@@ -216,34 +218,34 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 			v.check(path, n, shaped[0])
 			return
 		}
-		v.add(n, path, SeverityError, "expected %s, got %s", t, describe(n))
+		v.add(n, path, SeverityError, "expected %s, got %s", t, describe(path, n))
 	case KindString:
 		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-			v.add(n, path, SeverityError, "expected %s, got %s", t, describe(n))
+			v.add(n, path, SeverityError, "expected %s, got %s", t, describe(path, n))
 			return
 		}
 		if n.Tag != "!!str" && n.Style == 0 {
-			v.add(n, path, SeverityError, "expected %s, got %s (quote it to make it a string)", t, describe(n))
+			v.add(n, path, SeverityError, "expected %s, got %s (quote it to make it a string)", t, describe(path, n))
 			return
 		}
 		if len(t.Enum) > 0 && !contains(t.Enum, n.Value) {
-			v.add(n, path, SeverityError, "expected %s, got %q", t, n.Value)
+			v.add(n, path, SeverityError, "expected %s, got %s", t, shownValue(path, n.Value))
 		}
 	case KindNull:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!null" {
-			v.add(n, path, SeverityError, "expected null, got %s", describe(n))
+			v.add(n, path, SeverityError, "expected null, got %s", describe(path, n))
 		}
 	case KindBool:
 		if n.Kind != yaml.ScalarNode || !isBool(n) {
-			v.add(n, path, SeverityError, "expected boolean (true or false), got %s", describe(n))
+			v.add(n, path, SeverityError, "expected boolean (true or false), got %s", describe(path, n))
 		}
 	case KindInt:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			v.add(n, path, SeverityError, "expected integer, got %s", describe(n))
+			v.add(n, path, SeverityError, "expected integer, got %s", describe(path, n))
 		}
 	case KindList:
 		if n.Kind != yaml.SequenceNode {
-			v.add(n, path, SeverityError, "expected %s, got %s", t, describe(n))
+			v.add(n, path, SeverityError, "expected %s, got %s", t, describe(path, n))
 			return
 		}
 		for i, item := range n.Content {
@@ -251,15 +253,15 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 		}
 	case KindMap:
 		if n.Kind != yaml.MappingNode {
-			v.add(n, path, SeverityError, "expected %s, got %s", t, describe(n))
+			v.add(n, path, SeverityError, "expected %s, got %s", t, describe(path, n))
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			v.check(path+"."+n.Content[i].Value, n.Content[i+1], t.Elem)
+			v.check(path+"."+shownKey(n.Content[i].Value), n.Content[i+1], t.Elem)
 		}
 	case KindObject:
 		if n.Kind != yaml.MappingNode {
-			v.add(n, path, SeverityError, "expected a mapping, got %s", describe(n))
+			v.add(n, path, SeverityError, "expected a mapping, got %s", describe(path, n))
 			return
 		}
 		seen := map[string]bool{}
@@ -269,7 +271,7 @@ func (v *validator) check(path string, n *yaml.Node, t *Type) {
 			f, ok := field(t.Fields, k.Value)
 			if !ok {
 				if !t.Extra {
-					v.add(k, path+"."+k.Value, SeverityWarning, "unknown key %q (known: %s)", k.Value, fieldNames(t.Fields))
+					v.add(k, path+"."+shownKey(k.Value), SeverityWarning, "unknown key %s (known: %s)", quotedKey(k.Value), fieldNames(t.Fields))
 				}
 				continue
 			}
@@ -348,28 +350,6 @@ func hasErrors(ds []Diagnostic) bool {
 
 // HasErrors reports whether any diagnostic is an error.
 func HasErrors(ds []Diagnostic) bool { return hasErrors(ds) }
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "nothing (null)"
-		case "!!int":
-			return "integer " + n.Value
-		case "!!float":
-			return "number " + n.Value
-		case "!!bool":
-			return "boolean " + n.Value
-		}
-		return "string"
-	}
-	return "unsupported YAML"
-}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
