@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/internal/backoff"
 )
 
@@ -500,7 +501,7 @@ func (f *ArtifactFetcher) retry(ctx context.Context, name string, u *url.URL, at
 		}
 		f.opts.Log.Info("artifact fetch will retry",
 			zap.String("name", name), zap.String("url", safeURL(u)),
-			zap.Int("attempt", attempts), zap.Duration("delay", delay), zap.Error(err))
+			zap.Int("attempt", attempts), zap.Duration("delay", delay), zap.Error(redact.Error(err)))
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -514,17 +515,10 @@ func (f *ArtifactFetcher) retry(ctx context.Context, name string, u *url.URL, at
 // errIdle cancels an attempt that received nothing for Timeout.
 var errIdle = errors.New("no data received within the timeout")
 
-// safeURL is u for logs and errors: no user info, no query (a presigned
-// URL's signature is a credential).
-func safeURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" {
-		c.RawQuery = "REDACTED"
-	}
-	c.Fragment = ""
-	return c.String()
-}
+// safeURL is u for logs and errors, as agent/redact shows every URL: no
+// user info, no query (a presigned URL's signature is a credential), no
+// fragment.
+func safeURL(u *url.URL) string { return redact.URL(u.String()) }
 
 // meta is what a partial download needs to resume safely, kept next to it.
 type meta struct {

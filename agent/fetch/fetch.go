@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/internal/backoff"
 )
 
@@ -88,8 +89,10 @@ type Error struct {
 	Err      error
 }
 
+// Error redacts every URL in the text (a redirect target, a URL in a
+// wrapped net/http error), not only the one it names.
 func (e *Error) Error() string {
-	return fmt.Sprintf("fetch %s: %v (after %d attempts)", e.URL, e.Err, e.Attempts)
+	return redact.Text(fmt.Sprintf("fetch %s: %v (after %d attempts)", e.URL, e.Err, e.Attempts))
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -105,7 +108,7 @@ var ErrTooLarge = errors.New("body larger than the configured limit")
 func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %q is not a URL", rawURL)
+		return nil, errors.New("fetch: not a valid URL") // its text may be a secret
 	}
 	switch {
 	case u.Scheme == "https":
@@ -113,7 +116,7 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 	case u.Scheme == "file" && f.opts.AllowFile:
 		return f.readFile(u)
 	default:
-		return nil, &Error{URL: u.Redacted(), Err: fmt.Errorf("scheme %q not allowed", u.Scheme)}
+		return nil, &Error{URL: redact.URL(u.String()), Err: fmt.Errorf("scheme %q not allowed", u.Scheme)}
 	}
 	var last error
 	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
@@ -123,7 +126,7 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 		}
 		last = err
 		if !retry || attempt == f.opts.Attempts {
-			return nil, &Error{URL: u.Redacted(), Attempts: attempt, Err: err}
+			return nil, &Error{URL: redact.URL(u.String()), Attempts: attempt, Err: err}
 		}
 		// A server that says when to come back (429, 503) is believed, up
 		// to a cap; the jitter still spreads a fleet told the same time.
@@ -134,10 +137,10 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, &Error{URL: u.Redacted(), Attempts: attempt, Err: ctx.Err()}
+			return nil, &Error{URL: redact.URL(u.String()), Attempts: attempt, Err: ctx.Err()}
 		}
 	}
-	return nil, &Error{URL: u.Redacted(), Attempts: f.opts.Attempts, Err: last}
+	return nil, &Error{URL: redact.URL(u.String()), Attempts: f.opts.Attempts, Err: last}
 }
 
 // once makes one attempt; retry says whether another could succeed, after
@@ -149,8 +152,9 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL) (body []byte, retry bool
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		// A refused redirect or a canceled context will not improve.
-		return nil, ctx.Err() == nil && !errors.Is(err, ErrRedirect), 0, err
+		// A refused redirect or a canceled context will not improve. The
+		// *url.Error quotes the whole URL (or the redirect's), query and all.
+		return nil, ctx.Err() == nil && !errors.Is(err, ErrRedirect), 0, redact.Error(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -165,12 +169,12 @@ func (f *Fetcher) once(ctx context.Context, u *url.URL) (body []byte, retry bool
 func (f *Fetcher) readFile(u *url.URL) ([]byte, error) {
 	file, err := os.Open(u.Path)
 	if err != nil {
-		return nil, &Error{URL: u.Redacted(), Attempts: 1, Err: err}
+		return nil, &Error{URL: redact.URL(u.String()), Attempts: 1, Err: err}
 	}
 	defer file.Close()
 	b, err := readCapped(file, f.opts.MaxBytes)
 	if err != nil {
-		return nil, &Error{URL: u.Redacted(), Attempts: 1, Err: err}
+		return nil, &Error{URL: redact.URL(u.String()), Attempts: 1, Err: err}
 	}
 	return b, nil
 }

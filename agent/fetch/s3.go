@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // S3EndpointEnv is the environment variable the AWS SDKs and CLI read for
@@ -67,7 +68,10 @@ func (r s3Remote) open(ctx context.Context, u *url.URL, offset int64, v validato
 	return resp, nil
 }
 
-// s3Error names the bucket and key and classifies the SDK's error.
+// s3Error names the bucket and key and classifies the SDK's error. The
+// endpoint's own text (an error document's Message, which a hostile or
+// misconfigured endpoint controls and which can echo request details) is
+// never copied: only the error code and the HTTP status are.
 func s3Error(bucket, key string, err error) error {
 	status := 0
 	var re *awshttp.ResponseError
@@ -87,7 +91,48 @@ func s3Error(bucket, key string, err error) error {
 	case status == http.StatusRequestedRangeNotSatisfiable || code == "InvalidRange":
 		return &rangeError{total: -1}
 	}
-	return fmt.Errorf("s3 bucket %q, key %q: %w", bucket, key, err)
+	if code != "" || status != 0 {
+		return &s3APIError{bucket: bucket, key: key, code: code, status: status, err: err}
+	}
+	// No answer from the endpoint (a connection error, credentials): the
+	// SDK's text is ours to show, but it quotes the request URL.
+	return fmt.Errorf("s3 bucket %q, key %q: %w", bucket, key, redact.Error(err))
+}
+
+// s3APIError is an endpoint's error answer, shown as its code and status;
+// the SDK's error stays in the chain for errors.As (retries read the status).
+type s3APIError struct {
+	bucket, key string
+	code        string
+	status      int
+	err         error
+}
+
+func (e *s3APIError) Error() string {
+	s := fmt.Sprintf("s3 bucket %q, key %q: ", e.bucket, e.key)
+	switch {
+	case e.code != "" && e.status != 0:
+		return s + fmt.Sprintf("%s (HTTP %d %s)", safeCode(e.code), e.status, http.StatusText(e.status))
+	case e.code != "":
+		return s + safeCode(e.code)
+	}
+	return s + fmt.Sprintf("HTTP %d %s", e.status, http.StatusText(e.status))
+}
+
+func (e *s3APIError) Unwrap() error { return e.err }
+
+// safeCode is an error code as shown: S3 codes are short identifiers
+// ("AccessDenied"); anything else from the endpoint is not repeated.
+func safeCode(code string) string {
+	if len(code) > 64 {
+		return "an unrecognised error code"
+	}
+	for _, r := range code {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return "an unrecognised error code"
+		}
+	}
+	return code
 }
 
 func codeOr(code string, status int) string {
@@ -109,7 +154,7 @@ func (f *ArtifactFetcher) s3Client(ctx context.Context, allowInsecure bool) (*s3
 		eu, err := url.Parse(endpoint)
 		switch {
 		case err != nil || eu.Host == "" || (eu.Scheme != "https" && eu.Scheme != "http"):
-			return nil, fmt.Errorf("s3 endpoint %q: %w: want an https:// URL", endpoint, errNotAllowed)
+			return nil, fmt.Errorf("s3 endpoint %s: %w: want an https:// URL", redact.URL(endpoint), errNotAllowed)
 		case eu.Scheme == "http" && !allowInsecure:
 			return nil, fmt.Errorf("s3 endpoint %s: %w: http:// needs allow_insecure", safeURL(eu), errNotAllowed)
 		}

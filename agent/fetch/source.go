@@ -15,6 +15,8 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // remote reads one kind of source from an offset.
@@ -69,7 +71,7 @@ var errNotAllowed = errors.New("not allowed")
 func (f *ArtifactFetcher) resolve(raw string, allowInsecure bool) (*url.URL, remote, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return nil, nil, fmt.Errorf("source %q is not a URL", raw)
+		return nil, nil, fmt.Errorf("source %s is not a URL", redact.URL(raw))
 	}
 	switch u.Scheme {
 	case "https":
@@ -155,10 +157,8 @@ func (r httpRemote) open(ctx context.Context, u *url.URL, offset int64, v valida
 	}
 	resp, err := r.c.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			ue.URL = safeURL(u) // Go strips a password, not a signed query
-		}
+		// Go strips a password from the *url.Error, not a signed query.
+		err = redact.Error(err)
 		var cve *tls.CertificateVerificationError
 		if errors.As(err, &cve) {
 			return nil, fmt.Errorf("%w (an origin with a private CA needs ca_file)", err)
