@@ -18,8 +18,12 @@ const (
 
 // Part is one piece of user data, as cloud-init would hand it to a handler.
 type Part struct {
-	Index       int    // position in Result.Parts
-	Filename    string // Content-Disposition/archive "filename", else part-NNN as cloud-init numbers them ("" for an unnamed #include)
+	Index    int    // position in Result.Parts
+	Filename string // Content-Disposition/archive "filename", else part-NNN as cloud-init numbers them ("" for an unnamed #include)
+	// Name is the part's stable name as a script file and state record:
+	// unique among the parts that run the same way, made only of letters,
+	// digits and "-_.+@". See nameParts.
+	Name        string
 	ContentType string // lower-case type/subtype, no parameters, e.g. "text/x-shellscript"
 	Kind        Kind
 	Body        []byte // decoded: no transfer encoding, no gzip; rendered if it was a template
@@ -145,10 +149,12 @@ func (r *Result) finalize() {
 		if p.autoName {
 			p.Filename = fmt.Sprintf("part-%03d", p.seq)
 		}
+		p.Name = ""
 		for _, w := range p.warns {
 			r.Warnings = append(r.Warnings, Warning{Part: i, Filename: p.Filename, ContentType: p.ContentType, Code: w.code, Message: w.msg})
 		}
 	}
+	nameParts(r.Parts)
 }
 
 // ForLaunchIndex keeps the parts meant for the instance with this
