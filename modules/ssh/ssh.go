@@ -9,6 +9,7 @@ package ssh
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,12 +182,15 @@ func (m SSH) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig)
 	if err != nil {
 		r.fail("%v", err)
 	}
-	// Host keys belong to an instance: renewed when the instance is new,
-	// never on a reboot or a re-run of the module.
-	if env.NewInstance {
-		r.hostKeys(ctx, s)
+	// Host keys belong to an instance: renewed when the instance is new
+	// (or when a renewal for this instance was interrupted), never on a
+	// reboot or a re-run of the module, which only make the missing ones.
+	if renew, why := r.renewHostKeys(); renew {
+		r.log.Info("renewing host keys", zap.String("why", why))
+		r.hostKeys(ctx, s, true)
 	} else {
 		r.log.Info("same instance: host keys kept")
+		r.hostKeys(ctx, s, false)
 	}
 	if s.emitKeys {
 		r.printHostKeys(ctx, s)
@@ -239,26 +243,98 @@ func (r *run) haveTool(name string) bool {
 	return false
 }
 
-// hostKeys deletes the image's host keys (ssh_deletekeys) and generates the
-// missing types with ssh-keygen.
-func (r *run) hostKeys(ctx context.Context, s settings) {
+// HostKeysStateFile records, per instance, whether the host keys' renewal
+// finished: a crash between deleting the image's keys and making the last
+// new one must not leave the next boot thinking the keys are done.
+const HostKeysStateFile = state.StateDir + "/ssh-host-keys.json"
+
+type hostKeysState struct {
+	InstanceID string `json:"instance_id"`
+	Done       bool   `json:"done"`
+}
+
+func (r *run) instanceID() string {
+	if r.env.Instance == nil {
+		return ""
+	}
+	return r.env.Instance.InstanceID
+}
+
+// renewHostKeys says whether this run renews the host keys: on a new
+// instance, and on a run that follows one cut short while renewing them
+// for this same instance.
+func (r *run) renewHostKeys() (bool, string) {
+	if r.env.NewInstance {
+		return true, "new instance"
+	}
+	b, err := r.env.Root.ReadFile(HostKeysStateFile)
+	if err != nil {
+		return false, ""
+	}
+	var st hostKeysState
+	if err := json.Unmarshal(b, &st); err != nil {
+		r.log.Warn("host keys record unreadable", zap.String("file", HostKeysStateFile), zap.Error(err))
+		return false, ""
+	}
+	if id := r.instanceID(); id != "" && st.InstanceID == id && !st.Done {
+		return true, "an earlier renewal for this instance did not finish"
+	}
+	return false, ""
+}
+
+func (r *run) saveHostKeysState(done bool) {
+	id := r.instanceID()
+	if id == "" {
+		return
+	}
+	b, _ := json.Marshal(hostKeysState{InstanceID: id, Done: done})
+	if err := r.env.Root.WriteFile(HostKeysStateFile, append(b, '\n'), 0o600, nil); err != nil {
+		r.fail("host keys: record %s: %v", HostKeysStateFile, err)
+	}
+}
+
+// keygenTempPrefix names the directories ssh-keygen writes into before its
+// files are renamed into /etc/ssh, so no host key is ever seen half made.
+const keygenTempPrefix = ".ec2init-keygen-"
+
+// hostKeys makes the host keys of the configured types that are missing.
+// With renew it first deletes the image's host keys (ssh_deletekeys) and
+// records the renewal as under way until every type is made. Each key is
+// made in a temporary directory and renamed into place, the private key
+// last; a type whose private or public file is missing or empty counts as
+// missing, so a run after a crash at any point finishes the job.
+func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 	root := r.env.Root
 	if ok, _ := root.Exists("/etc/ssh"); !ok {
 		r.log.Info("no /etc/ssh: OpenSSH is not installed; no host keys generated")
 		return
 	}
+	dir, err := root.Path("/etc/ssh")
+	if err != nil {
+		r.fail("host keys: %v", err)
+		return
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, keygenTempPrefix+"*"))
+	for _, d := range stale {
+		os.RemoveAll(d) // what a crashed run left; never a complete key
+	}
+	if !renew && len(r.missingKeys(s.genKeyTypes)) == 0 {
+		return
+	}
 	if len(s.genKeyTypes) > 0 && !r.haveTool("ssh-keygen") {
+		if !renew {
+			r.log.Warn("host keys missing and ssh-keygen is not installed", zap.Strings("types", r.missingKeys(s.genKeyTypes)))
+			return
+		}
 		// Deleting the image's keys without making new ones would leave
 		// sshd unable to start.
 		r.fail("host keys: ssh-keygen is not installed; the image's host keys are kept")
 		return
 	}
-	if s.deleteKeys {
-		dir, err := root.Path("/etc/ssh")
-		if err != nil {
-			r.fail("host keys: %v", err)
-			return
-		}
+	if renew {
+		r.saveHostKeysState(false)
+	}
+	if renew && s.deleteKeys {
 		old, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*key*"))
 		for _, f := range old {
 			if err := root.Remove("/etc/ssh/" + filepath.Base(f)); err != nil {
@@ -268,28 +344,30 @@ func (r *run) hostKeys(ctx context.Context, s settings) {
 		r.log.Info("image host keys deleted", zap.Int("files", len(old)))
 	}
 	keysGroup, groupErr := root.LookupOwner(":ssh_keys")
+	var gid *int
+	if groupErr == nil {
+		gid = &keysGroup.GID
+	}
 	// The types are generated at once: RSA alone takes most of a second,
 	// and a first boot waits for all of them before sshd can start.
 	type made struct {
-		t, key string
-		err    error
+		t   string
+		err error
 	}
 	var todo []made
-	for _, t := range s.genKeyTypes {
-		key := "/etc/ssh/ssh_host_" + t + "_key"
-		if ok, _ := root.Exists(key); !ok {
-			todo = append(todo, made{t: t, key: key})
-		}
+	for _, t := range r.missingKeys(s.genKeyTypes) {
+		todo = append(todo, made{t: t})
 	}
 	var wg sync.WaitGroup
 	for i := range todo {
 		wg.Add(1)
 		go func(m *made) {
 			defer wg.Done()
-			m.err = r.keygen(ctx, m.t, m.key)
+			m.err = r.keygen(ctx, dir, m.t, gid)
 		}(&todo[i])
 	}
 	wg.Wait()
+	failed := false
 	for _, m := range todo {
 		if errors.Is(m.err, exec.ErrNotFound) {
 			r.fail("host keys: ssh-keygen is not installed")
@@ -297,24 +375,45 @@ func (r *run) hostKeys(ctx context.Context, s settings) {
 		}
 		if m.err != nil {
 			r.fail("host keys: %v", m.err)
+			failed = true
 			continue
-		}
-		// Where the image has the ssh_keys group (Amazon Linux, RHEL), sshd's
-		// keygen makes private keys root:ssh_keys 0640; do the same.
-		if groupErr == nil {
-			if full, err := root.Path(m.key); err == nil {
-				if err := os.Chown(full, 0, keysGroup.GID); err == nil {
-					_ = os.Chmod(full, 0o640)
-				}
-			}
 		}
 		r.log.Info("host key generated", zap.String("type", m.t))
 	}
+	if renew && !failed && ctx.Err() == nil {
+		r.saveHostKeysState(true)
+	}
 }
 
-// keygen makes the host key of type t at key (a host path under the root).
-func (r *run) keygen(ctx context.Context, t, key string) error {
-	p, err := r.cmdPath(key)
+// missingKeys lists the types among types whose private or public key file
+// is missing or empty.
+func (r *run) missingKeys(types []string) []string {
+	var out []string
+	for _, t := range types {
+		key := "/etc/ssh/ssh_host_" + t + "_key"
+		for _, p := range []string{key, key + ".pub"} {
+			if fi, err := r.env.Root.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// keygen makes the host key of type t in dir (/etc/ssh under the root, as
+// a host path): ssh-keygen writes a temporary directory in dir, and the
+// files are synced and renamed into place, the public key first. Where the
+// image has the ssh_keys group (gid; Amazon Linux, RHEL), the private key
+// is root:ssh_keys 0640, as sshd's own keygen makes it.
+func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
+	tmp, err := os.MkdirTemp(dir, keygenTempPrefix+t+"-")
+	if err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	defer os.RemoveAll(tmp)
+	name := "ssh_host_" + t + "_key"
+	p, err := r.cmdPath("/etc/ssh/" + filepath.Base(tmp) + "/" + name)
 	if err != nil {
 		return err
 	}
@@ -329,7 +428,36 @@ func (r *run) keygen(ctx context.Context, t, key string) error {
 	case res.ExitCode != 0:
 		return fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
 	}
+	priv := filepath.Join(tmp, name)
+	if gid != nil {
+		if err := os.Chown(priv, 0, *gid); err == nil {
+			_ = os.Chmod(priv, 0o640)
+		}
+	}
+	for _, f := range []string{priv + ".pub", priv} {
+		if err := syncFile(f); err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+	}
+	for _, f := range []string{name + ".pub", name} {
+		if err := os.Rename(filepath.Join(tmp, f), filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return nil
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // printHostKeys writes the fingerprints and public host keys to the console
