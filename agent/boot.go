@@ -62,6 +62,14 @@ type Options struct {
 	Version    string
 	// Registry overrides the modules run (tests); nil is every module.
 	Registry *modules.Registry
+	// LockTimeout bounds waiting for another boot's BootLockFile; 0 fails
+	// at once. Negative: DefaultLockTimeout.
+	LockTimeout time.Duration
+	// Hook, when set (tests), is called at each step of every gated unit
+	// of work: "start" once its run record says running, "ran" after it
+	// returned, "done" after its semaphore was written. Crash tests kill
+	// the process there.
+	Hook func(point, name string)
 }
 
 func (o Options) withDefaults() Options {
@@ -86,6 +94,9 @@ func (o Options) withDefaults() Options {
 	if o.ScriptDirs == "" {
 		o.ScriptDirs = "/etc/ec2init/scripts"
 	}
+	if o.LockTimeout < 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
 	return o
 }
 
@@ -98,13 +109,20 @@ var ErrNoMetadataSource = errors.New("no metadata source")
 // state); failures of single scripts are in the status, not the error.
 func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	opts = opts.withDefaults()
-	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
-	if err != nil {
-		return state.Status{}, fmt.Errorf("state: %w", err)
-	}
 	root, err := sys.NewRoot(opts.Root)
 	if err != nil {
 		return state.Status{}, err
+	}
+	// One boot at a time, from before the state is read to after the last
+	// record is written.
+	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
+	if err != nil {
+		return state.Status{}, err
+	}
+	defer lock.release()
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	if err != nil {
+		return state.Status{}, fmt.Errorf("state: %w", err)
 	}
 	// Bounded by size, rotated between boots (never within one).
 	if len(opts.Stages) > 0 && opts.Stages[0] == modules.StageLocal {
@@ -211,14 +229,23 @@ func (b *booter) saveStatus() {
 	b.saveRunStatus()
 }
 
-// saveRunStatus writes only the /run copy: the live view after each
+// saveRunStatus writes only the /run copies: the live view after each
 // module, which `status` reads first. The durable status.json is written
 // at the start of a boot and the end of each stage; what a crash in
 // between leaves undone is told by the run records and semaphores (each
 // durable before and after its module), not by status.json. That keeps
 // two fsyncs per module off the boot.
+//
+// RunStatusFile is world-readable, so it holds names and states only (see
+// PublicStatus): error text can quote user data. The full live copy is
+// RunStatusFullFile, root's alone.
 func (b *booter) saveRunStatus() {
 	if data, err := statusJSON(b.status); err == nil {
+		if err := b.root.WriteFile(RunStatusFullFile, data, 0o600, nil); err != nil {
+			b.log.Warn("write runtime status", zap.Error(err))
+		}
+	}
+	if data, err := statusJSON(PublicStatus(b.status)); err == nil {
 		if err := b.root.WriteFile(RunStatusFile, data, 0o644, nil); err != nil {
 			b.log.Warn("write runtime status", zap.Error(err))
 		}

@@ -19,8 +19,10 @@ import (
 
 // PartInfo describes one user-data part without its content.
 type PartInfo struct {
-	Index       int    `json:"index"`
-	Filename    string `json:"filename"`
+	Index    int    `json:"index"`
+	Filename string `json:"filename"`
+	// Name is the part's unique name: its script file and run record.
+	Name        string `json:"name"`
 	ContentType string `json:"content_type"`
 	Kind        string `json:"kind"`
 	Size        int    `json:"size"`
@@ -68,15 +70,16 @@ func ShowUserData(opts Options) (*UserDataReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	res = forLaunchIndex(store, res)
 	rep := &UserDataReport{InstanceID: id, Size: len(raw), Parts: []PartInfo{}, Warnings: []string{}}
 	for _, w := range res.Warnings {
 		rep.Warnings = append(rep.Warnings, w.String())
 	}
 	for _, p := range res.Parts {
-		info := PartInfo{Index: p.Index, Filename: p.Filename, ContentType: p.ContentType, Kind: p.Kind.String(), Size: len(p.Body)}
+		info := PartInfo{Index: p.Index, Filename: p.Filename, Name: p.Name, ContentType: p.ContentType, Kind: p.Kind.String(), Size: len(p.Body)}
 		if st, freq, prefix, ok := schedule(p.Kind); ok {
 			info.Stage, info.Frequency = string(st), string(freq)
-			info.Module = prefix + ":" + safeName(p.Filename)
+			info.Module = partModule(prefix, p)
 			if freq != state.Always {
 				run, _, err := store.ShouldRun(info.Module, freq)
 				info.Ran = err == nil && !run
@@ -85,6 +88,24 @@ func ShowUserData(opts Options) (*UserDataReport, error) {
 		rep.Parts = append(rep.Parts, info)
 	}
 	return rep, nil
+}
+
+// forLaunchIndex keeps the parts the boot kept for this instance (by the
+// ami-launch-index in its cached facts), so part indexes and names are the
+// ones the boot used.
+func forLaunchIndex(store *state.Store, res *userdata.Result) *userdata.Result {
+	data, err := store.ReadInstanceFile(instanceCache)
+	if err != nil {
+		return res
+	}
+	var in imds.Instance
+	if json.Unmarshal(data, &in) != nil {
+		return res
+	}
+	if idx, err := strconv.Atoi(in.AMILaunchIndex); err == nil {
+		return res.ForLaunchIndex(idx)
+	}
+	return res
 }
 
 // schedule says when a part of kind runs by itself.
@@ -121,6 +142,12 @@ func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleRe
 	if err != nil {
 		return state.ModuleResult{}, err
 	}
+	// Not while a boot runs the same scripts.
+	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	defer lock.release()
 	raw, err := store.ReadInstanceFile(state.UserDataRaw)
 	if err != nil {
 		return state.ModuleResult{}, err
@@ -129,6 +156,7 @@ func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleRe
 	if err != nil {
 		return state.ModuleResult{}, err
 	}
+	res = forLaunchIndex(store, res)
 	b := &booter{opts: opts, store: store, root: root, log: opts.Log.With(zap.String("instance_id", id))}
 	if data, err := store.ReadInstanceFile(instanceCache); err == nil {
 		var in imds.Instance
@@ -137,7 +165,7 @@ func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleRe
 		}
 	}
 	for _, p := range res.Parts {
-		if p.Filename != filename && strconv.Itoa(p.Index) != filename {
+		if p.Name != filename && p.Filename != filename && strconv.Itoa(p.Index) != filename {
 			continue
 		}
 		_, freq, prefix, ok := schedule(p.Kind)

@@ -28,9 +28,12 @@ const (
 	// InstanceEnvFile holds the instance facts for systemd units
 	// (EnvironmentFile=) and scripts, rewritten at every boot.
 	InstanceEnvFile = "/run/ec2init/instance.env"
-	// RunStatusFile is a world-readable copy of status.json.
+	// RunStatusFile is a world-readable copy of status.json with names and
+	// states only (PublicStatus).
 	RunStatusFile = "/run/ec2init/status.json"
-	instanceCache = "instance.json"
+	// RunStatusFullFile is the live status with every message, 0600.
+	RunStatusFullFile = "/run/ec2init/status-full.json"
+	instanceCache     = "instance.json"
 )
 
 // prepare identifies the instance, decides what this boot is, and reads

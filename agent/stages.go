@@ -25,6 +25,10 @@ import (
 type work struct {
 	name string // module name in state records, e.g. "scripts_user:part-001"
 	freq state.Frequency
+	// user is set for the user's own code (script parts, script
+	// directories, runcmd, bootcmd): it may not be idempotent, so a run a
+	// crash interrupted is not repeated. ec2init's own modules are.
+	user bool
 	// run does the work; a non-nil exit code is reported with the outcome.
 	run func(ctx context.Context) (exitCode *int, err error)
 }
@@ -116,7 +120,7 @@ func (b *booter) moduleWork(st modules.Stage, place int) []work {
 		if (place == beforeScripts && !early) || (place == afterScripts && early) {
 			continue
 		}
-		out = append(out, work{name: m.Name(), freq: m.Frequency(), run: func(ctx context.Context) (*int, error) {
+		out = append(out, work{name: m.Name(), freq: m.Frequency(), user: userCommands[m.Name()], run: func(ctx context.Context) (*int, error) {
 			env, closeEnv, err := b.moduleEnv()
 			if err != nil {
 				return nil, err
@@ -127,6 +131,11 @@ func (b *booter) moduleWork(st modules.Stage, place int) []work {
 	}
 	return out
 }
+
+// userCommands are the modules that run the user's own commands: like
+// script parts, they are not idempotent by ec2init's making, so they keep
+// the never-run-twice rule after an interruption.
+var userCommands = map[string]bool{"runcmd": true, "bootcmd": true}
 
 // moduleEnv is what a module sees; its command output goes to the output
 // log and the console like scripts'.
@@ -182,11 +191,15 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 	if err != nil {
 		log.Warn("semaphore unreadable; not running", zap.Error(err))
 		res.Outcome, res.Error = string(state.OutcomeSkipped), err.Error()
+		res.Start = b.opts.Now()
+		res.End = res.Start
 		b.degrade(w.name + ": " + err.Error())
 		return res
 	}
 	if !run {
 		res.Outcome = string(state.OutcomeSkipped)
+		res.Start = b.opts.Now()
+		res.End = res.Start
 		return res
 	}
 	if w.freq != state.Always {
@@ -194,15 +207,29 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 		if err != nil {
 			log.Warn("run record unreadable", zap.Error(err))
 		}
-		if interrupted && !b.opts.RerunInterrupted {
-			msg := fmt.Sprintf("%s: interrupted during boot %s (started %s); not run again: it may not be idempotent (ec2init userdata run-script, or --rerun-interrupted)",
-				w.name, rec.BootID, rec.StartedAt.UTC().Format("2006-01-02T15:04:05Z"))
+		switch {
+		case !interrupted:
+		case !w.user:
+			// ec2init's own modules are written to be run again (the ssh
+			// module finishes the host keys it had not made): leaving one
+			// interrupted could leave the instance unreachable for good.
+			log.Warn(fmt.Sprintf("interrupted during boot %s; ec2init's own module, running again", rec.BootID),
+				zap.Time("interrupted_run_started", rec.StartedAt))
+		case !b.opts.RerunInterrupted:
+			when := ""
+			if !rec.StartedAt.IsZero() {
+				when = " (started " + rec.StartedAt.UTC().Format("2006-01-02T15:04:05Z") + ")"
+			}
+			msg := fmt.Sprintf("%s: interrupted during boot %s%s; not run again: it may not be idempotent (ec2init userdata run-script, or --rerun-interrupted)",
+				w.name, rec.BootID, when)
 			log.Warn("interrupted earlier; not re-run")
 			b.status.Interrupted = appendOnce(b.status.Interrupted, msg)
 			res.Outcome = string(state.OutcomeInterrupted)
-			if err := b.store.MarkFinished(w.name, w.freq, state.OutcomeInterrupted, nil); err != nil {
-				log.Warn("record", zap.Error(err))
-			}
+			res.Start = b.opts.Now()
+			res.End = res.Start
+			// The record is left as the crash left it: rewriting it would
+			// replace the boot and start time of the interrupted run with
+			// this boot's, and every later boot would report those.
 			return res
 		}
 	}
@@ -211,9 +238,11 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 		res.Outcome, res.Error = string(state.OutcomeFailed), err.Error()
 		return res
 	}
+	b.hook("start", w.name)
 	res.Start = b.opts.Now()
 	exit, runErr := w.run(ctx)
 	res.End = b.opts.Now()
+	b.hook("ran", w.name)
 	res.DurationMS = state.Millis(res.Start, res.End)
 	res.ExitCode = exit
 	res.Outcome = string(state.OutcomeOK)
@@ -238,21 +267,28 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 	if err := b.store.MarkDone(w.name, w.freq); err != nil {
 		log.Warn("semaphore", zap.Error(err))
 	}
+	b.hook("done", w.name)
 	if err := b.store.MarkFinished(w.name, w.freq, state.Outcome(res.Outcome), runErr); err != nil {
 		log.Warn("record", zap.Error(err))
 	}
 	return res
 }
 
+func (b *booter) hook(point, name string) {
+	if b.opts.Hook != nil {
+		b.opts.Hook(point, name)
+	}
+}
+
 // partWork runs one user-data script part.
 func (b *booter) partWork(prefix string, p userdata.Part, freq state.Frequency) work {
-	name := prefix + ":" + safeName(p.Filename)
-	return work{name: name, freq: freq, run: func(ctx context.Context) (*int, error) {
+	name := partModule(prefix, p)
+	return work{name: name, freq: freq, user: true, run: func(ctx context.Context) (*int, error) {
 		dir, err := b.store.InstanceDir()
 		if err != nil {
 			return nil, err
 		}
-		rel, err := b.relToRoot(path.Join(dir, "scripts", safeName(p.Filename)))
+		rel, err := b.relToRoot(path.Join(dir, "scripts", p.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -280,14 +316,23 @@ func (b *booter) dirWork(sub string, freq state.Frequency) []work {
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var out []work
+	used := map[string]bool{}
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
 			continue // cloud-init runs only executable files
 		}
 		file := path.Join(dir, e.Name())
-		name := "scripts_" + strings.ReplaceAll(sub, "-", "_") + ":" + safeName(e.Name())
-		out = append(out, work{name: name, freq: freq, run: func(ctx context.Context) (*int, error) {
+		// "a b" and "a_b" are both file-safe as "a_b": the later one gets a
+		// "+N" suffix rather than sharing (and skipping on) the first's
+		// semaphore.
+		safe := userdata.FileSafe(e.Name())
+		for n := 2; used[safe]; n++ {
+			safe = fmt.Sprintf("%s+%d", userdata.FileSafe(e.Name()), n)
+		}
+		used[safe] = true
+		name := "scripts_" + strings.ReplaceAll(sub, "-", "_") + ":" + safe
+		out = append(out, work{name: name, freq: freq, user: true, run: func(ctx context.Context) (*int, error) {
 			return b.runScript(ctx, name, file)
 		}})
 	}
@@ -343,25 +388,10 @@ func (b *booter) relToRoot(hostPath string) (string, error) {
 	return rel, nil
 }
 
-// safeName makes a part's filename usable as a file and state name.
-func safeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("-_.+@", r):
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	name := strings.TrimLeft(b.String(), ".")
-	if name == "" {
-		name = "unnamed"
-	}
-	if len(name) > 100 {
-		name = name[:100]
-	}
-	return name
+// partModule is the state record name of a user-data part: the part's
+// Name (unique among parts run the same way) after the schedule's prefix.
+func partModule(prefix string, p userdata.Part) string {
+	return prefix + ":" + p.Name
 }
 
 func statusJSON(st state.Status) ([]byte, error) {

@@ -37,6 +37,7 @@ type bootOptions struct {
 	rerunInterrupted bool
 	scriptTimeout    time.Duration
 	identifyDeadline time.Duration
+	lockTimeout      time.Duration
 }
 
 func newBootCommand(e *env) *cobra.Command {
@@ -71,6 +72,7 @@ func newBootCommand(e *env) *cobra.Command {
 	f.BoolVar(&o.rerunInterrupted, "rerun-interrupted", false, "run again scripts a crash interrupted (default: report them, leave them)")
 	f.DurationVar(&o.scriptTimeout, "script-timeout", 0, "bound on each user script (0: none)")
 	f.DurationVar(&o.identifyDeadline, "identify-deadline", 2*time.Minute, "how long to wait for the metadata service")
+	f.DurationVar(&o.lockTimeout, "lock-timeout", agent.DefaultLockTimeout, "how long to wait while another ec2init boot holds "+agent.BootLockFile+" (0: fail at once)")
 	return cmd
 }
 
@@ -104,6 +106,7 @@ func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (sta
 		RerunInterrupted: o.rerunInterrupted,
 		ScriptTimeout:    o.scriptTimeout,
 		IdentifyDeadline: o.identifyDeadline,
+		LockTimeout:      o.lockTimeout,
 		Console:          console,
 		Fetch:            fetcher.Get,
 		Version:          version,
