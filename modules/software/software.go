@@ -37,6 +37,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
+	redactpkg "github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
@@ -155,18 +156,8 @@ func (r *ItemResult) fail(err error) {
 func (r ItemResult) Err() error { return r.err }
 
 // redact drops credentials, query string and fragment from a URL: presigned
-// URLs carry their signature in the query.
-func redact(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	return u.String()
-}
+// URLs carry their signature in the query. agent/redact is the one helper.
+func redact(raw string) string { return redactpkg.URL(raw) }
 
 // Run verifies the baked items and installs the boot items (and bake
 // items never baked). The error names every failed item.
