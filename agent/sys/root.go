@@ -1,13 +1,17 @@
 package sys
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ec2init/ec2init/agent/state/atomicfile"
 )
@@ -29,9 +33,12 @@ const maxSymlinks = 40
 // setuid, setgid and sticky bits may be given as os.ModeSetuid etc. or as
 // the Unix octal 04000, 02000, 01000.
 //
-// Resolution and the operation that follows are not atomic: Root keeps the
-// agent's own paths inside the prefix, it is not a sandbox against a hostile
-// process changing the tree concurrently.
+// Root's methods resolve a path one component at a time through open
+// directory descriptors and then act relative to the directory that holds
+// the file, never following a symlink another user could have planted (see
+// Path): a user who swaps a component while the boot writes cannot redirect
+// the write. Path, which only returns a name, cannot give that guarantee to
+// whatever its caller does next.
 type Root struct {
 	prefix string
 
@@ -80,87 +87,34 @@ func (r *Root) IsHost() bool { return r.prefix == "/" }
 // with ErrEscapesRoot (under the prefix "/" it stops at "/", as the kernel
 // does). A final component that is a symlink is followed too. Components that
 // do not exist yet are kept as they are.
+//
+// A symlink is followed only if the directory holding it is owned by root
+// and writable by no one else (see UntrustedSymlinkError): one found in a
+// home directory, in /opt/<app> owned by a service user or in /tmp is
+// refused with ErrUntrustedSymlink, since its owner may have planted it to
+// aim a root write at /etc/shadow. Symlinks the image made in root's own
+// directories (/etc/alternatives, /lib -> usr/lib, /var/run -> /run) work.
+//
+// Path only names the file; Root's own methods also do the operation
+// through the directories they resolved (openat with O_NOFOLLOW), so that a
+// component swapped after the check cannot redirect them. Prefer them.
 func (r *Root) Path(p string) (string, error) {
-	return r.resolve(p, true)
-}
-
-// resolve is Path; with followFinal false a symlink in the last component is
-// left as it is (for Remove).
-func (r *Root) resolve(p string, followFinal bool) (string, error) {
-	if r == nil || r.prefix == "" {
-		return "", fmt.Errorf("path %q: sys.Root not made by NewRoot", p)
-	}
-	comps, err := splitHostPath(p)
+	w, err := r.walk(p, walkOpts{followFinal: true})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("path %q: %w", p, err)
 	}
-	var (
-		done    []string // resolved components, each an existing non-symlink unless missing
-		pending = comps
-		missing bool // a component did not exist: the rest cannot, skip Lstat
-		hops    int
-	)
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) == 0 {
-				if r.IsHost() {
-					continue
-				}
-				return "", fmt.Errorf("path %q: a symlink leads outside the root %s: %w", p, r.prefix, ErrEscapesRoot)
-			}
-			done = done[:len(done)-1]
-			continue
-		}
-		if missing || (!followFinal && len(pending) == 0) {
-			done = append(done, c)
-			continue
-		}
-		cand := r.join(append(done, c))
-		fi, err := os.Lstat(cand)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-				missing = true
-				done = append(done, c)
-				continue
-			}
-			return "", fmt.Errorf("path %q: %w", p, err)
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			done = append(done, c)
-			continue
-		}
-		if hops++; hops > maxSymlinks {
-			return "", fmt.Errorf("path %q: too many levels of symbolic links", p)
-		}
-		target, err := os.Readlink(cand)
-		if err != nil {
-			return "", fmt.Errorf("path %q: %w", p, err)
-		}
-		if strings.HasPrefix(target, "/") {
-			done = done[:0]
-		}
-		pending = append(strings.Split(target, "/"), pending...)
-	}
-	return r.join(done), nil
-}
-
-func (r *Root) join(comps []string) string {
-	return filepath.Join(append([]string{r.prefix}, comps...)...)
+	defer w.close()
+	return w.real(), nil
 }
 
 // splitHostPath checks that p is an absolute host path that stays under "/"
 // lexically and returns its cleaned components.
 func splitHostPath(p string) ([]string, error) {
 	if !strings.HasPrefix(p, "/") {
-		return nil, fmt.Errorf("path %q: not an absolute path", p)
+		return nil, errors.New("not an absolute path")
 	}
 	if strings.IndexByte(p, 0) >= 0 {
-		return nil, fmt.Errorf("path %q: contains a NUL byte", p)
+		return nil, errors.New("contains a NUL byte")
 	}
 	var out []string
 	for _, c := range strings.Split(p, "/") {
@@ -168,7 +122,7 @@ func splitHostPath(p string) ([]string, error) {
 		case "", ".":
 		case "..":
 			if len(out) == 0 {
-				return nil, fmt.Errorf("path %q: climbs above /: %w", p, ErrEscapesRoot)
+				return nil, fmt.Errorf("climbs above /: %w", ErrEscapesRoot)
 			}
 			out = out[:len(out)-1]
 		default:
@@ -180,11 +134,21 @@ func splitHostPath(p string) ([]string, error) {
 
 // ReadFile reads the file at host path p.
 func (r *Root) ReadFile(p string) ([]byte, error) {
-	full, err := r.Path(p)
+	w, err := r.walk(p, walkOpts{followFinal: true})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	b, err := os.ReadFile(full)
+	defer w.close()
+	if err := w.needExisting(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	fd, err := w.openFinal(unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	f := os.NewFile(uintptr(fd), w.real())
+	defer f.Close()
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
@@ -193,11 +157,21 @@ func (r *Root) ReadFile(p string) ([]byte, error) {
 
 // Stat returns information on the file at p, following symlinks.
 func (r *Root) Stat(p string) (fs.FileInfo, error) {
-	full, err := r.Path(p)
+	w, err := r.walk(p, walkOpts{followFinal: true})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stat %s: %w", p, err)
 	}
-	fi, err := os.Stat(full)
+	defer w.close()
+	if err := w.needExisting(); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", p, err)
+	}
+	fd, err := w.openFinal(unix.O_PATH, 0)
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", p, err)
+	}
+	f := os.NewFile(uintptr(fd), w.real())
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", p, err)
 	}
@@ -222,15 +196,23 @@ func (r *Root) Exists(p string) (bool, error) {
 // component is removed itself, not its target. Removing what does not exist
 // is not an error.
 func (r *Root) Remove(p string) error {
-	full, err := r.resolve(p, false)
+	w, err := r.walk(p, walkOpts{})
 	if err != nil {
-		return err
+		return fmt.Errorf("remove %s: %w", p, err)
 	}
-	if full == r.prefix {
+	defer w.close()
+	if w.name == "" && !w.missing {
 		return fmt.Errorf("remove %s: refusing to remove the root", p)
 	}
-	if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", p, err)
+	if w.missing {
+		return nil
+	}
+	err = unix.Unlinkat(w.dir(), w.name, 0)
+	if errors.Is(err, unix.EISDIR) {
+		err = unix.Unlinkat(w.dir(), w.name, unix.AT_REMOVEDIR)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %s: %w", p, &fs.PathError{Op: "remove", Path: w.real(), Err: err})
 	}
 	return nil
 }
@@ -239,28 +221,106 @@ func (r *Root) Remove(p string) error {
 // creates get 0755; p itself gets perm, which is applied even if p existed
 // (and regardless of the umask).
 func (r *Root) MkdirAll(p string, perm os.FileMode) error {
-	perm = unixMode(perm)
-	full, err := r.Path(p)
-	if err != nil {
-		return err
-	}
-	if err := mkdirParents(full); err != nil {
-		return fmt.Errorf("mkdir %s: %w", p, err)
-	}
-	if err := os.Mkdir(full, perm); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("mkdir %s: %w", p, err)
-	}
-	fi, err := os.Stat(full)
-	if err != nil {
-		return fmt.Errorf("mkdir %s: %w", p, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("mkdir %s: exists and is not a directory", p)
-	}
-	if err := os.Chmod(full, perm); err != nil {
+	if err := r.mkdirAll(p, unixMode(perm), nil, true); err != nil {
 		return fmt.Errorf("mkdir %s: %w", p, err)
 	}
 	return nil
+}
+
+// MkdirAllOwned creates the directory p and any missing parents, each with
+// perm (exactly) and owner, as write_files makes the parents of a file it
+// writes. Directories that exist, p included, are left as they are.
+func (r *Root) MkdirAllOwned(p string, perm os.FileMode, owner Owner) error {
+	if err := r.mkdirAll(p, unixMode(perm), &owner, false); err != nil {
+		return fmt.Errorf("mkdir %s: %w", p, err)
+	}
+	return nil
+}
+
+func (r *Root) mkdirAll(p string, perm os.FileMode, owner *Owner, chmodExisting bool) error {
+	parentPerm := os.FileMode(0o755)
+	if owner != nil {
+		parentPerm = perm
+	}
+	w, err := r.walk(p, walkOpts{followFinal: true, create: true, dirPerm: parentPerm, owner: owner})
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if w.name != "" {
+		fd, err := mkdirAt(w.dir(), w.name, perm, owner)
+		if err == nil {
+			unix.Close(fd)
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return &fs.PathError{Op: "mkdir", Path: w.real(), Err: err}
+		}
+	}
+	fd, err := w.openFinal(unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return errors.New("exists and is not a directory")
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if chmodExisting {
+		if err := unix.Fchmod(fd, modeBits(perm)); err != nil {
+			return &fs.PathError{Op: "chmod", Path: w.real(), Err: err}
+		}
+	}
+	return nil
+}
+
+// Chown gives the file at p owner. A symlink in p's last component is
+// refused rather than followed (a trusted one, in root's own directories,
+// is resolved first as Path does).
+func (r *Root) Chown(p string, owner Owner) error {
+	err := r.onFinalPath(p, func(fd int) error {
+		return unix.Fchownat(fd, "", owner.UID, owner.GID, unix.AT_EMPTY_PATH)
+	})
+	if err != nil {
+		return fmt.Errorf("chown %s to %s: %w", p, owner, err)
+	}
+	return nil
+}
+
+// Chmod sets the mode of the file at p exactly (setuid, setgid and sticky
+// as unixMode reads them), never through a symlink, as Chown.
+func (r *Root) Chmod(p string, perm os.FileMode) error {
+	bits := modeBits(unixMode(perm))
+	if err := r.onFinalPath(p, func(fd int) error { return chmodPath(fd, bits) }); err != nil {
+		return fmt.Errorf("chmod %s: %w", p, err)
+	}
+	return nil
+}
+
+// onFinalPath runs op on p's final component opened O_PATH|O_NOFOLLOW,
+// refusing a symlink there.
+func (r *Root) onFinalPath(p string, op func(fd int) error) error {
+	w, err := r.walk(p, walkOpts{followFinal: true})
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if err := w.needExisting(); err != nil {
+		return err
+	}
+	fd, err := w.openFinal(unix.O_PATH, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		// Only a link that appeared after the walk gets here.
+		return fmt.Errorf("%s is a symlink; refusing to follow it", w.host())
+	}
+	return op(fd)
 }
 
 // unixMode accepts the setuid, setgid and sticky bits either as Go spells
@@ -280,9 +340,18 @@ func unixMode(perm os.FileMode) os.FileMode {
 	return m
 }
 
-// mkdirParents creates the missing parents of the real path full with 0755.
-func mkdirParents(full string) error {
-	return os.MkdirAll(filepath.Dir(full), 0o755)
+// parentWalk resolves p for writing: missing parents are created with
+// 0755, the final component is named in its opened directory.
+func (r *Root) parentWalk(p string) (*walked, error) {
+	w, err := r.walk(p, walkOpts{followFinal: true, create: true, dirPerm: 0o755})
+	if err != nil {
+		return nil, err
+	}
+	if w.name == "" {
+		w.close()
+		return nil, errors.New("is a directory")
+	}
+	return w, nil
 }
 
 // WriteFile replaces the file at p with data, atomically: a temporary file
@@ -291,55 +360,169 @@ func mkdirParents(full string) error {
 // over p, and the directory is synced. Readers see the old content or the new
 // one, never a mix; on failure the old content stays and no temporary file is
 // left. Missing parent directories are created with 0755 (create them first
-// with MkdirAll for another mode). A symlink at p is followed: its target is
-// replaced, the link stays.
+// with MkdirAll for another mode). A symlink at p is followed if Path would
+// follow it: its target is replaced, the link stays.
+//
+// Every step after resolving p is done relative to the opened directory
+// that holds the file: the temporary file is created there with
+// O_EXCL|O_NOFOLLOW and renamed within it, so no symlink swapped in after
+// the check is ever written through.
 func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) error {
 	perm = unixMode(perm)
-	full, err := r.Path(p)
-	if err != nil {
-		return err
+	if perm&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+		return fmt.Errorf("write %s: mode %v: only permission, setuid, setgid and sticky bits may be set", p, perm)
 	}
-	if err := r.writeAtomic(full, data, perm, owner); err != nil {
+	w, err := r.parentWalk(p)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	defer w.close()
+	if err := r.writeAt(w, data, perm, owner); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
 }
 
-func (r *Root) writeAtomic(full string, data []byte, perm os.FileMode, owner *Owner) error {
-	if err := mkdirParents(full); err != nil {
+// Temporary files are named as atomicfile names its own (".<name>.tmp-<16
+// hex>"), so atomicfile.IsTemp and RemoveStaleTemps know them.
+const (
+	tmpInfix   = ".tmp-"
+	maxTmpBase = 200 // keeps the temporary name within NAME_MAX
+)
+
+func (r *Root) writeAt(w *walked, data []byte, perm os.FileMode, owner *Owner) (err error) {
+	dir := w.dir()
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, w.name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return errors.New("is a directory")
+	}
+	fd, tmp, err := createTempAt(dir, w.name)
+	if err != nil {
+		return &fs.PathError{Op: "create temporary file in", Path: filepath.Dir(w.real()), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(filepath.Dir(w.real()), tmp))
+	closed, renamed := false, false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if !closed {
+			f.Close()
+		}
+		if !renamed {
+			unix.Unlinkat(dir, tmp, 0)
+		}
+	}()
+	if err := r.hook(atomicfile.BeforeWrite); err != nil {
 		return err
 	}
-	w := atomicfile.Writer{Hook: r.writeHook}
-	if owner != nil {
-		w.Chown = func(f *os.File) error { return f.Chown(owner.UID, owner.GID) }
+	if _, err := f.Write(data); err != nil {
+		return err
 	}
-	return w.WriteFile(full, data, perm)
+	if err := fchownMode(int(f.Fd()), owner, perm); err != nil {
+		return err
+	}
+	if err := r.hook(atomicfile.BeforeSync); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := r.hook(atomicfile.BeforeRename); err != nil {
+		return err
+	}
+	if err := unix.Renameat(dir, tmp, dir, w.name); err != nil {
+		return &fs.PathError{Op: "rename", Path: w.real(), Err: err}
+	}
+	renamed = true
+	if err := r.hook(atomicfile.BeforeDirSync); err != nil {
+		return err
+	}
+	return syncDirFD(dir)
+}
+
+func (r *Root) hook(point string) error {
+	if r.writeHook == nil {
+		return nil
+	}
+	if err := r.writeHook(point); err != nil {
+		return fmt.Errorf("aborted at %s: %w", point, err)
+	}
+	return nil
+}
+
+// createTempAt creates a new file named after base in dir, O_EXCL and
+// O_NOFOLLOW, mode 0600, and returns it with its name.
+func createTempAt(dir int, base string) (int, string, error) {
+	if len(base) > maxTmpBase {
+		base = base[:maxTmpBase]
+	}
+	var b [8]byte
+	for range 100 {
+		if _, err := rand.Read(b[:]); err != nil {
+			return -1, "", err
+		}
+		name := "." + base + tmpInfix + hex.EncodeToString(b[:])
+		fd, err := unix.Openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return fd, name, nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return -1, "", err
+		}
+	}
+	return -1, "", errors.New("could not create a unique temporary file")
+}
+
+// syncDirFD fsyncs the directory opened (maybe O_PATH) as dir, making a
+// rename in it durable; filesystems that cannot (EINVAL, ENOTSUP) are fine.
+func syncDirFD(dir int) error {
+	fd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTSUP) {
+		return err
+	}
+	return nil
 }
 
 // AppendFile appends data to the file at p, creating it (and missing parents,
 // 0755) with perm if it does not exist. An existing file keeps its mode.
 func (r *Root) AppendFile(p string, data []byte, perm os.FileMode) error {
-	perm = unixMode(perm)
-	full, err := r.Path(p)
-	if err != nil {
-		return err
-	}
-	if err := appendFile(full, data, perm); err != nil {
+	if err := r.appendFile(p, data, unixMode(perm), nil, false); err != nil {
 		return fmt.Errorf("append %s: %w", p, err)
 	}
 	return nil
 }
 
-func appendFile(full string, data []byte, perm os.FileMode) error {
-	if err := mkdirParents(full); err != nil {
-		return err
+// AppendFileOwned is AppendFile that also gives the file owner and perm
+// when it existed already (as write_files' append does). The owner and mode
+// are set on the opened file, never through a path.
+func (r *Root) AppendFileOwned(p string, data []byte, perm os.FileMode, owner Owner) error {
+	if err := r.appendFile(p, data, unixMode(perm), &owner, true); err != nil {
+		return fmt.Errorf("append %s: %w", p, err)
 	}
-	f, created, err := openAppend(full, perm)
+	return nil
+}
+
+func (r *Root) appendFile(p string, data []byte, perm os.FileMode, owner *Owner, always bool) error {
+	w, err := r.parentWalk(p)
 	if err != nil {
 		return err
 	}
-	if created {
-		if err := f.Chmod(perm); err != nil {
+	defer w.close()
+	f, created, err := w.openAppend(perm)
+	if err != nil {
+		return err
+	}
+	if created || always {
+		if err := fchownMode(int(f.Fd()), owner, perm); err != nil {
 			f.Close()
 			return err
 		}
@@ -355,59 +538,72 @@ func appendFile(full string, data []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-// openAppend opens full for appending, creating it with perm; created says
-// whether this call created it.
-func openAppend(full string, perm os.FileMode) (f *os.File, created bool, err error) {
-	f, err = os.OpenFile(full, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, perm)
+// openAppend opens the walk's final component for appending, creating it
+// with perm; created says whether this call created it. O_NONBLOCK: a FIFO
+// planted there fails instead of hanging the boot.
+func (w *walked) openAppend(perm os.FileMode) (f *os.File, created bool, err error) {
+	fd, err := w.openFinal(unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_EXCL, modeBits(perm)&0o777)
 	if err == nil {
-		return f, true, nil
+		return os.NewFile(uintptr(fd), w.real()), true, nil
 	}
-	if !errors.Is(err, fs.ErrExist) {
+	if !errors.Is(err, unix.EEXIST) {
 		return nil, false, err
 	}
-	f, err = os.OpenFile(full, os.O_WRONLY|os.O_APPEND, 0)
-	return f, false, err
+	fd, err = w.openFinal(unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	return os.NewFile(uintptr(fd), w.real()), false, nil
 }
 
 // logPerm is the only mode a log file may have: logs hold script output,
 // which may hold secrets.
 const logPerm os.FileMode = 0o600
 
-// OpenLog opens the log file at p for appending, creating it (and missing
-// parents, 0755) with mode 0600. An existing log with any permission bit
-// beyond 0600 (readable by its group, say) is set to 0600.
 // RotateLog renames log p to p.1 (replacing an older p.1) when it has grown
 // past max bytes, so a log written at every boot stays bounded: at most
 // about twice max on disk. A missing log is fine.
 func (r *Root) RotateLog(p string, max int64) error {
-	full, err := r.Path(p)
+	w, err := r.walk(p, walkOpts{followFinal: true})
 	if err != nil {
-		return err
+		return fmt.Errorf("rotate log %s: %w", p, err)
 	}
-	fi, err := os.Stat(full)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() <= max) {
+	defer w.close()
+	if w.missing {
+		return nil
+	}
+	var st unix.Stat_t
+	err = unix.Fstatat(w.dir(), w.name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) || (err == nil && st.Size <= max) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("rotate log %s: %w", p, err)
 	}
-	if err := os.Rename(full, full+".1"); err != nil {
-		return fmt.Errorf("rotate log %s: %w", p, err)
+	if err := unix.Renameat(w.dir(), w.name, w.dir(), w.name+".1"); err != nil {
+		return fmt.Errorf("rotate log %s: %w", p, &fs.PathError{Op: "rename", Path: w.real(), Err: err})
 	}
 	return nil
 }
 
+// OpenLog opens the log file at p for appending, creating it (and missing
+// parents, 0755) with mode 0600. An existing log with any permission bit
+// beyond 0600 (readable by its group, say) is set to 0600.
 func (r *Root) OpenLog(p string) (*os.File, error) {
-	full, err := r.Path(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := mkdirParents(full); err != nil {
-		return nil, fmt.Errorf("open log %s: %w", p, err)
-	}
-	f, _, err := openAppend(full, logPerm)
+	w, err := r.parentWalk(p)
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", p, err)
+	}
+	defer w.close()
+	f, created, err := w.openAppend(logPerm)
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", p, err)
+	}
+	if created {
+		if err := f.Chmod(logPerm); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open log %s: %w", p, err)
+		}
 	}
 	fi, err := f.Stat()
 	if err != nil {

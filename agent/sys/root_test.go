@@ -2,6 +2,7 @@ package sys
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -559,5 +560,235 @@ func TestRotateLog(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "var/log/x.log")); !os.IsNotExist(err) {
 		t.Errorf("log still there after rotation: %v", err)
+	}
+}
+
+// hostileHome makes, under a fresh root, /etc/shadow (root's, 0640) and
+// /home/ec2-user owned by uid 1000 as a user's home is, and returns the root
+// and shadow's real path.
+func hostileHome(t *testing.T) (*Root, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a directory owned by another user needs root")
+	}
+	r := newTestRoot(t)
+	put(t, r, "/etc/shadow", "root:$6$secret:19000::::::\n", 0o640)
+	home := filepath.Join(r.Prefix(), "home/ec2-user")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(r.Prefix(), "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(r.Prefix(), "tmp"), os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	return r, filepath.Join(r.Prefix(), "etc/shadow")
+}
+
+// plant makes the symlink p -> target owned by uid 1000, as the user would.
+func plant(t *testing.T, r *Root, p, target string) {
+	t.Helper()
+	full := filepath.Join(r.Prefix(), p)
+	if err := os.Symlink(target, full); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(full, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileState(t *testing.T, full string) string {
+	t.Helper()
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fmt.Sprintf("%v %d:%d %q", fi.Mode(), st.Uid, st.Gid, b)
+}
+
+// A symlink in a directory another user owns, or in a world-writable one
+// like /tmp, is refused by every Root method, whatever it points at; the
+// file it points at keeps its content, mode and owner.
+func TestPlantedSymlinksRefused(t *testing.T) {
+	r, shadow := hostileHome(t)
+	plant(t, r, "/home/ec2-user/app.conf", "/etc/shadow")                 // absolute, read inside the root
+	plant(t, r, "/home/ec2-user/rel.conf", "../../etc/shadow")            // relative, stays inside
+	plant(t, r, "/home/ec2-user/climb.conf", "../../../../../../../../..") // relative, climbs out of the root
+	plant(t, r, "/home/ec2-user/conf", "/etc")                            // a symlinked parent
+	plant(t, r, "/tmp/app.conf", "/etc/shadow")                           // sticky, world-writable
+	before := fileState(t, shadow)
+	owner := &Owner{UID: 1000, GID: 1000}
+
+	for _, tc := range []struct {
+		path, link, why string
+	}{
+		{"/home/ec2-user/app.conf", "/home/ec2-user/app.conf", "owned by uid 1000"},
+		{"/home/ec2-user/rel.conf", "/home/ec2-user/rel.conf", "owned by uid 1000"},
+		{"/home/ec2-user/climb.conf/etc/shadow", "/home/ec2-user/climb.conf", "owned by uid 1000"},
+		{"/home/ec2-user/conf/shadow", "/home/ec2-user/conf", "owned by uid 1000"},
+		{"/home/ec2-user/conf/new/x", "/home/ec2-user/conf", "owned by uid 1000"},
+		{"/tmp/app.conf", "/tmp/app.conf", "writable by others (mode 1777, gid 0)"},
+	} {
+		for name, op := range map[string]func() error{
+			"WriteFile":       func() error { return r.WriteFile(tc.path, []byte("pwned\n"), 0o644, owner) },
+			"AppendFile":      func() error { return r.AppendFile(tc.path, []byte("pwned\n"), 0o644) },
+			"AppendFileOwned": func() error { return r.AppendFileOwned(tc.path, []byte("pwned\n"), 0o644, *owner) },
+			"MkdirAll":        func() error { return r.MkdirAll(tc.path, 0o777) },
+			"MkdirAllOwned":   func() error { return r.MkdirAllOwned(tc.path, 0o777, *owner) },
+			"Chown":           func() error { return r.Chown(tc.path, *owner) },
+			"Chmod":           func() error { return r.Chmod(tc.path, 0o666) },
+			"ReadFile":        func() error { _, err := r.ReadFile(tc.path); return err },
+			"Stat":            func() error { _, err := r.Stat(tc.path); return err },
+			"Path":            func() error { _, err := r.Path(tc.path); return err },
+			"OpenLog": func() error {
+				f, err := r.OpenLog(tc.path)
+				if f != nil {
+					f.Close()
+				}
+				return err
+			},
+		} {
+			err := op()
+			want := tc.link + " is a symlink in a directory " + tc.why + "; refusing to follow it"
+			if !errors.Is(err, ErrUntrustedSymlink) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tc.path) {
+				t.Errorf("%s(%s): error = %v, want ErrUntrustedSymlink naming the path and %q", name, tc.path, err, want)
+			}
+			if after := fileState(t, shadow); after != before {
+				t.Fatalf("%s(%s) changed /etc/shadow: %s, was %s", name, tc.path, after, before)
+			}
+		}
+	}
+	// Remove takes the link itself, never its target: that stays allowed.
+	if err := r.Remove("/home/ec2-user/app.conf"); err != nil {
+		t.Errorf("Remove of a planted link: %v", err)
+	}
+	if entries := listDir(t, filepath.Join(r.Prefix(), "etc")); len(entries) != 1 {
+		t.Errorf("/etc holds %v, want only shadow", entries)
+	}
+}
+
+// Symlinks the image made in root's own directories keep working: the
+// alternatives system, /var/run -> /run, a root-owned directory group-owned
+// by root and group-writable.
+func TestTrustedSymlinksFollowed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ownership checks need root")
+	}
+	r := newTestRoot(t)
+	put(t, r, "/usr/share/app/app.conf", "old\n", 0o644)
+	symlink(t, r, "/etc/alternatives/app.conf", "/usr/share/app/app.conf")
+	symlink(t, r, "/etc/app.conf", "/etc/alternatives/app.conf")
+	symlink(t, r, "/var/run", "/run")
+	symlink(t, r, "/lib", "usr/lib")
+	if err := os.MkdirAll(filepath.Join(r.Prefix(), "srv/shared"), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(r.Prefix(), "srv/shared"), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, r, "/srv/shared/cur", "/usr/share/app")
+
+	if err := r.WriteFile("/etc/app.conf", []byte("new\n"), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(r.Prefix(), "usr/share/app/app.conf")); string(b) != "new\n" {
+		t.Errorf("write through /etc/alternatives: target holds %q", b)
+	}
+	if err := r.AppendFile("/srv/shared/cur/app.conf", []byte("more\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFile("/var/run/ec2init/status.json", []byte("{}"), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(r.Prefix(), "run/ec2init/status.json")); err != nil {
+		t.Errorf("write through /var/run: %v", err)
+	}
+	if err := r.MkdirAll("/lib/modules", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(r.Prefix(), "usr/lib/modules")); err != nil || !fi.IsDir() {
+		t.Errorf("mkdir through /lib: %v", err)
+	}
+	if err := r.Chmod("/etc/app.conf", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := mode(t, filepath.Join(r.Prefix(), "usr/share/app/app.conf")); got != 0o600 {
+		t.Errorf("chmod through trusted links: mode %04o, want 0600", got)
+	}
+	if err := r.Chown("/etc/app.conf", Owner{UID: 1000, GID: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Lstat(filepath.Join(r.Prefix(), "usr/share/app/app.conf"))
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 {
+		t.Errorf("chown through trusted links: uid %d, want 1000", st.Uid)
+	}
+	if b, _ := r.ReadFile("/etc/app.conf"); string(b) != "new\nmore\n" {
+		t.Errorf("content = %q", b)
+	}
+}
+
+// The directory of a file is held open from the check to the rename: a
+// user who swaps it for a symlink to /etc mid-write does not redirect the
+// write, and the temporary file is never left in /etc.
+func TestWriteFileSwappedDirectory(t *testing.T) {
+	r, shadow := hostileHome(t)
+	d := filepath.Join(r.Prefix(), "home/ec2-user/d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := fileState(t, shadow)
+	r.writeHook = func(point string) error {
+		if point != atomicfile.BeforeRename {
+			return nil
+		}
+		if err := os.Rename(d, d+".moved"); err != nil {
+			return err
+		}
+		return os.Symlink("/etc", d) // root-owned link: only the dir it sits in is the user's
+	}
+	err := r.WriteFile("/home/ec2-user/d/shadow", []byte("pwned\n"), 0o644, &Owner{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := fileState(t, shadow); after != before {
+		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
+	}
+	if b, err := os.ReadFile(filepath.Join(d+".moved", "shadow")); err != nil || string(b) != "pwned\n" {
+		t.Errorf("the write should land in the directory that was checked: %q, %v", b, err)
+	}
+	if entries := listDir(t, filepath.Join(r.Prefix(), "etc")); len(entries) != 1 {
+		t.Errorf("/etc holds %v, want only shadow", entries)
+	}
+}
+
+// Chown and Chmod never follow a symlink in the last component, even one
+// that appears in a root-owned directory.
+func TestChownChmodNoFollow(t *testing.T) {
+	r, shadow := hostileHome(t)
+	before := fileState(t, shadow)
+	// Dangling at the walk, so it reaches the final open: the O_NOFOLLOW open.
+	if err := r.Chown("/home/ec2-user/missing", Owner{UID: 1000, GID: 1000}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Chown of a missing file: %v", err)
+	}
+	plant(t, r, "/home/ec2-user/link", "/etc/shadow")
+	for name, op := range map[string]func() error{
+		"Chown": func() error { return r.Chown("/home/ec2-user/link", Owner{UID: 1000, GID: 1000}) },
+		"Chmod": func() error { return r.Chmod("/home/ec2-user/link", 0o666) },
+	} {
+		if err := op(); !errors.Is(err, ErrUntrustedSymlink) {
+			t.Errorf("%s through a planted link: %v", name, err)
+		}
+	}
+	if after := fileState(t, shadow); after != before {
+		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
 	}
 }
