@@ -620,11 +620,11 @@ func fileState(t *testing.T, full string) string {
 // file it points at keeps its content, mode and owner.
 func TestPlantedSymlinksRefused(t *testing.T) {
 	r, shadow := hostileHome(t)
-	plant(t, r, "/home/ec2-user/app.conf", "/etc/shadow")                 // absolute, read inside the root
-	plant(t, r, "/home/ec2-user/rel.conf", "../../etc/shadow")            // relative, stays inside
+	plant(t, r, "/home/ec2-user/app.conf", "/etc/shadow")                  // absolute, read inside the root
+	plant(t, r, "/home/ec2-user/rel.conf", "../../etc/shadow")             // relative, stays inside
 	plant(t, r, "/home/ec2-user/climb.conf", "../../../../../../../../..") // relative, climbs out of the root
-	plant(t, r, "/home/ec2-user/conf", "/etc")                            // a symlinked parent
-	plant(t, r, "/tmp/app.conf", "/etc/shadow")                           // sticky, world-writable
+	plant(t, r, "/home/ec2-user/conf", "/etc")                             // a symlinked parent
+	plant(t, r, "/tmp/app.conf", "/etc/shadow")                            // sticky, world-writable
 	before := fileState(t, shadow)
 	owner := &Owner{UID: 1000, GID: 1000}
 
