@@ -59,7 +59,7 @@ func (b *booter) prepare(ctx context.Context) error {
 	if err := b.loadInstance(ctx); err != nil {
 		return err
 	}
-	b.env = FactsEnv(b.instance)
+	b.env = FactsEnvLog(b.instance, b.log)
 	if err := b.root.WriteFile(InstanceEnvFile, EnvFile(b.env), 0o644, nil); err != nil {
 		return fmt.Errorf("write %s: %w", InstanceEnvFile, err)
 	}

@@ -184,7 +184,7 @@ func runDaemon(ctx context.Context, e *env) error {
 		}
 	}
 	return daemon.Run(ctx, daemon.Options{IMDS: client, Root: root, Log: log, Facts: facts, Notify: sdNotify,
-		Interval: sysCfg.Daemon.Interval.Std(), Hooks: hooks})
+		Interval: sysCfg.Daemon.Interval.Std(), Hooks: hooks, MaxEvents: sysCfg.Daemon.MaxEvents})
 }
 
 // daemonFacts are the EC2_* variables hooks get: the instance.env this
