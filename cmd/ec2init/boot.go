@@ -91,7 +91,9 @@ func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (sta
 		return state.Status{}, err
 	}
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	client, err := e.imdsClient(nil)
+	// The client's warnings (IMDSv1 requests, refused keys) go to the
+	// agent's log with the rest of the boot.
+	client, err := e.imdsClient(func(c *imds.Config) { c.Log = log })
 	if err != nil {
 		return state.Status{}, err
 	}
