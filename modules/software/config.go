@@ -73,10 +73,12 @@ var (
 	installType = config.Object(
 		config.Field{Name: "type", Type: config.Enum(TypeFile, TypeTarball, TypeRPM, TypeDeb, TypePackage, TypePackageUpgrade), Required: true,
 			Doc: "file, tarball (tar.gz or tar.zst), rpm, deb, package (by name from the distribution's repositories) or package-upgrade."},
-		config.Field{Name: "dest", Type: config.String(), Doc: "file: the file's absolute path; tarball: the directory extracted into (replaced atomically)."},
+		config.Field{Name: "dest", Type: config.String(), Doc: "file: the file's absolute path (a symlink there is replaced by the file, its target untouched); tarball: the directory extracted into (replaced atomically), reached through real directories only (no symlink on the way or at dest). Never the root or a system directory such as /etc, /usr, /opt or /usr/local."},
 		config.Field{Name: "mode", Type: config.OneOf(config.String(), config.Int()), Default: "'0644' (file), '0755' (tarball's dest)", Doc: "Octal mode of the file, or of the tarball's dest directory."},
 		config.Field{Name: "owner", Type: config.String(), Default: "root:root", Doc: "user:group owning what is installed (names from the root's /etc/passwd and /etc/group)."},
 		config.Field{Name: "strip_components", Type: config.Int(), Default: "0", Doc: "tarball: leading path components removed from each entry."},
+		config.Field{Name: "max_unpacked_size", Type: config.OneOf(config.String(), config.Int()), Default: "8GiB without a checksum, no cap with one",
+			Doc: "tarball: the most the archive may unpack to (tar stream and members together), in bytes or with a unit (512MiB, 2GiB); beyond it the install fails and dest is left as it was. Also caps a checksum-pinned artifact when set."},
 		config.Field{Name: "security_only", Type: config.Bool(), Default: "false", Doc: "package-upgrade: security updates only (dnf upgrade --security; unattended-upgrade on Debian-likes)."},
 		config.Field{Name: "name", Type: config.String(), Doc: "package: the package name."},
 		config.Field{Name: "version", Type: config.String(), Doc: "package: the version to install (default: the newest)."},
@@ -142,6 +144,7 @@ type Install struct {
 	Mode            fileMode `yaml:"mode" json:"mode,omitempty"`
 	Owner           string   `yaml:"owner" json:"owner,omitempty"`
 	StripComponents int      `yaml:"strip_components" json:"strip_components,omitempty"`
+	MaxUnpackedSize byteSize `yaml:"max_unpacked_size" json:"max_unpacked_size,omitempty"`
 	SecurityOnly    bool     `yaml:"security_only" json:"security_only,omitempty"`
 	Name            string   `yaml:"name" json:"name,omitempty"`
 	Version         string   `yaml:"version" json:"version,omitempty"`
@@ -176,6 +179,48 @@ func (m *fileMode) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*m = fileMode(v)
 	return nil
+}
+
+// byteSize is a size in bytes, written as a YAML integer or a string with
+// a binary unit ("512MiB", "2 GiB", "4096"). Zero means "the default".
+type byteSize int64
+
+// byteUnits are the accepted suffixes; K, M, G and T are binary too, as
+// the caps are documented.
+var byteUnits = []struct {
+	suffix string
+	shift  uint
+}{
+	{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40},
+	{"K", 10}, {"M", 20}, {"G", 30}, {"T", 40}, {"B", 0},
+}
+
+func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return errors.New("max_unpacked_size: expected a size such as 512MiB")
+	}
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("max_unpacked_size %q: %w", n.Value, err)
+	}
+	*b = byteSize(v)
+	return nil
+}
+
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	shift := uint(0)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, shift = strings.TrimSpace(rest), u.shift
+			break
+		}
+	}
+	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)>>shift {
+		return 0, errors.New("expected a positive size in bytes or with a unit (KiB, MiB, GiB, TiB)")
+	}
+	return v << shift, nil
 }
 
 // Remote reports whether the item's source is fetched over the network.
@@ -403,8 +448,10 @@ func checkItem(it *Item, typeRules bool) []string {
 			bad("install.dest is required for type %s", in.Type)
 		case !path.IsAbs(in.Dest):
 			bad("install.dest %q is not an absolute path", in.Dest)
-		case path.Clean(in.Dest) == "/":
-			bad("install.dest may not be /")
+		default:
+			if msg := systemDirError(path.Clean(in.Dest)); msg != "" {
+				bad("%s", msg)
+			}
 		}
 	case TypeRPM, TypeDeb:
 		needsSource = true
@@ -430,6 +477,9 @@ func checkItem(it *Item, typeRules bool) []string {
 	}
 	if in.Type != TypeTarball && in.StripComponents != 0 {
 		bad("install.strip_components is for type tarball")
+	}
+	if in.Type != TypeTarball && in.MaxUnpackedSize != 0 {
+		bad("install.max_unpacked_size is for type tarball")
 	}
 	if in.StripComponents < 0 {
 		bad("install.strip_components %d is negative", in.StripComponents)

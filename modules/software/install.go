@@ -20,7 +20,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
-	"github.com/ec2init/ec2init/agent/state/atomicfile"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/internal/backoff"
 	"github.com/ec2init/ec2init/modules"
@@ -65,16 +64,33 @@ func (m Software) install(ctx context.Context, env *modules.Env, it *Item, art, 
 // artSHA256 (the verified artifact's, when its algorithm is sha256), else
 // computed while copying when record asks for it; a plain copy lets the
 // kernel copy the data (copy_file_range).
+//
+// Symlinks among dest's parents are followed inside the root (a merged-/usr
+// alias such as /bin -> usr/bin is common and harmless: the rename replaces
+// one file, it deletes no tree), but a symlink at dest itself is not: the
+// rename replaces the link with the file and leaves its target untouched,
+// so a link planted at dest cannot turn the install into a write to
+// /etc/shadow. The temporary file and the rename are relative to the parent
+// directory held open.
 func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (InstalledPath, error) {
-	dest, full, owner, err := prepareDest(root, it)
+	dest := path.Clean(it.Install.Dest)
 	fail := func(err error) (InstalledPath, error) {
 		return InstalledPath{}, fmt.Errorf("install %s: %w", dest, err)
 	}
+	owner, err := resolveOwner(root, it.Install.Owner)
 	if err != nil {
 		return fail(err)
 	}
-	if fi, err := os.Lstat(full); err == nil && fi.IsDir() {
+	d, err := openDest(root, dest, true)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.Close()
+	if fi, err := d.parent.Lstat(d.base); err == nil && fi.IsDir() {
 		return fail(errors.New("is a directory"))
+	}
+	if err := d.checkDest(); err != nil {
+		return fail(err)
 	}
 	mode := os.FileMode(it.Install.Mode)
 	if mode == 0 {
@@ -85,7 +101,7 @@ func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (
 		return fail(err)
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".ec2init-")
+	tmpName, tmp, err := d.createTemp("." + d.base + ".ec2init-")
 	if err != nil {
 		return fail(err)
 	}
@@ -93,7 +109,7 @@ func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (
 	defer func() {
 		if !done {
 			tmp.Close()
-			os.Remove(tmp.Name())
+			d.parent.Remove(tmpName)
 		}
 	}()
 	var n int64
@@ -120,40 +136,42 @@ func installFile(root *sys.Root, it *Item, art, artSHA256 string, record bool) (
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		return fail(err)
+	}
 	if err := tmp.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp.Name(), full); err != nil {
+	// rename(2) never follows a symlink at the new name: a link at dest is
+	// replaced, its target left alone.
+	if err := d.parent.Rename(tmpName, d.base); err != nil {
 		return fail(err)
 	}
 	done = true
-	if err := atomicfile.SyncDir(filepath.Dir(full)); err != nil {
-		return fail(err)
-	}
-	fi, err := os.Stat(full)
-	if err != nil {
+	if err := d.dir.Sync(); err != nil {
 		return fail(err)
 	}
 	return InstalledPath{Path: dest, Kind: KindFile, Size: n, MTime: fi.ModTime().UTC(), SHA256: sum}, nil
 }
 
-// resolveOwner reads "user:group" from the root's account files; ""
-// means the agent's own (root at boot), with nothing to chown.
-// prepareDest resolves an item's dest under the root (full is the host
-// path), makes its parent directories, and resolves its owner (nil: the
-// installer's).
-func prepareDest(root *sys.Root, it *Item) (dest, full string, owner *sys.Owner, err error) {
-	dest = path.Clean(it.Install.Dest)
-	if owner, err = resolveOwner(root, it.Install.Owner); err != nil {
-		return dest, "", nil, err
+// createTemp creates a new 0600 file prefix+random in d's parent.
+func (d *destDir) createTemp(prefix string) (string, *os.File, error) {
+	for range 10 {
+		name := prefix + randomSuffix()
+		f, err := d.parent.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			return name, f, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", nil, fmt.Errorf("temporary file in %s: %w", path.Dir(d.dest), err)
+		}
 	}
-	if err = makeParents(root, path.Dir(dest)); err != nil {
-		return dest, "", nil, err
-	}
-	full, err = root.Path(dest)
-	return dest, full, owner, err
+	return "", nil, fmt.Errorf("temporary file in %s: no unused name", path.Dir(d.dest))
 }
 
+// resolveOwner reads "user:group" from the root's account files; ""
+// means the agent's own (root at boot), with nothing to chown.
 func resolveOwner(root *sys.Root, spec string) (*sys.Owner, error) {
 	if spec == "" {
 		return nil, nil
@@ -163,16 +181,6 @@ func resolveOwner(root *sys.Root, spec string) (*sys.Owner, error) {
 		return nil, err
 	}
 	return &o, nil
-}
-
-// makeParents creates dir and its missing parents with 0755; existing
-// directories keep their mode.
-func makeParents(root *sys.Root, dir string) error {
-	ok, err := root.Exists(dir)
-	if err != nil || ok {
-		return err
-	}
-	return root.MkdirAll(dir, 0o755)
 }
 
 // goMode turns the Unix octal setuid/setgid/sticky bits into Go's.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ec2init/ec2init/agent/sys"
 )
 
 // listTree lists the entries under dir: "path" for files (with content),
@@ -192,7 +194,6 @@ func TestTarballNotATarball(t *testing.T) {
 // between its two renames.
 func TestSwitchAndRecover(t *testing.T) {
 	dir := t.TempDir()
-	full := filepath.Join(dir, "app")
 	old := filepath.Join(dir, ".app"+oldMark+"abc")
 	stale := filepath.Join(dir, ".app"+stagingMark+"def")
 	for _, d := range []string{old, stale} {
@@ -202,7 +203,7 @@ func TestSwitchAndRecover(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(old, "v1"), []byte("one"), 0o644)
 	// A crash left dest missing, the old tree aside and a staging dir.
-	if err := recoverSwitch(full); err != nil {
+	if err := recoverSwitch(testDest(t, dir, "app")); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, dir); strings.Join(got, ",") != "app/,app/v1=one" {
@@ -212,7 +213,7 @@ func TestSwitchAndRecover(t *testing.T) {
 	staging := filepath.Join(dir, "new")
 	os.MkdirAll(staging, 0o755)
 	os.WriteFile(filepath.Join(staging, "v2"), []byte("two"), 0o644)
-	if err := switchDirs(staging, filepath.Join(dir, "other")); err != nil {
+	if err := switchDirs(testDest(t, dir, "other"), "new"); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, dir); strings.Join(got, ",") != "app/,app/v1=one,other/,other/v2=two" {
@@ -223,10 +224,10 @@ func TestSwitchAndRecover(t *testing.T) {
 func TestSwitchWithoutExchange(t *testing.T) {
 	tests := []struct {
 		name     string
-		exchange func(a, b string) error
+		exchange func(dirfd int, a, b string) error
 	}{
 		{"renameat2 exchange", exchange},
-		{"no exchange on this filesystem", func(a, b string) error { return syscall.EINVAL }},
+		{"no exchange on this filesystem", func(int, string, string) error { return syscall.EINVAL }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,7 +237,7 @@ func TestSwitchWithoutExchange(t *testing.T) {
 			os.WriteFile(filepath.Join(full, "v1"), []byte("one"), 0o644)
 			os.MkdirAll(staging, 0o755)
 			os.WriteFile(filepath.Join(staging, "v2"), []byte("two"), 0o644)
-			if err := switchDirsWith(staging, full, tt.exchange); err != nil {
+			if err := switchDirsWith(testDest(t, dir, "app"), filepath.Base(staging), tt.exchange); err != nil {
 				t.Fatal(err)
 			}
 			if got := listTree(t, dir); strings.Join(got, ",") != "app/,app/v2=two" {
@@ -249,13 +250,28 @@ func TestSwitchWithoutExchange(t *testing.T) {
 	full := filepath.Join(dir, "app")
 	os.MkdirAll(full, 0o755)
 	os.WriteFile(filepath.Join(full, "v1"), []byte("one"), 0o644)
-	err := switchDirsWith(filepath.Join(dir, "missing-staging"), full, func(a, b string) error { return syscall.ENOSYS })
+	err := switchDirsWith(testDest(t, dir, "app"), "missing-staging", func(int, string, string) error { return syscall.ENOSYS })
 	if err == nil {
 		t.Fatal("switch from a missing staging directory succeeded")
 	}
 	if got := listTree(t, dir); strings.Join(got, ",") != "app/,app/v1=one" {
 		t.Errorf("after a failed switch: %q", got)
 	}
+}
+
+// testDest is dest /base under a root at dir, for the switch helpers.
+func testDest(t *testing.T, dir, base string) *destDir {
+	t.Helper()
+	root, err := sys.NewRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDest(root, "/"+base, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
 }
 
 func TestEntryPath(t *testing.T) {
