@@ -1,16 +1,22 @@
 package writefiles
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/ec2init/ec2init/agent/bounded"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -124,5 +130,169 @@ func TestNothingWrittenOutsideRoot(t *testing.T) {
 		case want != "" && string(b) != want:
 			t.Errorf("%s: %q %v, want %q", p, b, err, want)
 		}
+	}
+}
+
+// fileState is content, mode and owner of the file at full.
+func fileState(t *testing.T, full string) string {
+	t.Helper()
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fmt.Sprintf("%v %d:%d %q", fi.Mode(), st.Uid, st.Gid, b)
+}
+
+// userDir makes the directory p under the root owned by uid 1000, as a
+// user's home or a service user's /opt/<app> is.
+func userDir(t *testing.T, e *modules.Env, p string) {
+	t.Helper()
+	full := filepath.Join(e.Root.Prefix(), p)
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(full, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plant makes the symlink p -> target owned by uid 1000.
+func plant(t *testing.T, e *modules.Env, p, target string) {
+	t.Helper()
+	full := filepath.Join(e.Root.Prefix(), p)
+	if err := os.Symlink(target, full); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(full, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A user who plants a symlink in a directory they own (or in /tmp) cannot
+// make write_files write, append to or chown the file it points at: each
+// such item fails naming its path, /etc/shadow keeps its bytes, mode and
+// owner. A deferred item is checked when it is written, after the user
+// exists; a root-owned symlink is still followed.
+func TestPlantedSymlinksNotFollowed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("directories owned by another user need root")
+	}
+	e := newEnv(t)
+	prefix := e.Root.Prefix()
+	if err := e.Root.WriteFile("/etc/shadow", []byte("root:$6$secret:19000::::::\n"), 0o640, nil); err != nil {
+		t.Fatal(err)
+	}
+	shadow := filepath.Join(prefix, "etc/shadow")
+	userDir(t, e, "/home/ec2-user")
+	userDir(t, e, "/opt/app")
+	if err := os.MkdirAll(filepath.Join(prefix, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(prefix, "tmp"), os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	plant(t, e, "/home/ec2-user/app.conf", "/etc/shadow")
+	plant(t, e, "/home/ec2-user/rel.conf", "../../../../../../../../etc/shadow") // climbs out of the root
+	plant(t, e, "/home/ec2-user/conf", "/etc")
+	plant(t, e, "/opt/app/settings", "../../etc/shadow")
+	plant(t, e, "/tmp/app.conf", "/etc/shadow")
+	// Root's own link, as the alternatives system makes them: followed.
+	if err := os.MkdirAll(filepath.Join(prefix, "etc/alternatives"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/usr/share/app/app.conf", filepath.Join(prefix, "etc/alternatives/app.conf")); err != nil {
+		t.Fatal(err)
+	}
+	before := fileState(t, shadow)
+
+	cfg := modtest.Config(t, `write_files:
+- {path: /home/ec2-user/app.conf, content: "pwned\n", owner: "1000:1000", permissions: '0666'}
+- {path: /home/ec2-user/rel.conf, content: "pwned\n", owner: "1000:1000"}
+- {path: /home/ec2-user/conf/shadow, content: "pwned\n", owner: "1000:1000"}
+- {path: /home/ec2-user/conf/sub/x, content: "pwned\n", owner: "1000:1000"}
+- {path: /opt/app/settings, content: "pwned\n", owner: "1000:1000"}
+- {path: /tmp/app.conf, content: "pwned\n", owner: "1000:1000"}
+- {path: /home/ec2-user/app.conf, content: "pwned\n", append: true, owner: "1000:1000"}
+- {path: /home/later/app.conf, content: "pwned\n", defer: true, owner: "1000:1000"}
+- {path: /etc/alternatives/app.conf, content: "real\n"}
+- {path: /home/ec2-user/plain.conf, content: "mine\n", owner: "1000:1000"}
+`)
+	err := WriteFiles{}.Run(context.Background(), e, cfg)
+	// The user "is created" between the stages and plants a link in the
+	// home it now owns: the deferred pass must check at write time.
+	userDir(t, e, "/home/later")
+	plant(t, e, "/home/later/app.conf", "/etc/shadow")
+	deferredErr := WriteFilesDeferred{}.Run(context.Background(), e, cfg)
+
+	if after := fileState(t, shadow); after != before {
+		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
+	}
+	for _, tt := range []struct {
+		err        error
+		item, link string
+	}{
+		{err, "write_files[0] /home/ec2-user/app.conf", "/home/ec2-user/app.conf"},
+		{err, "write_files[1] /home/ec2-user/rel.conf", "/home/ec2-user/rel.conf"},
+		{err, "write_files[2] /home/ec2-user/conf/shadow", "/home/ec2-user/conf"},
+		{err, "write_files[3] /home/ec2-user/conf/sub/x", "/home/ec2-user/conf"},
+		{err, "write_files[4] /opt/app/settings", "/opt/app/settings"},
+		{err, "write_files[5] /tmp/app.conf", "/tmp/app.conf"},
+		{err, "write_files[6] /home/ec2-user/app.conf", "/home/ec2-user/app.conf"},
+		{deferredErr, "write_files[7] /home/later/app.conf", "/home/later/app.conf"},
+	} {
+		if tt.err == nil || !strings.Contains(tt.err.Error(), tt.item+": ") ||
+			!strings.Contains(tt.err.Error(), tt.link+" is a symlink in a directory") ||
+			!errors.Is(tt.err, sys.ErrUntrustedSymlink) {
+			t.Errorf("error %v: want %s refused, naming %s", tt.err, tt.item, tt.link)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(prefix, "etc")); len(entries) != 2 {
+		t.Errorf("/etc holds %d entries, want shadow and alternatives only (no sub, no temporary file)", len(entries))
+	}
+	for p, want := range map[string]string{
+		"/usr/share/app/app.conf":   "real\n",
+		"/home/ec2-user/plain.conf": "mine\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(prefix, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", p, b, err, want)
+		}
+	}
+}
+
+// A gz+b64 item that inflates past bounded.MaxInMemory fails naming the
+// item, and nothing of it is written; the other items are.
+func TestGzipBombRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("inflates 128 MiB to find the bomb (a second or two, more under -race)")
+	}
+	// 200 MiB of zeros as 200 identical gzip members (a gzip reader reads
+	// concatenated members as one stream): about 200 KiB, built in
+	// milliseconds instead of compressing 200 MiB.
+	var member bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&member, gzip.BestCompression)
+	zw.Write(make([]byte, 1<<20))
+	zw.Close()
+	bomb := bytes.Repeat(member.Bytes(), 200)
+	e := newEnv(t)
+	cfg := modtest.Config(t, fmt.Sprintf(`write_files:
+- {path: /etc/ok, content: fine}
+- {path: /etc/small, encoding: gz+b64, content: %q}
+- {path: /etc/bomb, encoding: gz+b64, content: %q}
+`, base64.StdEncoding.EncodeToString(gz("small")), base64.StdEncoding.EncodeToString(bomb)))
+	err := WriteFiles{}.Run(context.Background(), e, cfg)
+	if err == nil || !errors.Is(err, bounded.ErrTooLarge) ||
+		!strings.Contains(err.Error(), "write_files[2] /etc/bomb: ") || !strings.Contains(err.Error(), "128 MiB") {
+		t.Fatalf("error = %v, want write_files[2] /etc/bomb refused at the 128 MiB cap", err)
+	}
+	if _, err := os.Lstat(filepath.Join(e.Root.Prefix(), "etc/bomb")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("/etc/bomb exists (stat error %v), want nothing written", err)
+	}
+	if names, _ := os.ReadDir(filepath.Join(e.Root.Prefix(), "etc")); len(names) != 2 {
+		t.Errorf("/etc holds %v, want ok and small only", names)
 	}
 }

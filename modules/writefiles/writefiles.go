@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
+	"github.com/ec2init/ec2init/agent/bounded"
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
@@ -380,13 +381,37 @@ func decodeBase64(s string) ([]byte, error) {
 	return b, nil
 }
 
+// gunzip decompresses content, capped at bounded.MaxInMemory: 800 bytes of
+// gz+b64 can expand to 128 MiB, and every item is decoded in both passes.
+// A first pass only counts (nothing is kept), so a bomb is refused without
+// holding its output in memory.
 func gunzip(data []byte) ([]byte, error) {
+	const what = "content"
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	defer zr.Close()
-	return io.ReadAll(zr)
+	err = discard(bounded.NewReader(zr, bounded.MaxInMemory, what+" after gzip"))
+	zr.Close()
+	if err != nil {
+		return nil, err
+	}
+	return bounded.Gunzip(data, bounded.MaxInMemory, what)
+}
+
+// discard reads r to its end in large reads (io.Discard's own 8 KiB reads
+// make counting a bomb several times slower).
+func discard(r io.Reader) error {
+	buf := make([]byte, 1<<20)
+	for {
+		_, err := r.Read(buf)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // resolveOwner returns the item's owner. The default root:root is uid 0,
@@ -404,105 +429,28 @@ func (it item) resolveOwner(root *sys.Root) (sys.Owner, error) {
 
 // write puts the item on disk: parents it creates get 0755 and the item's
 // owner (as cloud-init's write_file does); the file is replaced atomically,
-// or appended to, then given its mode and owner.
+// or appended to, with its mode and owner set on the opened file. Every
+// step goes through sys.Root, which refuses a symlink a user could have
+// planted (~user/app.conf -> /etc/shadow) and acts relative to opened
+// directories: the check is made here, at write time, so a deferred item is
+// checked after the users it names exist.
 func (it item) write(root *sys.Root, owner sys.Owner) error {
 	fail := func(err error) error { return fmt.Errorf("write_files[%d] %s: %w", it.index, it.path, err) }
-	if err := makeParents(root, path.Dir(it.path), owner); err != nil {
+	if err := root.MkdirAllOwned(path.Dir(it.path), 0o755, owner); err != nil {
 		return fail(err)
 	}
 	if it.append {
-		if err := root.AppendFile(it.path, it.content, it.perm); err != nil {
-			return fail(err)
-		}
 		// cloud-init sets mode and owner on an existing file too.
-		if err := setOwnerMode(root, it.path, owner, it.perm); err != nil {
+		if err := root.AppendFileOwned(it.path, it.content, it.perm, owner); err != nil {
 			return fail(err)
 		}
 		return nil
 	}
+	// WriteFile sets the mode after the owner, so setuid and setgid stay.
 	if err := root.WriteFile(it.path, it.content, it.perm, &owner); err != nil {
 		return fail(err)
 	}
-	// chown(2) clears setuid/setgid: put them back (cloud-init does too).
-	if it.perm&0o6000 != 0 {
-		if err := setMode(root, it.path, it.perm); err != nil {
-			return fail(err)
-		}
-	}
 	return nil
-}
-
-// makeParents creates dir and its missing parents with 0755, owned by
-// owner. Existing directories are left alone (their mode and owner).
-func makeParents(root *sys.Root, dir string, owner sys.Owner) error {
-	var missing []string
-	for d := dir; ; d = path.Dir(d) {
-		ok, err := root.Exists(d)
-		if err != nil {
-			return err
-		}
-		if ok {
-			break
-		}
-		missing = append(missing, d)
-		if d == "/" {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	// dir is missing, so MkdirAll's mode applies to new directories only.
-	if err := root.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, d := range missing {
-		full, err := root.Path(d)
-		if err != nil {
-			return err
-		}
-		if err := os.Lchown(full, owner.UID, owner.GID); err != nil {
-			return fmt.Errorf("chown %s to %s: %w", d, owner, err)
-		}
-	}
-	return nil
-}
-
-func setOwnerMode(root *sys.Root, p string, owner sys.Owner, perm os.FileMode) error {
-	full, err := root.Path(p)
-	if err != nil {
-		return err
-	}
-	if err := os.Chown(full, owner.UID, owner.GID); err != nil {
-		return fmt.Errorf("chown %s to %s: %w", p, owner, err)
-	}
-	return setMode(root, p, perm)
-}
-
-func setMode(root *sys.Root, p string, perm os.FileMode) error {
-	full, err := root.Path(p)
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(full, goMode(perm)); err != nil {
-		return fmt.Errorf("chmod %s: %w", p, err)
-	}
-	return nil
-}
-
-// goMode turns the Unix octal setuid/setgid/sticky bits into Go's.
-func goMode(perm os.FileMode) os.FileMode {
-	m := perm & fs.ModePerm
-	if perm&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if perm&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if perm&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
 }
 
 // pendingItem is an item left for the deferred pass: index and path only,
