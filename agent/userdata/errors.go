@@ -3,6 +3,8 @@ package userdata
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ec2init/ec2init/agent/bounded"
 )
 
 // Sentinel errors, for errors.Is. Every error from this package also carries the
@@ -43,7 +45,8 @@ func (e *PartError) Unwrap() error { return e.Err }
 type limitError struct {
 	what  string
 	limit int64
-	count bool // limit is a count, not bytes
+	count bool  // limit is a count, not bytes
+	cause error // the *bounded.TooLargeError behind it, if any
 }
 
 func (e *limitError) Error() string {
@@ -53,7 +56,13 @@ func (e *limitError) Error() string {
 	return fmt.Sprintf("%s exceeds %s", e.what, formatSize(e.limit))
 }
 
-func (e *limitError) Is(target error) bool { return target == ErrTooLarge }
+// Is matches this package's ErrTooLarge and, like every cap on expanding
+// input, bounded.ErrTooLarge.
+func (e *limitError) Is(target error) bool {
+	return target == ErrTooLarge || target == bounded.ErrTooLarge
+}
+
+func (e *limitError) Unwrap() error { return e.cause }
 
 // formatSize prints a limit the way people configure it: 16 MiB, not 16777216.
 func formatSize(n int64) string {

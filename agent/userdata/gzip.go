@@ -3,9 +3,11 @@ package userdata
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/ec2init/ec2init/agent/bounded"
 )
 
 // isGzip reports whether b starts with the gzip magic bytes.
@@ -23,20 +25,26 @@ var decompTypes = map[string]bool{
 	"application/x-gzip-compressed": true,
 }
 
-// gunzip decompresses b, reading at most limit bytes of output so a gzip bomb
-// costs limit bytes of memory and a clear error; maxSize is the configured cap
-// named in that error.
+// gunzip decompresses b through agent/bounded, reading at most limit bytes
+// of output (and never more than bounded.MaxInMemory, however large the
+// configured budget), so a gzip bomb costs that much memory and a clear
+// error; maxSize is the configured cap named in that error.
 func gunzip(b []byte, limit, maxSize int64) ([]byte, error) {
+	named := maxSize
+	if limit > bounded.MaxInMemory {
+		limit = bounded.MaxInMemory
+		named = min(maxSize, bounded.MaxInMemory)
+	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return nil, gzipErr(err)
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	out, err := bounded.ReadAll(zr, limit, "decompressed user data")
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, fmt.Errorf("gzip: %w", &limitError{what: "decompressed size", limit: named, cause: err})
+	}
 	if err != nil {
 		return nil, gzipErr(err)
-	}
-	if int64(len(out)) > limit {
-		return nil, fmt.Errorf("gzip: %w", &limitError{what: "decompressed size", limit: maxSize})
 	}
 	return out, nil
 }

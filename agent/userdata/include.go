@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // Include is one URL of an #include part.
@@ -130,7 +132,7 @@ func (r *resolver) one(ctx context.Context, inc Include, where string, depth int
 	if err != nil {
 		return nil, fmt.Errorf("user data: %s: %w: %w", where, ErrInclude, err)
 	}
-	shown := redactURL(u)
+	shown := redact.Origin(u.String())
 	where += " (" + shown + ")"
 	if r.fetched >= r.opts.MaxIncludes {
 		return nil, fmt.Errorf("user data: %s: %w: more than %d URLs", where, ErrInclude, r.opts.MaxIncludes)
@@ -148,7 +150,7 @@ func (r *resolver) one(ctx context.Context, inc Include, where string, depth int
 	}
 	body, err := fetch(ctx, inc.URL)
 	if err != nil {
-		return nil, fmt.Errorf("user data: %s: %w: %w", where, ErrInclude, &redactedError{err: err, secrets: []string{inc.URL, u.String(), u.Redacted()}, shown: shown})
+		return nil, fmt.Errorf("user data: %s: %w: %w", where, ErrInclude, &redactedError{err: err, secrets: []string{inc.URL, u.String(), u.Redacted(), redact.URL(inc.URL)}, shown: shown})
 	}
 	if int64(len(body)) > r.budget.remaining() {
 		return nil, fmt.Errorf("user data: %s: %w", where, &limitError{what: "included user data", limit: r.budget.max})
@@ -192,18 +194,11 @@ func checkURL(raw string, allowHTTP bool) (*url.URL, error) {
 // knownSchemes are named in errors; other schemes may be text that is not a URL.
 var knownSchemes = map[string]bool{"file": true, "s3": true, "ftp": true, "ftps": true, "sftp": true, "gs": true, "data": true}
 
-// redactURL keeps what identifies a server, not what grants access: the path
-// and query of a presigned URL are credentials.
-func redactURL(u *url.URL) string {
-	s := strings.ToLower(u.Scheme) + "://" + u.Host
-	if u.Path != "" || u.RawQuery != "" || u.Opaque != "" {
-		s += "/..."
-	}
-	return s
-}
-
 // redactedError hides the URL in a fetcher's error (net/http quotes it whole)
-// while keeping the error chain for errors.Is/As.
+// while keeping the error chain for errors.Is/As. The include's own URL,
+// in whatever form the fetcher quoted it, becomes the include's origin (its
+// path can be the credential); any other URL (a redirect's) goes through
+// redact.Text.
 type redactedError struct {
 	err     error
 	secrets []string
@@ -213,11 +208,13 @@ type redactedError struct {
 func (e *redactedError) Error() string {
 	msg := e.err.Error()
 	for _, s := range e.secrets {
-		if s != "" {
+		// A form that is part of shown ("https://h/" of "https://h/...")
+		// is already hidden, and replacing it would garble shown.
+		if s != "" && !strings.Contains(e.shown, s) {
 			msg = strings.ReplaceAll(msg, s, e.shown)
 		}
 	}
-	return msg
+	return redact.Text(msg)
 }
 
 func (e *redactedError) Unwrap() error { return e.err }

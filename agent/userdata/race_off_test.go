@@ -1,0 +1,5 @@
+//go:build !race
+
+package userdata
+
+const raceEnabled = false
