@@ -91,48 +91,35 @@ func UpdateAuthorizedKeys(root *sys.Root, acct Account, keys []string, remove ma
 	if err != nil {
 		return fmt.Errorf("user %s: %w", acct.Name, err)
 	}
-	home, err := root.Path(acct.Home)
-	if err != nil {
-		return fmt.Errorf("user %s: %w", acct.Name, err)
-	}
-	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
+	if fi, err := root.Stat(acct.Home); err != nil || !fi.IsDir() {
+		if errors.Is(err, sys.ErrUntrustedSymlink) || errors.Is(err, sys.ErrEscapesRoot) {
+			return fmt.Errorf("user %s: %w", acct.Name, err)
+		}
 		return fmt.Errorf("user %s: home directory %s does not exist (a system user, or no_create_home?)", acct.Name, acct.Home)
 	}
 	sshDir := filepath.Join(acct.Home, ".ssh")
 	file := filepath.Join(sshDir, "authorized_keys")
-	realDir := filepath.Join(home, ".ssh")
-	switch fi, err := os.Lstat(realDir); {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.Mkdir(realDir, 0o700); err != nil {
-			return fmt.Errorf("user %s: mkdir %s: %w", acct.Name, sshDir, err)
-		}
-		// Mkdir is subject to the umask; the mode must be exact.
-		if err := os.Chmod(realDir, 0o700); err != nil {
-			return fmt.Errorf("user %s: chmod %s: %w", acct.Name, sshDir, err)
-		}
-		if err := os.Lchown(realDir, owner.UID, owner.GID); err != nil {
-			return fmt.Errorf("user %s: chown %s: %w", acct.Name, sshDir, err)
-		}
-	case err != nil:
+	// sys.Root already refuses a symlink in a directory the user owns and
+	// acts through opened directories; ~/.ssh and the file are refused as
+	// symlinks even in a root-owned home, which sshd's StrictModes would
+	// not trust either, with a message saying why.
+	if err := refuseSymlink(root, sshDir); err != nil {
 		return fmt.Errorf("user %s: %w", acct.Name, err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("user %s: %s is a symlink; not writing keys through it", acct.Name, sshDir)
-	case !fi.IsDir():
-		return fmt.Errorf("user %s: %s is not a directory", acct.Name, sshDir)
+	}
+	// Made 0700 and owned by the user on the opened directory, never
+	// through a path the user can change; an existing one is left alone.
+	if err := root.MkdirAllOwned(sshDir, 0o700, owner); err != nil {
+		return fmt.Errorf("user %s: %w", acct.Name, err)
+	}
+	if err := refuseSymlink(root, file); err != nil {
+		return fmt.Errorf("user %s: %w", acct.Name, err)
 	}
 	var old []string
-	realFile := filepath.Join(realDir, "authorized_keys")
-	switch fi, err := os.Lstat(realFile); {
+	switch b, err := root.ReadFile(file); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return fmt.Errorf("user %s: %w", acct.Name, err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("user %s: %s is a symlink; not writing keys through it", acct.Name, file)
 	default:
-		b, err := root.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("user %s: %w", acct.Name, err)
-		}
 		old = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 		if len(old) == 1 && old[0] == "" {
 			old = nil
@@ -145,6 +132,27 @@ func UpdateAuthorizedKeys(root *sys.Root, acct Account, keys []string, remove ma
 	}
 	if err := root.WriteFile(file, []byte(data), 0o600, &owner); err != nil {
 		return fmt.Errorf("user %s: %w", acct.Name, err)
+	}
+	return nil
+}
+
+// refuseSymlink fails if the last component of p is a symlink, and says
+// when p is not a directory where one is expected (~/.ssh).
+func refuseSymlink(root *sys.Root, p string) error {
+	dir, base := filepath.Split(p)
+	d, err := root.Path(dir)
+	if err != nil {
+		return err
+	}
+	switch fi, err := os.Lstat(filepath.Join(d, base)); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symlink; not writing keys through it", p)
+	case base == ".ssh" && !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", p)
 	}
 	return nil
 }

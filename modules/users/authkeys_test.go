@@ -1,6 +1,8 @@
 package users
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -136,5 +138,35 @@ func TestUpdateAuthorizedKeysNoHome(t *testing.T) {
 	acct.Home = "/nonexistent"
 	if err := UpdateAuthorizedKeys(root, acct, []string{k1}, nil); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A service user who owns a directory on the way to its home can swap the
+// home for a symlink to /root: the keys must not be written there, nor
+// /root/.ssh given to that user.
+func TestUpdateAuthorizedKeysPlantedHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a directory owned by another user needs root")
+	}
+	root, acct := testRoot(t, "/srv/app/home")
+	prefix := root.Prefix()
+	if err := os.MkdirAll(filepath.Join(prefix, "root/.ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(prefix, "srv/app"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(prefix, "srv/app/home")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/root", filepath.Join(prefix, "srv/app/home")); err != nil {
+		t.Fatal(err)
+	}
+	err := UpdateAuthorizedKeys(root, acct, []string{k1}, nil)
+	if !errors.Is(err, sys.ErrUntrustedSymlink) || !strings.Contains(err.Error(), "/srv/app/home is a symlink") {
+		t.Fatalf("err = %v, want the planted home refused", err)
+	}
+	if _, err := os.Lstat(filepath.Join(prefix, "root/.ssh/authorized_keys")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("keys written through the planted home (stat error %v)", err)
 	}
 }
