@@ -282,10 +282,11 @@ func readStatus(e *env) (state.Status, bool, error) {
 	// The /run copy first: it is this boot's (/run starts empty), updated
 	// after every module, and readable without root. status.json, durable
 	// at stage ends, is the record across reboots.
+	// Root reads the full copy; others the one without messages.
 	var st state.Status
-	data, err := os.ReadFile(filepath.Join(e.root, agent.RunStatusFile))
+	root, err := sys.NewRoot(e.root)
 	if err == nil {
-		err = json.Unmarshal(data, &st)
+		st, _, err = agent.ReadRunStatus(root)
 	}
 	if err != nil || st.BootID != store.BootID() {
 		if st, err = store.ReadStatus(); errors.Is(err, fs.ErrPermission) {
