@@ -462,7 +462,9 @@ func newUserDataCommand(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(out, "instance %s: %d bytes of user data, %d parts\n", rep.InstanceID, rep.Size, len(rep.Parts))
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "#\tFILENAME\tTYPE\tSIZE\tRUNS\tRAN")
+			// NAME, not the raw filename: unique per part (the script file
+			// and run record), and file-safe, so no terminal escapes.
+			fmt.Fprintln(tw, "#\tNAME\tTYPE\tSIZE\tRUNS\tRAN")
 			for _, p := range rep.Parts {
 				runs, ran := "read by modules", "-"
 				if p.Stage != "" {
@@ -472,7 +474,7 @@ func newUserDataCommand(e *env) *cobra.Command {
 						ran = "every boot"
 					}
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", p.Index, p.Filename, p.ContentType, p.Size, runs, ran)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", p.Index, p.Name, p.ContentType, p.Size, runs, ran)
 			}
 			tw.Flush()
 			for _, w := range rep.Warnings {
