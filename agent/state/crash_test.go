@@ -47,7 +47,6 @@ func crashChild(mode string) error {
 	root, boot, instance := os.Getenv(crashRootEnv), os.Getenv(crashBootEnv), os.Getenv(crashInstanceEnv)
 	switch mode {
 	case "loop":
-		fmt.Println("ready")
 		return crashLoop(root, boot, instance)
 	case "status", "module":
 		point := os.Getenv(crashPointEnv)
@@ -87,6 +86,9 @@ func crashLoop(root, boot, instance string) error {
 	if _, err := s.BeginInstance(instance); err != nil {
 		return err
 	}
+	// Ready only once the state directories exist: a kill before that
+	// would leave nothing to check, which is not what this test asks.
+	fmt.Println("ready")
 	started := time.Now()
 	for i := 0; ; i++ {
 		m, f := fmt.Sprintf("mod%d", i%7), allFrequencies[i%len(allFrequencies)]
