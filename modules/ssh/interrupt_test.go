@@ -74,3 +74,34 @@ func TestInterruptedRenewalFinishes(t *testing.T) {
 		t.Error("a finished renewal was done again")
 	}
 }
+
+// TestHalfKeyPairMadeAgain: on a run for the same instance, a type whose
+// public key is missing is made again as a whole, so its two files match.
+func TestHalfKeyPairMadeAgain(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skipf("ssh-keygen not installed: %v", err)
+	}
+	d := newDisk(t)
+	const doc = "ssh_genkeytypes: [ed25519]\n"
+	if err := d.boot(SSH{}, "i-aaaa", true, keyA, doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.env.Root.Remove("/etc/ssh/ssh_host_ed25519_key.pub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.boot(SSH{}, "i-aaaa", false, keyA, doc); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := d.env.Root.Path("/etc/ssh/ssh_host_ed25519_key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	derived, err := exec.Command("ssh-keygen", "-y", "-f", priv).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := d.read("/etc/ssh/ssh_host_ed25519_key.pub")
+	if f := strings.Fields(pub); len(f) < 2 || !strings.Contains(string(derived), f[1]) {
+		t.Errorf("public key %q does not match the private key (%q)", pub, derived)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,11 +402,11 @@ func (r *run) missingKeys(types []string) []string {
 	return out
 }
 
-// keygen makes the host key of type t in dir (/etc/ssh under the root, as
-// a host path): ssh-keygen writes a temporary directory in dir, and the
-// files are synced and renamed into place, the public key first. Where the
-// image has the ssh_keys group (gid; Amazon Linux, RHEL), the private key
-// is root:ssh_keys 0640, as sshd's own keygen makes it.
+// keygen makes the host key of type t: ssh-keygen writes into a temporary
+// directory in dir (/etc/ssh under the root, as a real path), and the files
+// are written into /etc/ssh from there. Where the image has the ssh_keys
+// group (gid; Amazon Linux, RHEL), the private key is root:ssh_keys 0640,
+// as sshd's own keygen makes it.
 func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
 	tmp, err := os.MkdirTemp(dir, keygenTempPrefix+t+"-")
 	if err != nil {
@@ -428,36 +429,36 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
 	case res.ExitCode != 0:
 		return fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
 	}
-	priv := filepath.Join(tmp, name)
+	// Into place through the root's atomic writes (temporary file, fsync,
+	// rename; no symlink followed): an old private key of the type goes
+	// first, then the public key, then the private one, so a crash between
+	// any two steps leaves the type without a private key (made again next
+	// run), never a private key that does not match its public one.
+	pub, err := os.ReadFile(filepath.Join(tmp, name+".pub"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	priv, err := os.ReadFile(filepath.Join(tmp, name))
+	if err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	if err := r.env.Root.Remove("/etc/ssh/" + name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	if err := r.env.Root.WriteFile("/etc/ssh/"+name+".pub", pub, 0o644, nil); err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
 	if gid != nil {
-		if err := os.Chown(priv, 0, *gid); err == nil {
-			_ = os.Chmod(priv, 0o640)
+		err := r.env.Root.WriteFile("/etc/ssh/"+name, priv, 0o640, &sys.Owner{UID: 0, GID: *gid})
+		if err == nil {
+			return nil
 		}
+		r.log.Warn("host key: root:ssh_keys 0640 refused; 0600", zap.String("type", t), zap.Error(err))
 	}
-	for _, f := range []string{priv + ".pub", priv} {
-		if err := syncFile(f); err != nil {
-			return fmt.Errorf("%s: %w", t, err)
-		}
-	}
-	for _, f := range []string{name + ".pub", name} {
-		if err := os.Rename(filepath.Join(tmp, f), filepath.Join(dir, f)); err != nil {
-			return fmt.Errorf("%s: %w", t, err)
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := r.env.Root.WriteFile("/etc/ssh/"+name, priv, 0o600, nil); err != nil {
+		return fmt.Errorf("%s: %w", t, err)
 	}
 	return nil
-}
-
-func syncFile(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // printHostKeys writes the fingerprints and public host keys to the console
