@@ -184,31 +184,31 @@ func checkState(t *testing.T, dir string) (temps int) {
 			perr = errors.New("a state file was found corrupt")
 		case parent == "data":
 			var v string
-			if v, perr = readText(p); perr == nil && !validName(v) {
+			if v, perr = readRealText(p); perr == nil && !validName(v) {
 				perr = fmt.Errorf("holds %q", v)
 			}
 		case name == "transition.json":
 			var tr Transition
-			if tr, perr = readJSON[Transition](p); perr == nil && tr.InstanceID == "" {
+			if tr, perr = readRealJSON[Transition](p); perr == nil && tr.InstanceID == "" {
 				perr = errors.New("no instance id")
 			}
 		case parent == "sem":
 			var si SemInfo
-			if si, perr = readJSON[SemInfo](p); perr == nil && (si.Module == "" || !si.Frequency.Valid()) {
+			if si, perr = readRealJSON[SemInfo](p); perr == nil && (si.Module == "" || !si.Frequency.Valid()) {
 				perr = fmt.Errorf("%+v", si)
 			}
 		case parent == "records":
 			var r Record
-			if r, perr = readJSON[Record](p); perr == nil && r.State != RecordRunning && r.State != RecordFinished {
+			if r, perr = readRealJSON[Record](p); perr == nil && r.State != RecordRunning && r.State != RecordFinished {
 				perr = fmt.Errorf("%+v", r)
 			}
 		case rel == "status.json" || rel == "result.json":
 			var st Status
-			if st, perr = readJSON[Status](p); perr == nil && st.Version != StatusVersion {
+			if st, perr = readRealJSON[Status](p); perr == nil && st.Version != StatusVersion {
 				perr = fmt.Errorf("version %d", st.Version)
 			}
 		case name == "boot-finished":
-			_, perr = readJSON[BootFinished](p)
+			_, perr = readRealJSON[BootFinished](p)
 		case name == UserDataRaw || parent == UserDataParts:
 			var b []byte
 			if b, perr = os.ReadFile(p); perr == nil {

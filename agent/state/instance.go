@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -63,7 +62,7 @@ func (s *Store) BeginInstance(instanceID string) (Transition, error) {
 	defer s.mu.Unlock()
 
 	transPath := filepath.Join(s.bootDir(s.bootID), "transition.json")
-	t, err := readJSON[Transition](transPath)
+	t, err := readJSON[Transition](s, transPath)
 	switch {
 	case err == nil && t.InstanceID == instanceID && t.BootID == s.bootID:
 		t.Resumed = true
@@ -99,11 +98,11 @@ func (s *Store) BeginInstance(instanceID string) (Transition, error) {
 
 // decide compares instanceID and the boot id with what data/ records.
 func (s *Store) decide(instanceID string) (Transition, error) {
-	recorded, err := readText(s.dataPath("instance-id"))
+	recorded, err := s.readText(s.dataPath("instance-id"))
 	if err != nil {
 		return Transition{}, err
 	}
-	lastBoot, err := readText(s.dataPath("last-boot-id"))
+	lastBoot, err := s.readText(s.dataPath("last-boot-id"))
 	if err != nil {
 		return Transition{}, err
 	}
@@ -120,7 +119,7 @@ func (s *Store) decide(instanceID string) (Transition, error) {
 	if !t.NewBoot {
 		// Already recorded in this boot (the instance id changed within it,
 		// or the decision was lost): the boot before is in previous-boot-id.
-		if t.PreviousBootID, err = readText(s.dataPath("previous-boot-id")); err != nil {
+		if t.PreviousBootID, err = s.readText(s.dataPath("previous-boot-id")); err != nil {
 			return Transition{}, err
 		}
 	}
@@ -129,7 +128,7 @@ func (s *Store) decide(instanceID string) (Transition, error) {
 
 // apply brings data/ in line with t; it writes only what differs.
 func (s *Store) apply(t Transition) error {
-	recorded, err := readText(s.dataPath("instance-id"))
+	recorded, err := s.readText(s.dataPath("instance-id"))
 	if err != nil {
 		return err
 	}
@@ -143,7 +142,7 @@ func (s *Store) apply(t Transition) error {
 			return err
 		}
 	}
-	lastBoot, err := readText(s.dataPath("last-boot-id"))
+	lastBoot, err := s.readText(s.dataPath("last-boot-id"))
 	if err != nil {
 		return err
 	}
@@ -163,16 +162,16 @@ func (s *Store) apply(t Transition) error {
 // pruneBoots removes the directories of boots other than this one and prev.
 func (s *Store) pruneBoots(prev string) error {
 	dir := filepath.Join(s.state, "boots")
-	entries, err := os.ReadDir(dir)
+	entries, err := s.readDir(dir)
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return err
 	}
 	var errs []error
 	for _, e := range entries {
 		if e.Name() == s.bootID || e.Name() == prev {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+		if err := s.removeAll(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -216,11 +215,21 @@ func (s *Store) UseInstance(id string) error {
 // RecordedInstanceID reads the instance id the disk last recorded
 // (data/instance-id), "" if none; it works on a read-only store.
 func (s *Store) RecordedInstanceID() (string, error) {
-	return readText(s.dataPath("instance-id"))
+	return s.readText(s.dataPath("instance-id"))
 }
 
-// InstanceDir is the current instance's directory.
+// InstanceDir is the current instance's directory: its real path under the
+// root prefix (lexical, symlinks not resolved).
 func (s *Store) InstanceDir() (string, error) {
+	dir, err := s.currentInstanceDir()
+	if err != nil {
+		return "", err
+	}
+	return s.lexical(dir), nil
+}
+
+// currentInstanceDir is the current instance's directory as a host path.
+func (s *Store) currentInstanceDir() (string, error) {
 	id := s.InstanceID()
 	if id == "" {
 		return "", ErrNoInstance
@@ -229,9 +238,9 @@ func (s *Store) InstanceDir() (string, error) {
 }
 
 // instanceFile checks name, a slash-separated path relative to the instance
-// directory, and returns its real path.
+// directory, and returns its host path.
 func (s *Store) instanceFile(name string) (string, error) {
-	dir, err := s.InstanceDir()
+	dir, err := s.currentInstanceDir()
 	if err != nil {
 		return "", err
 	}
@@ -268,7 +277,7 @@ func (s *Store) ReadInstanceFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	b, err := s.r.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
@@ -286,8 +295,8 @@ func (s *Store) RemoveInstanceFile(name string) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	if err := os.RemoveAll(p); err != nil {
-		return fmt.Errorf("state: %w", err)
+	if err := s.removeAll(p); err != nil {
+		return err
 	}
 	return nil
 }
@@ -302,7 +311,7 @@ type BootFinished struct {
 // MarkBootFinished records that the agent finished the current boot of the
 // current instance, with the agent's version.
 func (s *Store) MarkBootFinished(version string) error {
-	dir, err := s.InstanceDir()
+	dir, err := s.currentInstanceDir()
 	if err != nil {
 		return err
 	}
@@ -312,9 +321,9 @@ func (s *Store) MarkBootFinished(version string) error {
 // ReadBootFinished reads the current instance's boot-finished record; an
 // error matching fs.ErrNotExist when no boot of it finished.
 func (s *Store) ReadBootFinished() (BootFinished, error) {
-	dir, err := s.InstanceDir()
+	dir, err := s.currentInstanceDir()
 	if err != nil {
 		return BootFinished{}, err
 	}
-	return readJSON[BootFinished](filepath.Join(dir, "boot-finished"))
+	return readJSON[BootFinished](s, filepath.Join(dir, "boot-finished"))
 }

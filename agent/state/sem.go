@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,7 +101,7 @@ func (s *Store) ShouldRun(module string, f Frequency) (run bool, info SemInfo, e
 	if f == Always {
 		return true, SemInfo{}, nil
 	}
-	info, err = readJSON[SemInfo](filepath.Join(dir, semName(module, f)))
+	info, err = readJSON[SemInfo](s, filepath.Join(dir, semName(module, f)))
 	switch {
 	case err == nil:
 		return false, info, nil
@@ -141,7 +140,7 @@ func (s *Store) ClearDone(module string, f Frequency) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	if err := os.Remove(filepath.Join(dir, semName(module, f))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.r.Remove(filepath.Join(dir, semName(module, f))); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil
@@ -192,7 +191,7 @@ func (s *Store) MarkFinished(module string, f Frequency, outcome Outcome, runErr
 	if runErr != nil {
 		rec.Error = runErr.Error()
 	}
-	if old, err := readJSON[Record](p); err == nil && old.State == RecordRunning && old.BootID == s.bootID {
+	if old, err := readJSON[Record](s, p); err == nil && old.State == RecordRunning && old.BootID == s.bootID {
 		rec.StartedAt = old.StartedAt
 		rec.DurationMS = Millis(old.StartedAt, now)
 	}
@@ -209,7 +208,7 @@ func (s *Store) Interrupted(module string, f Frequency) (bool, Record, error) {
 	if err != nil {
 		return false, Record{}, err
 	}
-	rec, err := readJSON[Record](filepath.Join(dir, recordName(module, f)))
+	rec, err := readJSON[Record](s, filepath.Join(dir, recordName(module, f)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, Record{}, nil
 	}
@@ -238,10 +237,10 @@ func (s *Store) ListInterrupted() ([]Record, error) {
 	var out []Record
 	var errs []error
 	scan := func(dir string, skip map[string]bool) map[string]bool {
-		entries, err := os.ReadDir(dir)
+		entries, err := s.readDir(dir)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("state: %w", err))
+				errs = append(errs, err)
 			}
 			return nil
 		}
@@ -252,7 +251,7 @@ func (s *Store) ListInterrupted() ([]Record, error) {
 				continue
 			}
 			seen[name] = true
-			rec, err := readJSON[Record](filepath.Join(dir, name))
+			rec, err := readJSON[Record](s, filepath.Join(dir, name))
 			if err != nil {
 				errs = append(errs, err)
 				continue

@@ -75,7 +75,7 @@ func (s *Store) WriteStatus(st Status) error {
 // fs.ErrNotExist (no boot has started); an unparsable one is a
 // *CorruptError matching ErrCorrupt.
 func (s *Store) ReadStatus() (Status, error) {
-	return readJSON[Status](s.statusPath())
+	return readJSON[Status](s, s.statusPath())
 }
 
 // WriteResult replaces result.json, the last finished boot's status, as
@@ -86,7 +86,7 @@ func (s *Store) WriteResult(st Status) error {
 
 // ReadResult reads result.json, as ReadStatus does status.json.
 func (s *Store) ReadResult() (Status, error) {
-	return readJSON[Status](s.resultPath())
+	return readJSON[Status](s, s.resultPath())
 }
 
 // normalize returns a copy of st ready to write; st is not changed.

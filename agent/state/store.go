@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ec2init/ec2init/agent/state/atomicfile"
+	"github.com/ec2init/ec2init/agent/sys"
 )
 
 // Host paths (under the root prefix) of the agent's state, runtime directory
@@ -45,8 +46,9 @@ var (
 	// whose content cannot be parsed; see CorruptError.
 	ErrCorrupt = errors.New("corrupt state file")
 	// ErrEscapesRoot is wrapped by errors for paths that would leave the
-	// root prefix.
-	ErrEscapesRoot = errors.New("path escapes the root")
+	// root prefix. It is sys.ErrEscapesRoot: every path of the store is
+	// resolved by sys.Root.
+	ErrEscapesRoot = sys.ErrEscapesRoot
 	// ErrNoInstance is returned by per-instance operations before
 	// BeginInstance.
 	ErrNoInstance = errors.New("no current instance: BeginInstance first")
@@ -96,9 +98,12 @@ type Options struct {
 // another (each stage is one), and a crash of any of them leaves every file
 // whole.
 type Store struct {
-	root     string // absolute, symlink-free
-	state    string // root + StateDir
-	run      string // root + RunDirPath
+	// r resolves every path the store reads, writes or removes: a symlink
+	// under the root is followed as inside a chroot, never out of it.
+	r        *sys.Root
+	root     string // absolute, symlink-free: r.Prefix()
+	state    string // StateDir: paths inside the store are host paths
+	run      string // RunDirPath
 	bootID   string
 	now      func() time.Time
 	w        atomicfile.Writer
@@ -116,14 +121,15 @@ type Store struct {
 // others. Temporary files that crashed writes left more than a minute ago
 // are removed.
 func Open(opts Options) (*Store, error) {
-	root, err := resolveRoot(opts.Root)
+	r, err := newRoot(opts.Root)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		root:     root,
-		state:    filepath.Join(root, StateDir),
-		run:      filepath.Join(root, RunDirPath),
+		r:        r,
+		root:     r.Prefix(),
+		state:    StateDir,
+		run:      RunDirPath,
 		bootID:   opts.BootID,
 		now:      opts.Now,
 		w:        atomicfile.Writer{Hook: opts.SyncHook},
@@ -150,20 +156,20 @@ func Open(opts Options) (*Store, error) {
 	// Parents outside our own directories (/var/lib, /run) are created 0755
 	// if missing, never changed.
 	for _, p := range []string{filepath.Dir(StateDir), filepath.Dir(RunDirPath)} {
-		if err := mkdirInside(root, p); err != nil {
-			return nil, err
+		ok, err := s.r.Exists(p)
+		if err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		if !ok {
+			if err := s.r.MkdirAll(p, 0o755); err != nil {
+				return nil, fmt.Errorf("state: %w", err)
+			}
 		}
 	}
 	for _, d := range []struct {
 		path string
 		perm os.FileMode
 	}{{s.state, dirPerm}, {s.run, runDirPerm}} {
-		if _, err := os.Lstat(d.path); err == nil {
-			// It exists: it may be a symlink, which must stay in the root.
-			if err := checkInside(root, d.path); err != nil {
-				return nil, err
-			}
-		}
 		if err := s.ensureDir(d.path, d.perm); err != nil {
 			return nil, err
 		}
@@ -177,75 +183,50 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-func resolveRoot(root string) (string, error) {
+func newRoot(root string) (*sys.Root, error) {
 	if root == "" {
-		return "", errors.New("state: root prefix is empty")
+		return nil, errors.New("state: root prefix is empty")
 	}
-	abs, err := filepath.Abs(root)
+	r, err := sys.NewRoot(root)
 	if err != nil {
-		return "", fmt.Errorf("state: root prefix %q: %w", root, err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return "", fmt.Errorf("state: root prefix %q: %w", root, err)
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return "", fmt.Errorf("state: root prefix %q: %w", root, err)
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("state: root prefix %q: not a directory", root)
-	}
-	return real, nil
+	return r, nil
 }
 
-// checkInside refuses a path that symlinks lead out of the root.
-func checkInside(root, p string) error {
-	real, err := filepath.EvalSymlinks(p)
+// resolve is the real path of host path p, resolved under the root by
+// sys.Root (symlinks followed as in a chroot, never out of the root).
+func (s *Store) resolve(p string) (string, error) {
+	full, err := s.r.Path(p)
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return "", fmt.Errorf("state: %w", err)
 	}
-	if !within(root, real) {
-		return fmt.Errorf("state: %s leads to %s: %w", p, real, ErrEscapesRoot)
-	}
-	return nil
+	return full, nil
 }
 
-// mkdirInside creates the directories of hostPath under root that are
-// missing, 0755, refusing to go through a symlink that leads out of root.
-func mkdirInside(root, hostPath string) error {
-	p := root
-	for _, c := range strings.Split(strings.Trim(hostPath, "/"), "/") {
-		p = filepath.Join(p, c)
-		fi, err := os.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("state: %w", err)
-			}
-			continue
-		case err != nil:
-			return fmt.Errorf("state: %w", err)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if err := checkInside(root, p); err != nil {
-				return err
-			}
-		}
+// resolveParent resolves p's directory but not its last component, for
+// operations that act on the name itself: rename, remove, atomic replace.
+func (s *Store) resolveParent(p string) (string, error) {
+	dir, err := s.resolve(filepath.Dir(p))
+	if err != nil {
+		return "", err
 	}
-	return nil
+	return filepath.Join(dir, filepath.Base(p)), nil
 }
 
-func within(root, p string) bool {
-	if root == "/" {
-		return strings.HasPrefix(p, "/")
-	}
-	return p == root || strings.HasPrefix(p, root+"/")
-}
+// lexical is the real path of host path p without resolving symlinks, for
+// accessors and messages.
+func (s *Store) lexical(p string) string { return filepath.Join(s.root, p) }
 
 // sweepTemps removes, best effort, what crashed writes left in the state tree.
 func (s *Store) sweepTemps() {
 	cutoff := s.now().Add(-staleTempAge)
-	filepath.WalkDir(s.state, func(p string, d fs.DirEntry, err error) error {
+	dir, err := s.resolve(s.state)
+	if err != nil {
+		return
+	}
+	// WalkDir does not descend into symlinks: only the tree itself is swept.
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			atomicfile.RemoveStaleTemps(p, cutoff)
 		}
@@ -257,10 +238,10 @@ func (s *Store) sweepTemps() {
 func (s *Store) Root() string { return s.root }
 
 // Dir is the state directory: Root + /var/lib/ec2init.
-func (s *Store) Dir() string { return s.state }
+func (s *Store) Dir() string { return s.lexical(s.state) }
 
 // RunDir is the runtime directory: Root + /run/ec2init.
-func (s *Store) RunDir() string { return s.run }
+func (s *Store) RunDir() string { return s.lexical(s.run) }
 
 // BootID is the boot id the store works with.
 func (s *Store) BootID() string { return s.bootID }
@@ -315,39 +296,27 @@ func checkName(kind, s string) error {
 	return nil
 }
 
-// ensureDir creates directory p with perm, or sets perm on it if it exists
-// with another mode. A new directory is made durable in its parent.
+// ensureDir creates directory p (a host path) with perm, or sets perm on it
+// if it exists with another mode. A new directory is made durable in its
+// parent.
 func (s *Store) ensureDir(p string, perm os.FileMode) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	err := os.Mkdir(p, perm)
-	switch {
-	case err == nil:
-		if err := os.Chmod(p, perm); err != nil { // the umask applied to Mkdir
-			return fmt.Errorf("state: %w", err)
-		}
-		if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-		return nil
-	case errors.Is(err, fs.ErrExist):
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("state: %s exists and is not a directory", p)
-		}
-		if fi.Mode().Perm() != perm {
-			if err := os.Chmod(p, perm); err != nil {
-				return fmt.Errorf("state: %w", err)
-			}
-		}
-		return nil
-	default:
+	full, err := s.resolve(p)
+	if err != nil {
+		return err
+	}
+	_, statErr := os.Lstat(full)
+	if err := s.r.MkdirAll(p, perm); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if err := atomicfile.SyncDir(filepath.Dir(full)); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	return nil
 }
 
 // ensureDirs creates the directories from s.state down to dir (inside it),
@@ -379,7 +348,13 @@ func (s *Store) writeFile(p string, data []byte) error {
 	if err := s.ensureDirs(filepath.Dir(p)); err != nil {
 		return err
 	}
-	return s.w.WriteFile(p, data, filePerm)
+	// The directory is resolved under the root; the file itself is
+	// replaced, never followed (atomicfile renames over a symlink).
+	full, err := s.resolveParent(p)
+	if err != nil {
+		return err
+	}
+	return s.w.WriteFile(full, data, filePerm)
 }
 
 // writeJSON writes v as indented JSON to p. If p holds content that does
@@ -393,13 +368,13 @@ func writeJSON[T any](s *Store, p string, v T) error {
 	}
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("state: %s: %w", p, err)
+		return fmt.Errorf("state: %s: %w", s.lexical(p), err)
 	}
 	return s.writeFile(p, append(data, '\n'))
 }
 
 func preserveCorrupt[T any](s *Store, p string) error {
-	old, err := os.ReadFile(p)
+	old, err := s.r.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -411,36 +386,44 @@ func preserveCorrupt[T any](s *Store, p string) error {
 		return nil
 	}
 	dst := p + ".corrupt-" + s.now().UTC().Format("20060102T150405.000000000Z")
-	if err := os.Rename(p, dst); err != nil {
+	from, err := s.resolveParent(p)
+	if err != nil {
+		return err
+	}
+	to, err := s.resolveParent(dst)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(from, to); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // another writer preserved it
 		}
-		return fmt.Errorf("state: keeping corrupt %s: %w", p, err)
+		return fmt.Errorf("state: keeping corrupt %s: %w", s.lexical(p), err)
 	}
-	if err := os.Chmod(dst, filePerm); err != nil {
+	if err := s.r.Chmod(dst, filePerm); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil
 }
 
-// readJSON reads p into a T. A missing file is an error matching
+// readJSON reads host path p into a T. A missing file is an error matching
 // fs.ErrNotExist; one that does not parse is a *CorruptError.
-func readJSON[T any](p string) (T, error) {
+func readJSON[T any](s *Store, p string) (T, error) {
 	var v T
-	data, err := os.ReadFile(p)
+	data, err := s.r.ReadFile(p)
 	if err != nil {
 		return v, fmt.Errorf("state: %w", err)
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		var zero T
-		return zero, &CorruptError{Path: p, Err: err}
+		return zero, &CorruptError{Path: s.lexical(p), Err: err}
 	}
 	return v, nil
 }
 
 // readText reads a one-line text file; a missing file is "".
-func readText(p string) (string, error) {
-	b, err := os.ReadFile(p)
+func (s *Store) readText(p string) (string, error) {
+	b, err := s.r.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -448,6 +431,32 @@ func readText(p string) (string, error) {
 		return "", fmt.Errorf("state: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// readDir lists the directory at host path p.
+func (s *Store) readDir(p string) ([]fs.DirEntry, error) {
+	full, err := s.resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(full)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return entries, nil
+}
+
+// removeAll removes p and all it holds; a symlink at p is removed itself,
+// and os.RemoveAll never follows the ones inside.
+func (s *Store) removeAll(p string) error {
+	full, err := s.resolveParent(p)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(full); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) writeText(p, v string) error {

@@ -318,7 +318,7 @@ func TestTransitions(t *testing.T) {
 				}
 			}
 			for name, want := range st.data {
-				got, err := readText(filepath.Join(s.Dir(), "data", name))
+				got, err := readRealText(filepath.Join(s.Dir(), "data", name))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -370,7 +370,7 @@ func TestBeginInstanceMendsHalfApplied(t *testing.T) {
 	if _, err := s.BeginInstance("i-2"); err == nil {
 		t.Fatal("BeginInstance succeeded through the failed write")
 	}
-	if got, _ := readText(filepath.Join(s.Dir(), "data", "instance-id")); got != "i-1" {
+	if got, _ := readRealText(filepath.Join(s.Dir(), "data", "instance-id")); got != "i-1" {
 		t.Fatalf("data/instance-id = %q, the failed write should have left i-1", got)
 	}
 
@@ -381,7 +381,7 @@ func TestBeginInstanceMendsHalfApplied(t *testing.T) {
 		t.Errorf("transition\n got  %+v\n want %+v", tr, want)
 	}
 	for name, want := range map[string]string{"instance-id": "i-2", "previous-instance-id": "i-1", "last-boot-id": "b2", "previous-boot-id": "b1"} {
-		if got, _ := readText(filepath.Join(s.Dir(), "data", name)); got != want {
+		if got, _ := readRealText(filepath.Join(s.Dir(), "data", name)); got != want {
 			t.Errorf("data/%s = %q, want %q", name, got, want)
 		}
 	}
@@ -1011,53 +1011,87 @@ func TestPath(t *testing.T) {
 	}
 }
 
+// TestSymlinkOutOfRootRefused: a symlink under the root that climbs out of
+// it ("../../../outside") is refused by Open and Clean with ErrEscapesRoot,
+// and one with an absolute target is taken inside the root, as in a chroot;
+// either way nothing outside the root is touched.
 func TestSymlinkOutOfRootRefused(t *testing.T) {
 	for _, link := range []string{StateDir, "/var/lib", RunDirPath} {
-		t.Run(link, func(t *testing.T) {
-			root, outside := t.TempDir(), t.TempDir()
-			if err := os.Chmod(outside, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(root, link)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(outside, p); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := Open(Options{Root: root, BootID: "b1"}); !errors.Is(err, ErrEscapesRoot) {
-				t.Errorf("Open: %v, want ErrEscapesRoot", err)
-			}
-			if entries, _ := os.ReadDir(outside); len(entries) != 0 || perm(t, outside) != 0o755 {
-				t.Errorf("Open touched %s: %v entries, mode %v", outside, len(entries), perm(t, outside))
-			}
-			// What Clean would remove if it followed the link.
-			precious := filepath.Join(outside, "precious")
-			if link == "/var/lib" {
-				precious = filepath.Join(outside, "ec2init", "data", "precious")
-			}
-			if err := os.MkdirAll(filepath.Dir(precious), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(precious, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Clean(CleanOptions{Root: root, Logs: true, Seed: true})
-			if link == RunDirPath {
-				// The link itself is removed, not followed.
-				if err != nil {
-					t.Errorf("Clean: %v", err)
+		for _, kind := range []string{"relative", "absolute"} {
+			t.Run(link+"/"+kind, func(t *testing.T) {
+				base := t.TempDir()
+				root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+				for _, d := range []string{root, outside} {
+					if err := os.Mkdir(d, 0o755); err != nil {
+						t.Fatal(err)
+					}
 				}
-				if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
-					t.Errorf("link %s not removed: %v", link, err)
+				p := filepath.Join(root, link)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
 				}
-			} else if !errors.Is(err, ErrEscapesRoot) {
-				t.Errorf("Clean: %v, want ErrEscapesRoot", err)
-			}
-			if _, err := os.Stat(precious); err != nil {
-				t.Errorf("Clean removed a file outside the root: %v", err)
-			}
-		})
+				target := outside
+				if kind == "relative" {
+					rel, err := filepath.Rel(filepath.Dir(p), outside)
+					if err != nil {
+						t.Fatal(err)
+					}
+					target = rel
+				}
+				if err := os.Symlink(target, p); err != nil {
+					t.Fatal(err)
+				}
+				_, err := Open(Options{Root: root, BootID: "b1"})
+				if kind == "relative" && !errors.Is(err, ErrEscapesRoot) {
+					t.Errorf("Open: %v, want ErrEscapesRoot", err)
+				}
+				if kind == "absolute" {
+					if err != nil {
+						t.Errorf("Open: %v", err)
+					}
+					// Inside the root: root + the link's target.
+					inside := filepath.Join(root, outside)
+					if link == "/var/lib" {
+						inside = filepath.Join(inside, "ec2init")
+					}
+					if _, err := os.Stat(filepath.Join(inside, "data")); link != RunDirPath && err != nil {
+						t.Errorf("state not made inside the root: %v", err)
+					}
+				}
+				if entries, _ := os.ReadDir(outside); len(entries) != 0 || perm(t, outside) != 0o755 {
+					t.Errorf("Open touched %s: %v entries, mode %v", outside, len(entries), perm(t, outside))
+				}
+				// What Clean would remove if it followed the link.
+				precious := filepath.Join(outside, "precious")
+				if link == "/var/lib" {
+					precious = filepath.Join(outside, "ec2init", "data", "precious")
+				}
+				if err := os.MkdirAll(filepath.Dir(precious), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(precious, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				_, err = Clean(CleanOptions{Root: root, Logs: true, Seed: true})
+				switch {
+				case link == RunDirPath || kind == "absolute":
+					if err != nil {
+						t.Errorf("Clean: %v", err)
+					}
+				case !errors.Is(err, ErrEscapesRoot):
+					t.Errorf("Clean: %v, want ErrEscapesRoot", err)
+				}
+				if link == RunDirPath {
+					// The link itself is removed, not followed.
+					if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("link %s not removed: %v", link, err)
+					}
+				}
+				if _, err := os.Stat(precious); err != nil {
+					t.Errorf("Clean removed a file outside the root: %v", err)
+				}
+			})
+		}
 	}
 }
 
@@ -1074,7 +1108,7 @@ func TestSymlinkInsideRootFollowed(t *testing.T) {
 	}
 	s := openStore(t, root, "b1", nil)
 	begin(t, s, "i-1")
-	if got, _ := readText(filepath.Join(root, "data", "ec2init", "data", "instance-id")); got != "i-1" {
+	if got, _ := readRealText(filepath.Join(root, "data", "ec2init", "data", "instance-id")); got != "i-1" {
 		t.Errorf("instance id through the symlink = %q", got)
 	}
 	if perm(t, filepath.Join(root, "data", "ec2init")) != 0o700 {
@@ -1294,4 +1328,25 @@ func BenchmarkModuleCycle(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// readRealText reads a one-line text file at a real path, as the store
+// writes them; a missing file is "".
+func readRealText(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// readRealJSON parses the JSON file at a real path into a T.
+func readRealJSON[T any](p string) (T, error) {
+	var v T
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return v, err
+	}
+	err = json.Unmarshal(b, &v)
+	return v, err
 }

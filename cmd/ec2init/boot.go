@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -392,29 +391,12 @@ func newCleanCommand(e *env) *cobra.Command {
 		Short: "Forget instance state so the next boot is a first boot (before making an AMI)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			removed, err := state.Clean(state.CleanOptions{Root: e.root, Logs: logs, Seed: seed, BakeManifest: bakeManifest})
+			// Every path through sys.Root (state.Clean): a symlink in the
+			// image cannot aim the removals outside --root.
+			removed, err := state.Clean(state.CleanOptions{Root: e.root, Logs: logs, Seed: seed, BakeManifest: bakeManifest,
+				MachineID: machineID, SSHHostKeys: hostKeys})
 			if err != nil {
 				return err
-			}
-			if machineID {
-				// An empty machine-id (not a missing one) makes systemd
-				// generate a new one on the next boot.
-				if err := writeUnderRoot(e.root, "/etc/machine-id", nil, 0o444); err != nil {
-					return err
-				}
-				removed = append(removed, "/etc/machine-id (emptied)")
-			}
-			if hostKeys {
-				keys, err := filepath.Glob(filepath.Join(e.root, "/etc/ssh/ssh_host_*key*"))
-				if err != nil {
-					return err
-				}
-				for _, k := range keys {
-					if err := os.Remove(k); err != nil {
-						return err
-					}
-					removed = append(removed, k)
-				}
 			}
 			for _, r := range removed {
 				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
@@ -429,14 +411,6 @@ func newCleanCommand(e *env) *cobra.Command {
 	f.BoolVar(&machineID, "machine-id", false, "empty /etc/machine-id so the next boot gets a new one")
 	f.BoolVar(&hostKeys, "ssh-host-keys", false, "remove SSH host keys so a new instance makes its own")
 	return cmd
-}
-
-func writeUnderRoot(root, p string, data []byte, perm os.FileMode) error {
-	full := filepath.Join(root, p)
-	if err := os.WriteFile(full, data, perm); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return os.Chmod(full, perm)
 }
 
 func newUserDataCommand(e *env) *cobra.Command {
