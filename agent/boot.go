@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -145,6 +144,7 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 		// Normal on EC2: no address yet. The network stage runs this work.
 		b.log.Info("metadata not reachable before the network; local stage deferred")
 		b.status.Stages = append(b.status.Stages, state.StageResult{Name: string(modules.StageLocal), Start: opts.Now(), End: opts.Now(), Deferred: true})
+		b.releaseStatus()
 		b.saveStatus()
 		return b.status, nil
 	}
@@ -164,8 +164,18 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	if containsStage(opts.Stages, modules.StageFinal) {
 		b.finish()
 	}
+	b.releaseStatus()
 	b.saveStatus()
 	return b.status, nil
+}
+
+// releaseStatus drops this process as the owner of a boot still running
+// when it returns (a stage done, the next one its own process): status
+// must not call the boot dead in the gap (see state.Store.Live).
+func (b *booter) releaseStatus() {
+	if b.status.State == state.StateRunning {
+		b.status.PID, b.status.PIDStart = 0, 0
+	}
 }
 
 // stagesToRun adds the local stage before the first later one when this
@@ -215,7 +225,7 @@ func (b *booter) beginStatus() {
 		}
 	}
 	b.status.State = state.StateRunning
-	b.status.PID = os.Getpid()
+	b.status.PID, b.status.PIDStart = b.store.Owner()
 	b.status.FinishedAt = time.Time{}
 	b.saveStatus()
 }

@@ -1,7 +1,7 @@
 package state
 
 import (
-	"path/filepath"
+	"fmt"
 	"time"
 )
 
@@ -33,8 +33,17 @@ type Status struct {
 	Errors      []string      `json:"errors"`
 	Degraded    []string      `json:"degraded"`
 	Interrupted []string      `json:"interrupted"`
-	PID         int           `json:"pid"`
+	// PID is the agent process that owns a running boot, 0 when none does
+	// (between the stages of a boot, each its own process); PIDStart is
+	// its start time in clock ticks since boot (0: unknown), which tells it
+	// from a later process given the same pid. See Live.
+	PID      int    `json:"pid"`
+	PIDStart uint64 `json:"pid_start,omitzero"`
 }
+
+// AgentDied starts the error Live adds to a running status whose agent is
+// gone.
+const AgentDied = "agent died"
 
 // StageResult is one stage of a boot.
 type StageResult struct {
@@ -60,15 +69,54 @@ type ModuleResult struct {
 	ExitCode   *int      `json:"exit_code,omitempty"`
 }
 
-func (s *Store) statusPath() string { return filepath.Join(s.state, "status.json") }
-func (s *Store) resultPath() string { return filepath.Join(s.state, "result.json") }
+func (s *Store) statusPath() string { return s.state + "/status.json" }
+func (s *Store) resultPath() string { return s.state + "/result.json" }
+
+// Owner is the pid and start time (clock ticks since boot; 0 if /proc does
+// not tell) of the process that opened the store, for Status.PID and
+// Status.PIDStart.
+func (s *Store) Owner() (pid int, start uint64) { return s.pid, s.pidStart }
+
+// Live returns st as it really stands: a running status of this boot whose
+// owner (PID, and PIDStart when set) no longer runs, because the agent was
+// SIGKILLed or OOM-killed or its pid now names another process, is an
+// error, with AgentDied first in Errors; otherwise st unchanged. A running
+// status without a PID (between stages) cannot be judged and is kept.
+// `ec2init status` reads every status through it, so it never waits on a
+// dead agent.
+func (s *Store) Live(st Status) Status {
+	if st.State != StateRunning || st.BootID != s.bootID || st.PID <= 0 {
+		return st
+	}
+	if processAlive(st.PID, st.PIDStart) {
+		return st
+	}
+	st.State = StateError
+	msg := fmt.Sprintf("%s: pid %d no longer runs (killed, or crashed) in stage %q", AgentDied, st.PID, st.Stage)
+	st.Errors = append([]string{msg}, st.Errors...)
+	return st
+}
+
+// ReadLiveStatus reads status.json, as ReadStatus does, through Live.
+func (s *Store) ReadLiveStatus() (Status, error) {
+	st, err := s.ReadStatus()
+	if err != nil {
+		return st, err
+	}
+	return s.Live(st), nil
+}
 
 // WriteStatus replaces status.json with st. A zero Version is set to
 // StatusVersion, nil lists are written as [], and a zero DurationMS of a
 // stage or module with both times set is computed from them. If status.json
 // holds something unparsable it is kept as status.json.corrupt-<time>.
+// A PID that is the writing process's own gets its PIDStart.
 func (s *Store) WriteStatus(st Status) error {
-	return writeJSON(s, s.statusPath(), normalize(st))
+	st = normalize(st)
+	if st.PID == s.pid && st.PIDStart == 0 {
+		st.PIDStart = s.pidStart // the writer's own: Live can tell pid reuse
+	}
+	return writeJSON(s, s.statusPath(), st)
 }
 
 // ReadStatus reads status.json. A missing file is an error matching

@@ -256,6 +256,9 @@ func newStatusCommand(e *env) *cobra.Command {
 				}
 			} else {
 				printStatus(out, st, current, long)
+				if current && st.State == state.StateRunning {
+					printLockHolder(out, e)
+				}
 				if long && current {
 					printSoftware(out, e, st.InstanceID)
 				}
@@ -298,7 +301,21 @@ func readStatus(e *env) (state.Status, bool, error) {
 	if err != nil {
 		return state.Status{}, false, err
 	}
-	return st, st.BootID == store.BootID(), nil
+	// A running status whose agent was SIGKILLed or OOM-killed is an
+	// error: otherwise it would say running, and --wait wait, forever.
+	return store.Live(st), st.BootID == store.BootID(), nil
+}
+
+// printLockHolder names the process holding the boot lock while a boot
+// runs, so a stuck or second boot can be told apart.
+func printLockHolder(w io.Writer, e *env) {
+	root, err := sys.NewRoot(e.root)
+	if err != nil {
+		return
+	}
+	if pid, held, err := agent.BootLockHolder(root); err == nil && held {
+		fmt.Fprintf(w, "boot lock held by pid %d\n", pid)
+	}
 }
 
 func statusExitCode(st state.Status, current bool) int {
