@@ -6,7 +6,10 @@
 // leaves either the old content or the new one.
 //
 // All paths live under one root prefix (Options.Root: "/" in production, a
-// temporary directory in tests); the store never touches a path outside it.
+// temporary directory in tests); the store never touches a path outside it:
+// every path it reads, writes or removes is resolved by sys.Root, which
+// follows a symlink under the root as inside a chroot and refuses one that
+// climbs out of it (ErrEscapesRoot).
 // Directories are 0700 and files 0600, set explicitly whatever the umask, and
 // directories that exist with other modes are set back when the store opens
 // or an instance begins.

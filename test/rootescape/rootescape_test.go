@@ -120,6 +120,11 @@ func TestNothingOutsideTheRoot(t *testing.T) {
 	}
 	for _, link := range links {
 		for _, kind := range []string{"absolute", "relative"} {
+			if kind == "relative" && testing.Short() {
+				// A boot per link and kind is some 4 s on two cores; the
+				// absolute links alone catch every escape -short needs.
+				continue
+			}
 			t.Run(strings.TrimPrefix(link, "/")+"/"+kind, func(t *testing.T) {
 				t.Parallel()
 				base := t.TempDir()
