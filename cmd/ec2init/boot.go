@@ -25,6 +25,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/all"
 	"github.com/ec2init/ec2init/modules/software"
 )
 
@@ -111,6 +112,7 @@ func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (sta
 		Console:          console,
 		Fetch:            fetcher.Get,
 		Version:          version,
+		Registry:         all.Registry(),
 	})
 }
 
