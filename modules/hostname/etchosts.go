@@ -14,7 +14,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 )
 
 // The managed block of /etc/hosts (manage_etc_hosts: true or template).

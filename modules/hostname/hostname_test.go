@@ -12,7 +12,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 

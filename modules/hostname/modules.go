@@ -9,7 +9,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 )
 
 // SetHostname sets the hostname once per instance (cloud-init's

@@ -17,7 +17,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 )
 
 // Files apt_configure writes (host paths under the root).

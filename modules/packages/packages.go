@@ -23,7 +23,7 @@ import (
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/internal/backoff"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 )
 
 // Host paths of the reboot request.

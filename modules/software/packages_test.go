@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 	"github.com/ec2init/ec2init/modules/modtest"
 	"github.com/ec2init/ec2init/modules/packages"
 )

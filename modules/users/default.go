@@ -7,7 +7,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
-	"github.com/ec2init/ec2init/modules/distro"
+	"github.com/ec2init/ec2init/modules/internal/distro"
 )
 
 // DefaultUserSpec is the distribution's default user, as cloud-init's
