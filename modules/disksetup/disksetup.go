@@ -29,7 +29,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/disk"
+	"github.com/ec2init/ec2init/modules/internal/disk"
 )
 
 // The keys.

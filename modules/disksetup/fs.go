@@ -12,7 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
-	"github.com/ec2init/ec2init/modules/disk"
+	"github.com/ec2init/ec2init/modules/internal/disk"
 )
 
 // fsSpec is one fs_setup entry.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/disk"
-	"github.com/ec2init/ec2init/modules/disk/disktest"
+	"github.com/ec2init/ec2init/modules/internal/disk"
+	"github.com/ec2init/ec2init/modules/internal/disk/disktest"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 

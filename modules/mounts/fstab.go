@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ec2init/ec2init/modules/disk"
+	"github.com/ec2init/ec2init/modules/internal/disk"
 )
 
 // Marker is the mount option that marks ec2init's own fstab lines, as

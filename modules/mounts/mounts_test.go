@@ -13,7 +13,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/disk"
+	"github.com/ec2init/ec2init/modules/internal/disk"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ec2init/ec2init/modules/disk/disktest"
+	"github.com/ec2init/ec2init/modules/internal/disk/disktest"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/disk"
+	"github.com/ec2init/ec2init/modules/internal/disk"
 )
 
 // DefaultSwapFile is swap.filename's default, as cloud-init's.

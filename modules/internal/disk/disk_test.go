@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/imds"
-	"github.com/ec2init/ec2init/modules/disk/disktest"
+	"github.com/ec2init/ec2init/modules/internal/disk/disktest"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
