@@ -13,10 +13,10 @@ import (
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
-	"github.com/ec2init/ec2init/modules/users"
+	"github.com/ec2init/ec2init/modules/internal/accounts"
 )
 
-// keysState is KeysStateFile: which keys (users.KeyID: type and blob, no
+// keysState is KeysStateFile: which keys (accounts.KeyID: type and blob, no
 // options or comment) ec2init installed from IMDS into whose
 // authorized_keys, and for which instance.
 type keysState struct {
@@ -65,7 +65,7 @@ func (r *run) imdsKeys() []string {
 	var out []string
 	for _, pk := range r.env.Instance.PublicKeys {
 		for _, line := range strings.Split(pk.OpenSSHKey, "\n") {
-			if _, ok := users.KeyID(line); ok {
+			if _, ok := accounts.KeyID(line); ok {
 				out = append(out, strings.TrimSpace(line))
 			} else if strings.TrimSpace(line) != "" {
 				r.log.Warn("IMDS public key is not an OpenSSH public key; skipped", zap.Int("index", pk.Index), zap.String("name", pk.Name))
@@ -88,7 +88,7 @@ func (r *run) authorizedKeys(cfg *config.CloudConfig, s settings, policy string)
 	var cfgKeys []string
 	var bad []string
 	for i, k := range s.authorizedKeys {
-		if _, ok := users.KeyID(k); ok {
+		if _, ok := accounts.KeyID(k); ok {
 			cfgKeys = append(cfgKeys, strings.TrimSpace(k))
 		} else {
 			bad = append(bad, strconv.Itoa(i))
@@ -164,7 +164,7 @@ func (r *run) authorizedKeys(cfg *config.CloudConfig, s settings, policy string)
 		if len(add) == 0 && len(remove) == 0 {
 			continue
 		}
-		acct, found, err := users.LookupAccount(root, u)
+		acct, found, err := accounts.LookupAccount(root, u)
 		switch {
 		case err != nil:
 			r.fail("authorized keys: user %s: %v", u, err)
@@ -174,7 +174,7 @@ func (r *run) authorizedKeys(cfg *config.CloudConfig, s settings, policy string)
 			r.log.Info("user with keys from an earlier instance is gone", zap.String("user", u))
 			continue
 		default:
-			err = users.UpdateAuthorizedKeys(root, acct, add, remove)
+			err = accounts.UpdateAuthorizedKeys(root, acct, add, remove)
 			if err != nil {
 				r.fail("authorized keys: %v", err)
 			}
@@ -197,7 +197,7 @@ func (r *run) authorizedKeys(cfg *config.CloudConfig, s settings, policy string)
 func ids(keys []string) map[string]bool {
 	out := map[string]bool{}
 	for _, k := range keys {
-		if id, ok := users.KeyID(k); ok {
+		if id, ok := accounts.KeyID(k); ok {
 			out[id] = true
 		}
 	}

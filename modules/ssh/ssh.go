@@ -27,7 +27,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/users"
+	"github.com/ec2init/ec2init/modules/internal/accounts"
 )
 
 // DefaultDisableRootOpts is cloud-init's disable_root_opts: root's keys
@@ -173,7 +173,7 @@ func (r *run) fail(format string, args ...any) {
 }
 
 func (m SSH) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
-	if !users.HasAccounts(env.Root) {
+	if !accounts.HasAccounts(env.Root) {
 		// A bare --root (a test, the demo): no accounts, no sshd to key.
 		env.Logger().Info("no /etc/passwd under the root: ssh keys skipped")
 		return nil
@@ -531,8 +531,8 @@ func contains(list []string, s string) bool {
 // defaultUser is the default user's name, or "" when the cloud-config asks
 // for none (users without "default"), as users_groups decides.
 func defaultUser(root *sys.Root, override config.DefaultUser, cfg *config.CloudConfig) string {
-	if !users.DefaultUserEnabled(cfg) {
+	if !accounts.DefaultUserEnabled(cfg) {
 		return ""
 	}
-	return users.DefaultUser(root, override).Name
+	return accounts.DefaultUser(root, override).Name
 }

@@ -8,8 +8,12 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ec2init/ec2init/modules/internal/accounts"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
+
+// k1 is an authorized key for the real tools' account.
+const k1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK1K1K1K1K1K1K1K1K1K1K1K1K1K1K1K1K1K1K1K1K1 one@a"
 
 // TestRealShadowTools runs the real useradd, groupadd and usermod with
 // --prefix against a temporary root holding minimal account databases,
@@ -114,7 +118,7 @@ users:
 	if keys != k1+"\n" {
 		t.Errorf("authorized_keys = %q", keys)
 	}
-	acct, _, _ := LookupAccount(root, "foobar")
+	acct, _, _ := accounts.LookupAccount(root, "foobar")
 	for p, mode := range map[string]os.FileMode{"/home/foobar/.ssh": 0o700, "/home/foobar/.ssh/authorized_keys": 0o600} {
 		fi, err := root.Stat(p)
 		if err != nil {

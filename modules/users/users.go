@@ -20,14 +20,8 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/accounts"
 )
-
-// HasAccounts reports whether the root holds an operating system's account
-// files: under a bare --root (a test, the demo) there is no user to add.
-func HasAccounts(root *sys.Root) bool {
-	ok, err := root.Exists("/etc/passwd")
-	return err == nil && ok
-}
 
 // SudoersFile holds the sudo rules of every configured user; it is
 // rewritten whole, so a re-run leaves no duplicates.
@@ -125,7 +119,7 @@ type nameList []string
 func (l *nameList) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		*l = splitNames(n.Value)
+		*l = accounts.SplitNames(n.Value)
 		return nil
 	case yaml.SequenceNode:
 		var out []string
@@ -133,7 +127,7 @@ func (l *nameList) UnmarshalYAML(n *yaml.Node) error {
 			if item.Kind != yaml.ScalarNode {
 				return fmt.Errorf("line %d: expected a name", item.Line)
 			}
-			out = append(out, splitNames(item.Value)...)
+			out = append(out, accounts.SplitNames(item.Value)...)
 		}
 		*l = out
 		return nil
@@ -175,7 +169,7 @@ func (u userSpec) hash() string {
 }
 
 // fromDefault turns the distribution's default user into an entry.
-func fromDefault(d DefaultUserSpec, where string) userSpec {
+func fromDefault(d accounts.DefaultUserSpec, where string) userSpec {
 	lock := d.LockPasswd
 	return userSpec{
 		Name: d.Name, Gecos: d.Gecos, Groups: d.Groups, Shell: d.Shell,
@@ -198,7 +192,7 @@ func (r *run) fail(format string, args ...any) {
 
 func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
 	r := &run{env: env, log: env.Logger()}
-	if !HasAccounts(env.Root) {
+	if !accounts.HasAccounts(env.Root) {
 		if cfg.Has("users") || cfg.Has("groups") {
 			return fmt.Errorf("users_groups: no /etc/passwd under the root %s: not an operating system image", env.Root.Prefix())
 		}
@@ -283,7 +277,7 @@ func decodeGroups(cfg *config.CloudConfig) ([]groupSpec, error) {
 	n := val.Node
 	switch n.Kind {
 	case yaml.ScalarNode:
-		for _, g := range splitNames(n.Value) {
+		for _, g := range accounts.SplitNames(n.Value) {
 			out = append(out, groupSpec{name: g})
 		}
 	case yaml.MappingNode:
@@ -294,7 +288,7 @@ func decodeGroups(cfg *config.CloudConfig) ([]groupSpec, error) {
 		for i, item := range n.Content {
 			switch item.Kind {
 			case yaml.ScalarNode:
-				for _, g := range splitNames(item.Value) {
+				for _, g := range accounts.SplitNames(item.Value) {
 					out = append(out, groupSpec{name: g})
 				}
 			case yaml.MappingNode:
@@ -316,16 +310,16 @@ func decodeGroups(cfg *config.CloudConfig) ([]groupSpec, error) {
 func decodeUsers(cfg *config.CloudConfig, root *sys.Root, override config.DefaultUser) ([]userSpec, error) {
 	val, ok := cfg.Get("users")
 	if !ok {
-		return []userSpec{fromDefault(DefaultUser(root, override), "default user")}, nil
+		return []userSpec{fromDefault(accounts.DefaultUser(root, override), "default user")}, nil
 	}
 	var (
 		out  []userSpec
 		errs []string
 	)
 	names := func(s, where string) {
-		for _, name := range splitNames(s) {
+		for _, name := range accounts.SplitNames(s) {
 			if name == "default" {
-				out = append(out, fromDefault(DefaultUser(root, override), where+" (default)"))
+				out = append(out, fromDefault(accounts.DefaultUser(root, override), where+" (default)"))
 			} else {
 				out = append(out, userSpec{Name: name, where: where})
 			}
@@ -387,7 +381,7 @@ func typeErrorLines(err error) string {
 
 // ensureGroup creates group name unless it exists.
 func (r *run) ensureGroup(ctx context.Context, name string) error {
-	_, found, err := lookupGroup(r.env.Root, name)
+	_, found, err := accounts.LookupGroup(r.env.Root, name)
 	if err != nil || found {
 		return err
 	}
@@ -402,7 +396,7 @@ func (r *run) ensureUser(ctx context.Context, u userSpec) error {
 	if err != nil {
 		return err
 	}
-	_, exists, err := LookupAccount(root, u.Name)
+	_, exists, err := accounts.LookupAccount(root, u.Name)
 	if err != nil {
 		return err
 	}
@@ -443,7 +437,7 @@ func (r *run) ensureUser(ctx context.Context, u userSpec) error {
 func (r *run) usableGroups(ctx context.Context, u userSpec) ([]string, error) {
 	var out []string
 	for _, g := range u.Groups {
-		_, found, err := lookupGroup(r.env.Root, g)
+		_, found, err := accounts.LookupGroup(r.env.Root, g)
 		if err != nil {
 			return nil, err
 		}
@@ -483,7 +477,7 @@ func (r *run) useraddArgs(ctx context.Context, u userSpec, groups []string) ([]s
 		add("-G", strings.Join(groups, ","))
 	}
 	if pg := u.PrimaryGroup; pg != "" {
-		_, found, err := lookupGroup(r.env.Root, pg)
+		_, found, err := accounts.LookupGroup(r.env.Root, pg)
 		if err != nil {
 			return nil, err
 		}
@@ -522,14 +516,14 @@ func (r *run) addToGroups(ctx context.Context, user string, groups []string) err
 	if len(groups) == 0 {
 		return nil
 	}
-	_, exists, err := LookupAccount(r.env.Root, user)
+	_, exists, err := accounts.LookupAccount(r.env.Root, user)
 	if err != nil {
 		return err
 	}
 	if !exists {
 		return errors.New("no such user")
 	}
-	in, err := groupsOf(r.env.Root, user)
+	in, err := accounts.GroupsOf(r.env.Root, user)
 	if err != nil {
 		return err
 	}
@@ -553,18 +547,18 @@ func (r *run) installKeys(u userSpec) error {
 	}
 	var bad []string
 	for i, k := range u.SSHKeys {
-		if _, ok := KeyID(k); !ok {
+		if _, ok := accounts.KeyID(k); !ok {
 			bad = append(bad, strconv.Itoa(i))
 		}
 	}
-	acct, found, err := LookupAccount(r.env.Root, u.Name)
+	acct, found, err := accounts.LookupAccount(r.env.Root, u.Name)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return errors.New("no such user")
 	}
-	if err := UpdateAuthorizedKeys(r.env.Root, acct, u.SSHKeys, nil); err != nil {
+	if err := accounts.UpdateAuthorizedKeys(r.env.Root, acct, u.SSHKeys, nil); err != nil {
 		return err
 	}
 	if len(bad) > 0 {

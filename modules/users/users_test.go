@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/accounts"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -42,8 +44,8 @@ func TestDefaultUser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		d := DefaultUser(e.Root, config.DefaultUser{})
-		if d.Name != tt.name || !contains(d.Groups, tt.group) || !d.LockPasswd || d.Shell != "/bin/bash" ||
+		d := accounts.DefaultUser(e.Root, config.DefaultUser{})
+		if d.Name != tt.name || !slices.Contains(d.Groups, tt.group) || !d.LockPasswd || d.Shell != "/bin/bash" ||
 			!reflect.DeepEqual(d.Sudo, []string{"ALL=(ALL) NOPASSWD:ALL"}) {
 			t.Errorf("os-release %q: %+v, want %s in %s", tt.osRelease, d, tt.name, tt.group)
 		}
@@ -104,7 +106,7 @@ func TestDefaultUserEnabled(t *testing.T) {
 		{"users: []\n", false},
 	}
 	for _, tt := range tests {
-		if got := DefaultUserEnabled(modtest.Config(t, tt.doc)); got != tt.want {
+		if got := accounts.DefaultUserEnabled(modtest.Config(t, tt.doc)); got != tt.want {
 			t.Errorf("%q: %v, want %v", tt.doc, got, tt.want)
 		}
 	}

@@ -1,4 +1,7 @@
-package users
+// Package accounts reads and updates the accounts of the image under a
+// root: passwd and group entries, authorized_keys files and the
+// distribution's default user. The users and ssh modules share it.
+package accounts
 
 import (
 	"bufio"
@@ -11,6 +14,13 @@ import (
 
 	"github.com/ec2init/ec2init/agent/sys"
 )
+
+// HasAccounts reports whether the root holds an operating system's account
+// files: under a bare --root (a test, the demo) there is no user to add.
+func HasAccounts(root *sys.Root) bool {
+	ok, err := root.Exists("/etc/passwd")
+	return err == nil && ok
+}
 
 // Account is one passwd(5) entry in the root's /etc/passwd.
 type Account struct {
@@ -40,22 +50,22 @@ func LookupAccount(root *sys.Root, name string) (acct Account, found bool, err e
 	return acct, found, err
 }
 
-// group is one group(5) entry.
-type group struct {
-	name    string
-	members []string
+// Group is one group(5) entry.
+type Group struct {
+	Name    string
+	Members []string
 }
 
-// lookupGroup finds name in the root's /etc/group.
-func lookupGroup(root *sys.Root, name string) (g group, found bool, err error) {
+// LookupGroup finds name in the root's /etc/group.
+func LookupGroup(root *sys.Root, name string) (g Group, found bool, err error) {
 	err = scanDB(root, "/etc/group", func(f []string) bool {
 		if len(f) < 4 || f[0] != name {
 			return true
 		}
-		g = group{name: f[0]}
+		g = Group{Name: f[0]}
 		for _, m := range strings.Split(f[3], ",") {
 			if m = strings.TrimSpace(m); m != "" {
-				g.members = append(g.members, m)
+				g.Members = append(g.Members, m)
 			}
 		}
 		found = true
@@ -64,8 +74,8 @@ func lookupGroup(root *sys.Root, name string) (g group, found bool, err error) {
 	return g, found, err
 }
 
-// groupsOf lists the supplementary groups name is a member of.
-func groupsOf(root *sys.Root, name string) (map[string]bool, error) {
+// GroupsOf lists the supplementary groups name is a member of.
+func GroupsOf(root *sys.Root, name string) (map[string]bool, error) {
 	out := map[string]bool{}
 	err := scanDB(root, "/etc/group", func(f []string) bool {
 		if len(f) >= 4 {

@@ -1,4 +1,4 @@
-package users
+package accounts
 
 import (
 	"strings"
@@ -90,10 +90,10 @@ func DefaultUserEnabled(cfg *config.CloudConfig) bool {
 	n := val.Node
 	switch n.Kind {
 	case yaml.ScalarNode:
-		return contains(splitNames(n.Value), "default")
+		return contains(SplitNames(n.Value), "default")
 	case yaml.SequenceNode:
 		for _, item := range n.Content {
-			if item.Kind == yaml.ScalarNode && contains(splitNames(item.Value), "default") {
+			if item.Kind == yaml.ScalarNode && contains(SplitNames(item.Value), "default") {
 				return true
 			}
 		}
@@ -101,8 +101,8 @@ func DefaultUserEnabled(cfg *config.CloudConfig) bool {
 	return false
 }
 
-// splitNames splits cloud-init's comma-separated name lists ("a, b").
-func splitNames(s string) []string {
+// SplitNames splits cloud-init's comma-separated name lists ("a, b").
+func SplitNames(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
