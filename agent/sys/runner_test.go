@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,25 +18,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ec2init/ec2init/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func newTestRunner(t *testing.T) (*Runner, *observer.ObservedLogs) {
 	t.Helper()
@@ -48,7 +31,7 @@ func newTestRunner(t *testing.T) (*Runner, *observer.ObservedLogs) {
 // sh runs a shell snippet and returns its result and combined output.
 func sh(t *testing.T, r *Runner, script string, mod func(*Cmd)) (Result, string, error) {
 	t.Helper()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	c := Cmd{Name: "test", Argv: []string{"sh", "-c", script}, Output: &out, Timeout: 30 * time.Second}
 	if mod != nil {
 		mod(&c)
@@ -292,7 +275,7 @@ func TestRunContextCanceled(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "bg.pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	res, err := r.Run(ctx, Cmd{Name: "runcmd", Argv: []string{"sh", "-c", spawner(pidFile, "")}, Output: &out, Header: true})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "runcmd") {
 		t.Errorf("error = %v, want the context's, naming the command", err)
@@ -441,7 +424,7 @@ func TestRunScript(t *testing.T) {
 			if err := r.Root.WriteFile(path, []byte(tc.content), tc.perm, nil); err != nil {
 				t.Fatal(err)
 			}
-			var out syncBuffer
+			var out testkit.SyncBuffer
 			res, err := r.RunScript(context.Background(), path, Cmd{Name: "user-data " + tc.name, Argv: tc.args, Output: &out})
 			if len(tc.wantErr) > 0 {
 				if err == nil {
@@ -570,7 +553,7 @@ func TestRunChroot(t *testing.T) {
 	}
 	r := &Runner{Root: root, Chroot: true}
 	run := func(c Cmd, script string) (string, error) {
-		var out syncBuffer
+		var out testkit.SyncBuffer
 		c.Output = &out
 		c.Timeout = 30 * time.Second
 		var err error
