@@ -24,7 +24,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/runcmd"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // Key is the cloud-config key read.
@@ -236,7 +236,7 @@ func checkCondition(ctx context.Context, env *modules.Env, cond *yaml.Node) (boo
 		}
 		return b, nil
 	}
-	argv, err := runcmd.Argv(cond)
+	argv, err := command.Argv(cond)
 	if err != nil {
 		return false, fmt.Errorf("power_state: condition: %w", err)
 	}

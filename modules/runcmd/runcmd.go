@@ -16,6 +16,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // commandType is one runcmd/bootcmd item.
@@ -58,28 +59,6 @@ func (Bootcmd) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfi
 	return runList(ctx, env, cfg, "bootcmd")
 }
 
-// Argv turns one item into argv: the user's shell for a string (they
-// wrote shell), the words as given for a list.
-func Argv(n *yaml.Node) ([]string, error) {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		return []string{"/bin/sh", "-c", n.Value}, nil
-	case yaml.SequenceNode:
-		argv := make([]string, 0, len(n.Content))
-		for _, w := range n.Content {
-			if w.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("line %d: a command's words must be plain values", w.Line)
-			}
-			argv = append(argv, w.Value)
-		}
-		if len(argv) == 0 {
-			return nil, fmt.Errorf("line %d: empty command", n.Line)
-		}
-		return argv, nil
-	}
-	return nil, fmt.Errorf("line %d: a command is a string or a list of words", n.Line)
-}
-
 // runList runs every command of key in order. Like cloud-init's runcmd
 // script, a failing command does not stop the next; the error names the
 // failing items by position, never by content (they may hold secrets).
@@ -93,7 +72,7 @@ func runList(ctx context.Context, env *modules.Env, cfg *config.CloudConfig, key
 	}
 	var failures []string
 	for i, item := range val.Node.Content {
-		argv, err := Argv(item)
+		argv, err := command.Argv(item)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s[%d]: %v", key, i, err))
 			continue
