@@ -133,7 +133,7 @@ func BenchmarkBoot(b *testing.B) {
 				}
 				st, err := agent.Boot(context.Background(), agent.Options{
 					Root: root, IMDS: client, BootID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
-					IdentifyDeadline: 10 * time.Second,
+					IdentifyDeadline: 10 * time.Second, Registry: all.Registry(),
 				})
 				if err != nil || st.State != state.StateDone {
 					b.Fatalf("boot %d: %s %v %q %q", i, st.State, err, st.Errors, st.Degraded)

@@ -19,7 +19,6 @@ import (
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/all"
 )
 
 // Options configures a boot.
@@ -59,7 +58,9 @@ type Options struct {
 	// live (default /etc/ec2init/scripts).
 	ScriptDirs string
 	Version    string
-	// Registry overrides the modules run (tests); nil is every module.
+	// Registry is the work a boot plans: the modules and where the
+	// scripts run among them. Required by Boot: the caller chooses the
+	// modules (cmd wires modules/all), the agent imports none.
 	Registry *modules.Registry
 	// LockTimeout bounds waiting for another boot's BootLockFile; 0 fails
 	// at once. Negative: DefaultLockTimeout.
@@ -103,10 +104,16 @@ func (o Options) withDefaults() Options {
 // is not an EC2 instance, or its metadata service is off.
 var ErrNoMetadataSource = errors.New("no metadata source")
 
+// ErrNoRegistry means Boot was called without Options.Registry.
+var ErrNoRegistry = errors.New("agent: Options.Registry is required (cmd passes modules/all's registry)")
+
 // Boot runs the requested stages and returns the boot's status. An error
 // means the boot could not proceed at all (no metadata source, unusable
 // state); failures of single scripts are in the status, not the error.
 func Boot(ctx context.Context, opts Options) (state.Status, error) {
+	if opts.Registry == nil {
+		return state.Status{}, ErrNoRegistry
+	}
 	opts = opts.withDefaults()
 	root, err := sys.NewRoot(opts.Root)
 	if err != nil {
@@ -131,9 +138,6 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	}
 	b := &booter{opts: opts, store: store, root: root, log: opts.Log, registry: opts.Registry,
 		cloudConfig: config.Merge()}
-	if b.registry == nil {
-		b.registry = all.Registry()
-	}
 	b.beginStatus()
 	localOnly := len(opts.Stages) == 1 && opts.Stages[0] == modules.StageLocal
 	if localOnly {

@@ -21,6 +21,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/internal/testnet"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/all"
 )
 
 // multipart builds MIME user data the way cloud-init's make-mime does.
@@ -74,6 +75,7 @@ func (f *fixture) options(bootID string) agent.Options {
 		BootID:           bootID,
 		IdentifyDeadline: 5 * time.Second,
 		Console:          f.log,
+		Registry:         all.Registry(),
 	}
 }
 
@@ -238,6 +240,7 @@ func TestNoMetadataSource(t *testing.T) {
 	}
 	st, err := agent.Boot(context.Background(), agent.Options{
 		Root: root, IMDS: client, BootID: boot1, IdentifyDeadline: 300 * time.Millisecond,
+		Registry: all.Registry(),
 	})
 	if !errors.Is(err, agent.ErrNoMetadataSource) {
 		t.Fatalf("err = %v", err)
@@ -350,7 +353,7 @@ func TestBootChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client, BootID: boot1})
+	agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client, BootID: boot1, Registry: all.Registry()})
 }
 
 func TestStagesAcrossProcesses(t *testing.T) {

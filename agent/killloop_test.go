@@ -23,6 +23,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/state/atomicfile"
+	"github.com/ec2init/ec2init/modules/all"
 )
 
 // killLoopUserData has user scripts of each frequency that is not per-boot
@@ -84,7 +85,7 @@ func killLoopOptions(t *testing.T, root, url, bootID string) agent.Options {
 		t.Fatal(err)
 	}
 	return agent.Options{Root: root, IMDS: client, Log: zap.NewNop(), BootID: bootID,
-		IdentifyDeadline: 10 * time.Second, LockTimeout: 30 * time.Second}
+		IdentifyDeadline: 10 * time.Second, LockTimeout: 30 * time.Second, Registry: all.Registry()}
 }
 
 // TestKillLoopChild is the boot TestKillLoop kills. With EC2INIT_KILL_AT=N
