@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -102,12 +101,17 @@ type ArtifactOptions struct {
 	Log      *zap.Logger
 	// Env reads the environment (os.Getenv when nil).
 	Env func(string) string
+	// Transport is a transport to share (Fetcher.Transport: one
+	// connection pool for the boot). nil, or a CAFile (other roots),
+	// builds one of the fetcher's own with Timeout.
+	Transport *http.Transport
 }
 
 // ArtifactFetcher downloads and verifies artifacts into a content-addressed
 // cache. Safe for concurrent use, and between processes sharing a cache.
 type ArtifactFetcher struct {
 	opts   ArtifactOptions
+	retry  policy
 	client *http.Client // https/http artifacts
 	s3HTTP *http.Client // the S3 SDK's transport: same TLS roots, no redirects
 
@@ -156,35 +160,23 @@ func NewArtifactFetcher(opts ArtifactOptions) (*ArtifactFetcher, error) {
 			return nil, fmt.Errorf("artifact cache: %w", err)
 		}
 	}
-	tlsConf, err := tlsConfig(opts.CAFile)
-	if err != nil {
-		return nil, err
-	}
-	newTransport := func() *http.Transport {
-		return &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:       tlsConf.Clone(),
-			TLSHandshakeTimeout:   opts.Timeout,
-			ResponseHeaderTimeout: opts.Timeout,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConnsPerHost:   8,
-			IdleConnTimeout:       90 * time.Second,
-			// Bytes must arrive as the origin stores them: the digest is of
-			// those, and a resumed range must line up with the partial file.
-			DisableCompression: true,
-			ReadBufferSize:     64 << 10,
-			WriteBufferSize:    16 << 10,
+	tr, s3tr := opts.Transport, opts.Transport
+	if tr == nil || opts.CAFile != "" {
+		tlsConf, err := tlsConfig(opts.CAFile)
+		if err != nil {
+			return nil, err
 		}
+		tr, s3tr = newTransport(tlsConf, opts.Timeout), newTransport(tlsConf, opts.Timeout)
 	}
 	return &ArtifactFetcher{
-		opts: opts,
+		opts:  opts,
+		retry: policy{attempts: opts.Attempts, base: opts.BaseBackoff, max: opts.MaxBackoff, maxRetryAfter: opts.MaxRetryAfter, log: opts.Log},
 		client: &http.Client{
-			Transport:     newTransport(),
+			Transport:     tr,
 			CheckRedirect: refuseDowngrade,
 		},
 		s3HTTP: &http.Client{
-			Transport: newTransport(),
+			Transport: s3tr,
 			// A signed S3 request is never replayed elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},

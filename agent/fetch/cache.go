@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // cachePath is where a verified artifact with digest e lives.
@@ -85,7 +87,7 @@ func (d *download) commit() (Artifact, error) {
 	}
 	elapsed := time.Since(d.start)
 	d.f.opts.Log.Info("artifact fetched",
-		zap.String("name", d.name), zap.String("url", safeURL(d.url)),
+		zap.String("name", d.name), zap.String("url", redact.URL(d.url.String())),
 		zap.String(d.want.algo, d.want.sum), zap.Int64("bytes", d.w.off),
 		zap.Int64("downloaded", d.fresh), zap.Int64("resumed_at", d.resumedAt),
 		zap.Duration("elapsed", elapsed), zap.Float64("mib_per_s", mibPerSec(d.fresh, elapsed)))

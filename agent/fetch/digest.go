@@ -16,6 +16,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // expected is the digest an artifact must have.
@@ -98,7 +100,7 @@ func (f *ArtifactFetcher) expectedDigest(ctx context.Context, name string, src S
 	}
 	e, err := parseChecksumFile(body, src.ChecksumAlgo, path.Base(u.Path))
 	if err != nil {
-		return expected{}, fmt.Errorf("checksum file %s: %w", safeURL(cu), err)
+		return expected{}, fmt.Errorf("checksum file %s: %w", redact.URL(cu.String()), err)
 	}
 	return e, nil
 }
@@ -106,7 +108,7 @@ func (f *ArtifactFetcher) expectedDigest(ctx context.Context, name string, src S
 // getSmall reads a small object whole (a checksum file), with retries.
 func (f *ArtifactFetcher) getSmall(ctx context.Context, name string, u *url.URL, rem remote) ([]byte, error) {
 	var body []byte
-	attempts, err := f.retry(ctx, name, u, func(ctx context.Context, cancel context.CancelCauseFunc) (bool, error) {
+	attempts, err := f.retry.run(ctx, name, u, func(ctx context.Context, cancel context.CancelCauseFunc) (bool, error) {
 		// The idle timeout, as for artifacts; a checksum file is small
 		// enough for it to bound the whole transfer.
 		timer := time.AfterFunc(f.opts.Timeout, func() { cancel(errIdle) })
@@ -120,7 +122,7 @@ func (f *ArtifactFetcher) getSmall(ctx context.Context, name string, u *url.URL,
 		return false, err
 	})
 	if err != nil {
-		return nil, &Error{URL: safeURL(u), Attempts: attempts, Err: err}
+		return nil, &Error{URL: redact.URL(u.String()), Attempts: attempts, Err: err}
 	}
 	return body, nil
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // meta is what a partial download needs to resume safely, kept next to it.
@@ -59,7 +61,7 @@ func (d *download) run(ctx context.Context) (Artifact, error) {
 			d.file.Close()
 		}
 	}()
-	d.meta = meta{URL: safeURL(d.url), Total: -1}
+	d.meta = meta{URL: redact.URL(d.url.String()), Total: -1}
 	if b, err := os.ReadFile(d.metaPath()); err == nil {
 		var m meta
 		if json.Unmarshal(b, &m) == nil && m.URL == d.meta.URL {
@@ -68,12 +70,12 @@ func (d *download) run(ctx context.Context) (Artifact, error) {
 	}
 	d.start = time.Now()
 	d.w = &hashWriter{file: d.file, h: d.want.newHash(), off: -1}
-	attempts, err := d.f.retry(ctx, d.name, d.url, d.attempt)
+	attempts, err := d.f.retry.run(ctx, d.name, d.url, d.attempt)
 	if err != nil {
 		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge) {
 			d.discard()
 		}
-		return Artifact{}, &Error{URL: safeURL(d.url), Attempts: attempts, Err: err}
+		return Artifact{}, &Error{URL: redact.URL(d.url.String()), Attempts: attempts, Err: err}
 	}
 	return d.commit()
 }
@@ -192,7 +194,7 @@ func (d *download) verify() error {
 		d.restarted = true
 		d.resumedAt = 0
 		d.f.opts.Log.Warn("resumed artifact failed verification; downloading it whole",
-			zap.String("name", d.name), zap.String("url", safeURL(d.url)))
+			zap.String("name", d.name), zap.String("url", redact.URL(d.url.String())))
 		return errors.Join(d.reset(), errRestart)
 	}
 	return fmt.Errorf("%w: %s is %s, want %s", ErrChecksum, d.want.algo, sum, d.want.sum)

@@ -11,14 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"time"
 
 	"github.com/ec2init/ec2init/agent/redact"
-	"github.com/ec2init/ec2init/internal/backoff"
 )
 
 // Options tunes a Fetcher. Zero values take the defaults.
@@ -32,7 +30,8 @@ type Options struct {
 	MaxBytes int64
 	// Attempts per URL (default 5), with backoff from BaseBackoff doubling
 	// up to MaxBackoff, fully jittered; a Retry-After the server sends
-	// (up to MaxRetryAfter, default 30s) wins over the backoff.
+	// (up to MaxRetryAfter, default 30s) is waited for when longer, with up
+	// to a quarter more of jitter. The loop is the artifacts' (policy).
 	Attempts      int
 	BaseBackoff   time.Duration
 	MaxBackoff    time.Duration
@@ -48,9 +47,12 @@ type Options struct {
 type Fetcher struct {
 	opts   Options
 	client *http.Client
+	retry  policy
 }
 
-// New returns a Fetcher for opts.
+// New returns a Fetcher for opts. Its defaults (5 attempts, backoff from
+// 200ms to 5s, Retry-After up to 30s, 30s per attempt) are those of a small
+// body a boot waits for; ArtifactOptions has its own for large downloads.
 func New(opts Options) *Fetcher {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 64 << 20
@@ -72,14 +74,26 @@ func New(opts Options) *Fetcher {
 	}
 	client := opts.Client
 	if client == nil {
-		client = &http.Client{}
+		// The system roots cannot fail to load: tlsConfig reads no file.
+		tlsConf, _ := tlsConfig("")
+		client = &http.Client{Transport: newTransport(tlsConf, opts.Timeout)}
 	}
 	c := *client
 	c.Timeout = opts.Timeout
 	if c.CheckRedirect == nil {
 		c.CheckRedirect = refuseDowngrade
 	}
-	return &Fetcher{opts: opts, client: &c}
+	return &Fetcher{opts: opts, client: &c, retry: policy{
+		attempts: opts.Attempts, base: opts.BaseBackoff, max: opts.MaxBackoff, maxRetryAfter: opts.MaxRetryAfter,
+	}}
+}
+
+// Transport is the fetcher's HTTP transport (nil for an Options.Client
+// that has none of its own), for an ArtifactFetcher to share through
+// ArtifactOptions.Transport.
+func (f *Fetcher) Transport() *http.Transport {
+	tr, _ := f.client.Transport.(*http.Transport)
+	return tr
 }
 
 // Error is a failed fetch; it names the URL without credentials.
@@ -118,52 +132,35 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string) ([]byte, error) {
 	default:
 		return nil, &Error{URL: redact.URL(u.String()), Err: fmt.Errorf("scheme %q not allowed", u.Scheme)}
 	}
-	var last error
-	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
-		body, retry, after, err := f.once(ctx, u)
-		if err == nil {
-			return body, nil
-		}
-		last = err
-		if !retry || attempt == f.opts.Attempts {
-			return nil, &Error{URL: redact.URL(u.String()), Attempts: attempt, Err: err}
-		}
-		// A server that says when to come back (429, 503) is believed, up
-		// to a cap; the jitter still spreads a fleet told the same time.
-		wait := backoff.Delay(f.opts.BaseBackoff, f.opts.MaxBackoff, attempt, rand.Float64())
-		if after = min(after, f.opts.MaxRetryAfter); after > 0 {
-			wait = after + time.Duration(rand.Int64N(int64(after)/4+1))
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, &Error{URL: redact.URL(u.String()), Attempts: attempt, Err: ctx.Err()}
-		}
+	var body []byte
+	attempts, err := f.retry.run(ctx, "", u, func(ctx context.Context, _ context.CancelCauseFunc) (bool, error) {
+		var err error
+		body, err = f.once(ctx, u)
+		return false, err
+	})
+	if err != nil {
+		return nil, &Error{URL: redact.URL(u.String()), Attempts: attempts, Err: err}
 	}
-	return nil, &Error{URL: redact.URL(u.String()), Attempts: f.opts.Attempts, Err: last}
+	return body, nil
 }
 
-// once makes one attempt; retry says whether another could succeed, after
-// when the server said.
-func (f *Fetcher) once(ctx context.Context, u *url.URL) (body []byte, retry bool, after time.Duration, err error) {
+// once makes one attempt; a failure is classified by retriable.
+func (f *Fetcher) once(ctx context.Context, u *url.URL) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, false, 0, err
+		return nil, err
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		// A refused redirect or a canceled context will not improve. The
-		// *url.Error quotes the whole URL (or the redirect's), query and all.
-		return nil, ctx.Err() == nil && !errors.Is(err, ErrRedirect), 0, redact.Error(err)
+		// The *url.Error quotes the whole URL (or the redirect's), query
+		// and all.
+		return nil, redact.Error(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-		after = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return nil, retry, after, fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		return nil, &statusError{code: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
-	body, err = readCapped(resp.Body, f.opts.MaxBytes)
-	return body, err != nil && !errors.Is(err, ErrTooLarge), 0, err
+	return readCapped(resp.Body, f.opts.MaxBytes)
 }
 
 func (f *Fetcher) readFile(u *url.URL) ([]byte, error) {

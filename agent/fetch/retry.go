@@ -1,25 +1,60 @@
-// The one retry loop: attempts, backoff with jitter, Retry-After.
+// The one retry loop every fetch goes through: which failures are worth
+// another attempt, backoff with jitter, and a server's Retry-After.
 
 package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/internal/backoff"
 )
 
-// retry runs attempt until it succeeds, fails for good, or the failures
-// reach Attempts. attempt reports whether it made progress, which a
-// resumable download keeps; such an attempt is not counted as a failure.
-func (f *ArtifactFetcher) retry(ctx context.Context, name string, u *url.URL, attempt func(context.Context, context.CancelCauseFunc) (progressed bool, err error)) (attempts int, err error) {
+// policy is a retry schedule: up to attempts failed attempts, capped
+// exponential backoff with full jitter between them (internal/backoff), and
+// a server's Retry-After believed up to maxRetryAfter. Each caller keeps its
+// own defaults (Options for Get, ArtifactOptions for artifacts).
+type policy struct {
+	attempts      int
+	base, max     time.Duration
+	maxRetryAfter time.Duration
+	// log, when set, gets a line before each retry.
+	log *zap.Logger
+}
+
+// wait is the delay before the next attempt after failures failed ones,
+// when the server asked for after.
+func (p policy) wait(failures int, after time.Duration) time.Duration {
+	d := backoff.Delay(p.base, p.max, max(failures, 1), rand.Float64())
+	if after = min(after, p.maxRetryAfter); after > 0 {
+		// A server that says when to come back (429, 503) is believed, up
+		// to a cap; the jitter (up to a quarter more) still spreads a fleet
+		// told the same time.
+		d = max(d, after) + time.Duration(rand.Int64N(int64(after)/4+1))
+	}
+	return d
+}
+
+// attemptFunc makes one attempt. cancel ends it with a cause (errIdle).
+// progressed says whether it made progress a resumable download keeps;
+// such an attempt is not counted as a failure.
+type attemptFunc func(ctx context.Context, cancel context.CancelCauseFunc) (progressed bool, err error)
+
+// run runs attempt until it succeeds, fails for good (retriable), or the
+// failures reach p.attempts. name and u are for the log only.
+func (p policy) run(ctx context.Context, name string, u *url.URL, attempt attemptFunc) (attempts int, err error) {
 	failures := 0
 	for {
 		attempts++
@@ -42,16 +77,15 @@ func (f *ArtifactFetcher) retry(ctx context.Context, name string, u *url.URL, at
 		if !progressed {
 			failures++
 		}
-		if failures >= f.opts.Attempts {
+		if failures >= p.attempts {
 			return attempts, err
 		}
-		delay := backoff.Delay(f.opts.BaseBackoff, f.opts.MaxBackoff, max(failures, 1), rand.Float64())
-		if after > 0 {
-			delay = max(delay, min(after, f.opts.MaxRetryAfter))
+		delay := p.wait(failures, after)
+		if p.log != nil {
+			p.log.Info("artifact fetch will retry",
+				zap.String("name", name), zap.String("url", redact.URL(u.String())),
+				zap.Int("attempt", attempts), zap.Duration("delay", delay), zap.Error(redact.Error(err)))
 		}
-		f.opts.Log.Info("artifact fetch will retry",
-			zap.String("name", name), zap.String("url", safeURL(u)),
-			zap.Int("attempt", attempts), zap.Duration("delay", delay), zap.Error(redact.Error(err)))
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -64,3 +98,59 @@ func (f *ArtifactFetcher) retry(ctx context.Context, name string, u *url.URL, at
 
 // errIdle cancels an attempt that received nothing for Timeout.
 var errIdle = errors.New("no data received within the timeout")
+
+// retriable says whether another attempt could succeed, and the wait the
+// server asked for.
+func retriable(ctx context.Context, err error) (bool, time.Duration) {
+	if ctx.Err() != nil {
+		return false, 0
+	}
+	if errors.Is(err, errIdle) {
+		return true, 0
+	}
+	var local *localError
+	var se *statusError
+	var cve *tls.CertificateVerificationError
+	var re *awshttp.ResponseError
+	switch {
+	case errors.As(err, &local),
+		errors.Is(err, ErrNotFound), errors.Is(err, ErrChecksum), errors.Is(err, ErrRedirect),
+		errors.Is(err, ErrTooLarge), errors.Is(err, errNotAllowed), errors.Is(err, errNoRole),
+		errors.As(err, &cve):
+		return false, 0
+	case errors.As(err, &se):
+		return retriableStatus(se.code), se.retryAfter
+	case errors.As(err, &re):
+		return retriableStatus(re.HTTPStatusCode()), 0
+	}
+	// Connection refused or reset, a body cut short, a timeout.
+	return true, 0
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// statusError is an HTTP answer other than success.
+type statusError struct {
+	code       int
+	retryAfter time.Duration
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s", e.code, http.StatusText(e.code))
+}
+
+func retriableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
+}

@@ -156,7 +156,7 @@ func (f *ArtifactFetcher) s3Client(ctx context.Context, allowInsecure bool) (*s3
 		case err != nil || eu.Host == "" || (eu.Scheme != "https" && eu.Scheme != "http"):
 			return nil, fmt.Errorf("s3 endpoint %s: %w: want an https:// URL", redact.URL(endpoint), errNotAllowed)
 		case eu.Scheme == "http" && !allowInsecure:
-			return nil, fmt.Errorf("s3 endpoint %s: %w: http:// needs allow_insecure", safeURL(eu), errNotAllowed)
+			return nil, fmt.Errorf("s3 endpoint %s: %w: http:// needs allow_insecure", redact.URL(eu.String()), errNotAllowed)
 		}
 	}
 	f.s3mu.Lock()

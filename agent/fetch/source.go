@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-
 	"github.com/ec2init/ec2init/agent/redact"
 )
 
@@ -50,20 +48,6 @@ func (e *rangeError) Error() string { return fmt.Sprintf("range not satisfiable 
 // errChanged is an object that changed since the partial bytes were read.
 var errChanged = errors.New("the object changed since the partial download; starting over")
 
-// statusError is an HTTP answer other than success.
-type statusError struct {
-	code       int
-	retryAfter time.Duration
-}
-
-func (e *statusError) Error() string {
-	return fmt.Sprintf("HTTP %d %s", e.code, http.StatusText(e.code))
-}
-
-func retriableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
-}
-
 // errNotAllowed is a source the policy refuses.
 var errNotAllowed = errors.New("not allowed")
 
@@ -78,63 +62,21 @@ func (f *ArtifactFetcher) resolve(raw string, allowInsecure bool) (*url.URL, rem
 		return u, httpRemote{c: f.client}, nil
 	case "http":
 		if !allowInsecure {
-			return nil, nil, fmt.Errorf("%s: %w: http:// needs allow_insecure", safeURL(u), errNotAllowed)
+			return nil, nil, fmt.Errorf("%s: %w: http:// needs allow_insecure", redact.URL(u.String()), errNotAllowed)
 		}
 		return u, httpRemote{c: f.client}, nil
 	case "file":
 		if (u.Host != "" && u.Host != "localhost") || !filepath.IsAbs(u.Path) {
-			return nil, nil, fmt.Errorf("%s: a file URL needs an absolute local path (file:///path)", safeURL(u))
+			return nil, nil, fmt.Errorf("%s: a file URL needs an absolute local path (file:///path)", redact.URL(u.String()))
 		}
 		return u, fileRemote{}, nil
 	case "s3":
 		if u.Host == "" || strings.TrimPrefix(u.Path, "/") == "" {
-			return nil, nil, fmt.Errorf("%s: want s3://bucket/key", safeURL(u))
+			return nil, nil, fmt.Errorf("%s: want s3://bucket/key", redact.URL(u.String()))
 		}
 		return u, s3Remote{f: f, allowInsecure: allowInsecure}, nil
 	}
-	return nil, nil, fmt.Errorf("%s: %w: scheme %q (want https, s3 or file)", safeURL(u), errNotAllowed, u.Scheme)
-}
-
-// retriable says whether another attempt could succeed, and the wait the
-// server asked for.
-func retriable(ctx context.Context, err error) (bool, time.Duration) {
-	if ctx.Err() != nil {
-		return false, 0
-	}
-	if errors.Is(err, errIdle) {
-		return true, 0
-	}
-	var local *localError
-	var se *statusError
-	var cve *tls.CertificateVerificationError
-	var re *awshttp.ResponseError
-	switch {
-	case errors.As(err, &local),
-		errors.Is(err, ErrNotFound), errors.Is(err, ErrChecksum), errors.Is(err, ErrRedirect),
-		errors.Is(err, ErrTooLarge), errors.Is(err, errNotAllowed), errors.Is(err, errNoRole),
-		errors.As(err, &cve):
-		return false, 0
-	case errors.As(err, &se):
-		return retriableStatus(se.code), se.retryAfter
-	case errors.As(err, &re):
-		return retriableStatus(re.HTTPStatusCode()), 0
-	}
-	// Connection refused or reset, a body cut short, a timeout.
-	return true, 0
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return nil, nil, fmt.Errorf("%s: %w: scheme %q (want https, s3 or file)", redact.URL(u.String()), errNotAllowed, u.Scheme)
 }
 
 type httpRemote struct{ c *http.Client }
@@ -142,7 +84,7 @@ type httpRemote struct{ c *http.Client }
 func (r httpRemote) open(ctx context.Context, u *url.URL, offset int64, v validator) (*response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", safeURL(u), err)
+		return nil, fmt.Errorf("%s: %w", redact.URL(u.String()), err)
 	}
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
@@ -183,7 +125,7 @@ func (r httpRemote) open(ctx context.Context, u *url.URL, offset int64, v valida
 	case http.StatusPartialContent:
 		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", safeURL(u), err)
+			return nil, fmt.Errorf("%s: %w", redact.URL(u.String()), err)
 		}
 		out.start, out.total = start, total
 	case http.StatusRequestedRangeNotSatisfiable:

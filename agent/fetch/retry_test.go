@@ -1,0 +1,71 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestPolicyWait: the backoff alone stays under its ceiling; a Retry-After
+// is waited for (capped), with at most a quarter more of jitter.
+func TestPolicyWait(t *testing.T) {
+	p := policy{attempts: 5, base: 10 * time.Millisecond, max: 40 * time.Millisecond, maxRetryAfter: time.Second}
+	tests := []struct {
+		name     string
+		failures int
+		after    time.Duration
+		min, max time.Duration
+	}{
+		{name: "first backoff", failures: 1, max: 10 * time.Millisecond},
+		{name: "backoff capped", failures: 9, max: 40 * time.Millisecond},
+		{name: "retry-after", failures: 1, after: 400 * time.Millisecond, min: 400 * time.Millisecond, max: 500 * time.Millisecond},
+		{name: "retry-after capped", failures: 1, after: time.Hour, min: time.Second, max: 1250 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 200 {
+				if got := p.wait(tt.failures, tt.after); got < tt.min || got > tt.max {
+					t.Fatalf("wait(%d, %s) = %s, want %s to %s", tt.failures, tt.after, got, tt.min, tt.max)
+				}
+			}
+		})
+	}
+}
+
+// TestPolicyRun: what is retried and how many times, for both callers.
+func TestPolicyRun(t *testing.T) {
+	p := policy{attempts: 3, base: time.Microsecond, max: time.Microsecond, maxRetryAfter: time.Millisecond}
+	tests := []struct {
+		name         string
+		err          error
+		progressed   bool
+		wantAttempts int
+	}{
+		{name: "503 retried", err: &statusError{code: 503}, wantAttempts: 3},
+		{name: "408 retried", err: &statusError{code: 408}, wantAttempts: 3},
+		{name: "404 not", err: &statusError{code: 404}, wantAttempts: 1},
+		{name: "too large not", err: ErrTooLarge, wantAttempts: 1},
+		{name: "redirect not", err: fmt.Errorf("get: %w", ErrRedirect), wantAttempts: 1},
+		{name: "certificate not", err: &tls.CertificateVerificationError{Err: errors.New("bad")}, wantAttempts: 1},
+		{name: "connection reset", err: errors.New("connection reset by peer"), wantAttempts: 3},
+		{name: "progress does not count", err: errors.New("cut"), progressed: true, wantAttempts: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			attempts, err := p.run(context.Background(), "x", nil, func(context.Context, context.CancelCauseFunc) (bool, error) {
+				n++
+				if n == 10 {
+					return false, nil
+				}
+				return tt.progressed, tt.err
+			})
+			if attempts != tt.wantAttempts || n != tt.wantAttempts {
+				t.Errorf("attempts %d (%d calls), want %d; err %v", attempts, n, tt.wantAttempts, err)
+			}
+		})
+	}
+}
