@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/sys"
 )
@@ -17,6 +18,10 @@ type Env struct {
 	// for modules that ask IMDS more (the instance role's credentials).
 	// nil outside a boot.
 	IMDS *imds.Client
+	// Fetcher is the agent's one fetcher (its transport, retries,
+	// redaction and size caps), for modules that download; an artifact
+	// cache is built on its transport. nil outside a boot: build one.
+	Fetcher *fetch.Fetcher
 	// NewInstance is true on the first boot of this instance id;
 	// PreviousInstanceID is the instance this disk last ran as ("" on a
 	// first boot ever).
