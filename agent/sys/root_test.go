@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/state/atomicfile"
+	"github.com/ec2init/ec2init/internal/testkit"
 )
 
 // newTestRoot returns a Root on a fresh temporary directory.
@@ -374,9 +375,7 @@ func TestWriteFileEdgeCases(t *testing.T) {
 }
 
 func TestWriteFileOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
-	}
+	testkit.RequireRoot(t, "chown needs root")
 	r := newTestRoot(t)
 	if err := r.WriteFile("/home/ec2-user/.ssh/authorized_keys", []byte("ssh-ed25519 AAAA\n"), 0o600, &Owner{UID: 1000, GID: 1001}); err != nil {
 		t.Fatal(err)
@@ -472,8 +471,8 @@ func TestOpenLog(t *testing.T) {
 			if tc.prior != 0 {
 				put(t, r, "/var/log/ec2init-output.log", "before\n", tc.prior)
 			}
-			if tc.prior == 0o400 && os.Geteuid() != 0 {
-				t.Skip("opening a 0400 file for writing needs root")
+			if tc.prior == 0o400 {
+				testkit.RequireRoot(t, "opening a 0400 file for writing needs root")
 			}
 			f, err := r.OpenLog("/var/log/ec2init-output.log")
 			if err != nil {
@@ -568,9 +567,7 @@ func TestRotateLog(t *testing.T) {
 // and shadow's real path.
 func hostileHome(t *testing.T) (*Root, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a directory owned by another user needs root")
-	}
+	testkit.RequireRoot(t, "a directory owned by another user needs root")
 	r := newTestRoot(t)
 	put(t, r, "/etc/shadow", "root:$6$secret:19000::::::\n", 0o640)
 	home := filepath.Join(r.Prefix(), "home/ec2-user")
@@ -680,9 +677,7 @@ func TestPlantedSymlinksRefused(t *testing.T) {
 // alternatives system, /var/run -> /run, a root-owned directory group-owned
 // by root and group-writable.
 func TestTrustedSymlinksFollowed(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ownership checks need root")
-	}
+	testkit.RequireRoot(t, "ownership checks need root")
 	r := newTestRoot(t)
 	put(t, r, "/usr/share/app/app.conf", "old\n", 0o644)
 	symlink(t, r, "/etc/alternatives/app.conf", "/usr/share/app/app.conf")

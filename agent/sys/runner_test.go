@@ -513,9 +513,7 @@ func main() {
 // skips the test.
 func buildChroot(t *testing.T) *Root {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root")
-	}
+	testkit.RequireRoot(t, "chroot needs root")
 	if testing.Short() {
 		t.Skip("builds a helper program")
 	}

@@ -9,15 +9,15 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ec2init/ec2init/internal/testkit"
 )
 
 // TestStatusMessagesNeedRoot: `status` shows root every message; anyone
 // else reads the world-readable copy, which names what failed and says the
 // details need root.
 func TestStatusMessagesNeedRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run status as another user")
-	}
+	testkit.RequireRoot(t, "needs root to run status as another user")
 	root, ep := bootFixture(t, "#!/bin/sh\nexit 3\n")
 	if r := runCLI(t, binary, "boot", "--root="+root, ep, testBoot); r.code != 0 {
 		t.Fatalf("boot: %+v", r)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -34,9 +35,7 @@ import (
 // would need a root with /bin/sh (dpkg chroots to run them), so the test
 // package has none. The host's dpkg database is checked to be untouched.
 func TestRealApt(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: dpkg --root and apt's lock files")
-	}
+	testkit.RequireRoot(t, "needs root: dpkg --root and apt's lock files")
 	for _, tool := range []string{"apt-get", "dpkg", "dpkg-deb", "apt-ftparchive"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not found (Debian packages apt, dpkg, apt-utils)", tool)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/internal/accounts"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -26,9 +27,7 @@ func TestRealShadowTools(t *testing.T) {
 			}
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("useradd --prefix needs root to write the account databases and chown homes")
-	}
+	testkit.RequireRoot(t, "useradd --prefix needs root to write the account databases and chown homes")
 	e, _ := modtest.Env(t)
 	root := e.Root
 	files := map[string]string{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/bounded"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -179,9 +180,7 @@ func plant(t *testing.T, e *modules.Env, p, target string) {
 // owner. A deferred item is checked when it is written, after the user
 // exists; a root-owned symlink is still followed.
 func TestPlantedSymlinksNotFollowed(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("directories owned by another user need root")
-	}
+	testkit.RequireRoot(t, "directories owned by another user need root")
 	e := newEnv(t)
 	prefix := e.Root.Prefix()
 	if err := e.Root.WriteFile("/etc/shadow", []byte("root:$6$secret:19000::::::\n"), 0o640, nil); err != nil {

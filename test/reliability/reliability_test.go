@@ -21,6 +21,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/internal/testkit"
 )
 
 const scripts = 3
@@ -277,9 +278,7 @@ func TestDiskFaults(t *testing.T) {
 	})
 
 	t.Run("read-only root", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to mount")
-		}
+		testkit.RequireRoot(t, "needs root to mount")
 		root := t.TempDir()
 		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", root).CombinedOutput(); err != nil {
 			t.Skipf("mount tmpfs: %v %s", err, out)
@@ -292,9 +291,7 @@ func TestDiskFaults(t *testing.T) {
 	})
 
 	t.Run("state filesystem fills up", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to mount")
-		}
+		testkit.RequireRoot(t, "needs root to mount")
 		root := t.TempDir()
 		// A first boot on a roomy disk, then the disk fills up.
 		if st, err := boot(root); err != nil || st.State != state.StateDone {

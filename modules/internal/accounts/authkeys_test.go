@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 )
 
 const (
@@ -145,9 +146,7 @@ func TestUpdateAuthorizedKeysNoHome(t *testing.T) {
 // home for a symlink to /root: the keys must not be written there, nor
 // /root/.ssh given to that user.
 func TestUpdateAuthorizedKeysPlantedHome(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("a directory owned by another user needs root")
-	}
+	testkit.RequireRoot(t, "a directory owned by another user needs root")
 	root, acct := testRoot(t, "/srv/app/home")
 	prefix := root.Prefix()
 	if err := os.MkdirAll(filepath.Join(prefix, "root/.ssh"), 0o700); err != nil {

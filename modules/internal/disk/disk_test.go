@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/internal/disk/disktest"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -146,9 +147,7 @@ func TestNoMountInfo(t *testing.T) {
 // TestLiveProcRefused: a root whose /proc is the running kernel's procfs
 // (bind-mounted for a chroot) must not be taken for the root's mounts.
 func TestLiveProcRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to bind-mount /proc")
-	}
+	testkit.RequireRoot(t, "needs root to bind-mount /proc")
 	env, _ := modtest.Env(t)
 	if err := env.Root.MkdirAll("/proc", 0o755); err != nil {
 		t.Fatal(err)
