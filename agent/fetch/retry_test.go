@@ -69,3 +69,32 @@ func TestPolicyRun(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedTransport: an artifact fetcher shares the Fetcher's transport,
+// unless a CA file asks for other roots.
+func TestSharedTransport(t *testing.T) {
+	shared := New(Options{}).Transport()
+	if shared == nil || !shared.DisableCompression {
+		t.Fatalf("Fetcher transport %+v: want the artifacts' (no transparent gzip)", shared)
+	}
+	ca := newTestCA(t)
+	tests := []struct {
+		name   string
+		caFile string
+		shared bool
+	}{
+		{name: "shared", shared: true},
+		{name: "ca_file: its own", caFile: ca.pemPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := NewArtifactFetcher(ArtifactOptions{CacheDir: t.TempDir(), CAFile: tt.caFile, Transport: shared})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.client.Transport == shared && f.s3HTTP.Transport == shared; got != tt.shared {
+				t.Errorf("shared %v, want %v", got, tt.shared)
+			}
+		})
+	}
+}
