@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/modules"
 )
 
@@ -38,14 +39,14 @@ func Plan(cfg *config.CloudConfig) ([]PlanItem, error) {
 	}
 	var out []PlanItem
 	for _, it := range c.Items {
-		p := PlanItem{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact(it.Source), Dest: it.Install.Dest, Err: it.Err}
+		p := PlanItem{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact.URL(it.Source), Dest: it.Install.Dest, Err: it.Err}
 		switch algo, sum := it.checksumOf(); {
 		case sum != "":
 			p.Checksum = algo + ":" + sum
 		case it.SHA256URL != "":
-			p.Checksum = "sha256 from " + redact(it.SHA256URL)
+			p.Checksum = "sha256 from " + redact.URL(it.SHA256URL)
 		case it.SHA512URL != "":
-			p.Checksum = "sha512 from " + redact(it.SHA512URL)
+			p.Checksum = "sha512 from " + redact.URL(it.SHA512URL)
 		}
 		switch {
 		case it.Err != nil:

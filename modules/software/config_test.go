@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -167,7 +168,7 @@ func TestParse(t *testing.T) {
 	if c.Items[2].Err == nil || !strings.Contains(c.Items[2].Err.Error(), "software.items[2] c (line 9): install.type is required") {
 		t.Errorf("item c error: %v", c.Items[2].Err)
 	}
-	if got := redact(a.Source); got != "https://x/a" {
+	if got := redact.URL(a.Source); got != "https://x/a" {
 		t.Errorf("redact = %q", got)
 	}
 	if _, ok, _ := Parse(modtest.Config(t, "runcmd: [ls]\n")); ok {
@@ -186,8 +187,8 @@ func TestRedact(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := redact(tt.in); got != tt.want {
-			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := redact.URL(tt.in); got != tt.want {
+			t.Errorf("redact.URL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -37,7 +37,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
-	redactpkg "github.com/ec2init/ec2init/agent/redact"
+	"github.com/ec2init/ec2init/agent/redact"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
@@ -55,8 +55,8 @@ type Software struct {
 	// Services acts on systemd units; nil is systemd over D-Bus on the
 	// running system's root and a recorder under any other root.
 	Services sys.Services
-	// IMDS gives S3 sources the instance role's credentials; nil builds a
-	// client from the system config when an s3:// item needs one.
+	// IMDS gives S3 sources the instance role's credentials; nil is
+	// env.IMDS (the agent's client).
 	IMDS *imds.Client
 	// Packages installs package items and full upgrades.
 	Packages packages.PackageUpdateUpgradeInstall
@@ -138,7 +138,7 @@ type ItemResult struct {
 }
 
 func newResult(it *Item, now time.Time) ItemResult {
-	r := ItemResult{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact(it.Source), Spec: it.spec(), Time: now}
+	r := ItemResult{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact.URL(it.Source), Spec: it.spec(), Time: now}
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("items[%d]", it.Index)
 	}
@@ -154,10 +154,6 @@ func (r *ItemResult) fail(err error) {
 
 // Err is the item's failure, nil if it succeeded.
 func (r ItemResult) Err() error { return r.err }
-
-// redact drops credentials, query string and fragment from a URL: presigned
-// URLs carry their signature in the query. agent/redact is the one helper.
-func redact(raw string) string { return redactpkg.URL(raw) }
 
 // Run verifies the baked items and installs the boot items (and bake
 // items never baked). The error names every failed item.
@@ -482,13 +478,16 @@ func (m Software) fetcher(ctx context.Context, env *modules.Env, c *Config, srcs
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
 	}
+	if env.Fetcher != nil {
+		// The boot's connection pool; with a ca_file (other roots) the
+		// artifact fetcher builds its own transport.
+		opts.Transport = env.Fetcher.Transport()
+	}
 	if opts.IMDS == nil {
 		opts.IMDS = env.IMDS
 	}
 	if opts.IMDS == nil && needsS3(srcs) {
-		if opts.IMDS, err = imdsClient(env, m.getenv); err != nil {
-			return nil, fmt.Errorf("s3 sources need the instance role from IMDS: %w", err)
-		}
+		return nil, errNoIMDS
 	}
 	newFetcher := m.NewFetcher
 	if newFetcher == nil {
@@ -512,17 +511,9 @@ func needsS3(srcs []fetch.Source) bool {
 	return false
 }
 
-// imdsClient is a metadata client from the system config and the
-// environment, as the agent's own (without its command-line flags).
-func imdsClient(env *modules.Env, getenv func(string) string) (*imds.Client, error) {
-	c := env.System.IMDS
-	endpoint, _, err := imds.ResolveEndpoint("", c.Endpoint, c.EndpointMode, getenv)
-	if err != nil {
-		return nil, err
-	}
-	return imds.New(imds.Config{Endpoint: endpoint, AllowV1: c.AllowIMDSv1, RequestTimeout: c.RequestTimeout.Std(),
-		CallTimeout: c.CallTimeout.Std(), MaxAttempts: c.MaxAttempts})
-}
+// errNoIMDS is an s3:// item in a run without a metadata client (the
+// agent's env.IMDS, or Software.IMDS for bake).
+var errNoIMDS = errors.New("s3 sources need the instance role's credentials from IMDS, and this run has no metadata client")
 
 // resultsFile is kept in the instance's state directory.
 const resultsFile = "software.json"
