@@ -2,7 +2,6 @@ package sys
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -570,46 +569,15 @@ func hostileHome(t *testing.T) (*Root, string) {
 	testkit.RequireRoot(t, "a directory owned by another user needs root")
 	r := newTestRoot(t)
 	put(t, r, "/etc/shadow", "root:$6$secret:19000::::::\n", 0o640)
-	home := filepath.Join(r.Prefix(), "home/ec2-user")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(home, 1000, 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(r.Prefix(), "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Join(r.Prefix(), "tmp"), os.ModeSticky|0o777); err != nil {
-		t.Fatal(err)
-	}
+	testkit.UserDir(t, filepath.Join(r.Prefix(), "home/ec2-user"), 0o700)
+	testkit.StickyDir(t, filepath.Join(r.Prefix(), "tmp"))
 	return r, filepath.Join(r.Prefix(), "etc/shadow")
 }
 
 // plant makes the symlink p -> target owned by uid 1000, as the user would.
 func plant(t *testing.T, r *Root, p, target string) {
 	t.Helper()
-	full := filepath.Join(r.Prefix(), p)
-	if err := os.Symlink(target, full); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(full, 1000, 1000); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func fileState(t *testing.T, full string) string {
-	t.Helper()
-	b, err := os.ReadFile(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Lstat(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	return fmt.Sprintf("%v %d:%d %q", fi.Mode(), st.Uid, st.Gid, b)
+	testkit.Plant(t, filepath.Join(r.Prefix(), p), target)
 }
 
 // A symlink in a directory another user owns, or in a world-writable one
@@ -622,7 +590,7 @@ func TestPlantedSymlinksRefused(t *testing.T) {
 	plant(t, r, "/home/ec2-user/climb.conf", "../../../../../../../../..") // relative, climbs out of the root
 	plant(t, r, "/home/ec2-user/conf", "/etc")                             // a symlinked parent
 	plant(t, r, "/tmp/app.conf", "/etc/shadow")                            // sticky, world-writable
-	before := fileState(t, shadow)
+	before := testkit.FileState(t, shadow)
 	owner := &Owner{UID: 1000, GID: 1000}
 
 	for _, tc := range []struct {
@@ -659,7 +627,7 @@ func TestPlantedSymlinksRefused(t *testing.T) {
 			if !errors.Is(err, ErrUntrustedSymlink) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tc.path) {
 				t.Errorf("%s(%s): error = %v, want ErrUntrustedSymlink naming the path and %q", name, tc.path, err, want)
 			}
-			if after := fileState(t, shadow); after != before {
+			if after := testkit.FileState(t, shadow); after != before {
 				t.Fatalf("%s(%s) changed /etc/shadow: %s, was %s", name, tc.path, after, before)
 			}
 		}
@@ -740,7 +708,7 @@ func TestWriteFileSwappedDirectory(t *testing.T) {
 	if err := os.Mkdir(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := fileState(t, shadow)
+	before := testkit.FileState(t, shadow)
 	r.writeHook = func(point string) error {
 		if point != atomicfile.BeforeRename {
 			return nil
@@ -754,7 +722,7 @@ func TestWriteFileSwappedDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after := fileState(t, shadow); after != before {
+	if after := testkit.FileState(t, shadow); after != before {
 		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
 	}
 	if b, err := os.ReadFile(filepath.Join(d+".moved", "shadow")); err != nil || string(b) != "pwned\n" {
@@ -769,7 +737,7 @@ func TestWriteFileSwappedDirectory(t *testing.T) {
 // that appears in a root-owned directory.
 func TestChownChmodNoFollow(t *testing.T) {
 	r, shadow := hostileHome(t)
-	before := fileState(t, shadow)
+	before := testkit.FileState(t, shadow)
 	// Dangling at the walk, so it reaches the final open: the O_NOFOLLOW open.
 	if err := r.Chown("/home/ec2-user/missing", Owner{UID: 1000, GID: 1000}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Chown of a missing file: %v", err)
@@ -783,7 +751,7 @@ func TestChownChmodNoFollow(t *testing.T) {
 			t.Errorf("%s through a planted link: %v", name, err)
 		}
 	}
-	if after := fileState(t, shadow); after != before {
+	if after := testkit.FileState(t, shadow); after != before {
 		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/bounded"
@@ -134,44 +133,17 @@ func TestNothingWrittenOutsideRoot(t *testing.T) {
 	}
 }
 
-// fileState is content, mode and owner of the file at full.
-func fileState(t *testing.T, full string) string {
-	t.Helper()
-	b, err := os.ReadFile(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Lstat(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	return fmt.Sprintf("%v %d:%d %q", fi.Mode(), st.Uid, st.Gid, b)
-}
-
 // userDir makes the directory p under the root owned by uid 1000, as a
 // user's home or a service user's /opt/<app> is.
 func userDir(t *testing.T, e *modules.Env, p string) {
 	t.Helper()
-	full := filepath.Join(e.Root.Prefix(), p)
-	if err := os.MkdirAll(full, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(full, 1000, 1000); err != nil {
-		t.Fatal(err)
-	}
+	testkit.UserDir(t, filepath.Join(e.Root.Prefix(), p), 0o755)
 }
 
 // plant makes the symlink p -> target owned by uid 1000.
 func plant(t *testing.T, e *modules.Env, p, target string) {
 	t.Helper()
-	full := filepath.Join(e.Root.Prefix(), p)
-	if err := os.Symlink(target, full); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(full, 1000, 1000); err != nil {
-		t.Fatal(err)
-	}
+	testkit.Plant(t, filepath.Join(e.Root.Prefix(), p), target)
 }
 
 // A user who plants a symlink in a directory they own (or in /tmp) cannot
@@ -189,12 +161,7 @@ func TestPlantedSymlinksNotFollowed(t *testing.T) {
 	shadow := filepath.Join(prefix, "etc/shadow")
 	userDir(t, e, "/home/ec2-user")
 	userDir(t, e, "/opt/app")
-	if err := os.MkdirAll(filepath.Join(prefix, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Join(prefix, "tmp"), os.ModeSticky|0o777); err != nil {
-		t.Fatal(err)
-	}
+	testkit.StickyDir(t, filepath.Join(prefix, "tmp"))
 	plant(t, e, "/home/ec2-user/app.conf", "/etc/shadow")
 	plant(t, e, "/home/ec2-user/rel.conf", "../../../../../../../../etc/shadow") // climbs out of the root
 	plant(t, e, "/home/ec2-user/conf", "/etc")
@@ -207,7 +174,7 @@ func TestPlantedSymlinksNotFollowed(t *testing.T) {
 	if err := os.Symlink("/usr/share/app/app.conf", filepath.Join(prefix, "etc/alternatives/app.conf")); err != nil {
 		t.Fatal(err)
 	}
-	before := fileState(t, shadow)
+	before := testkit.FileState(t, shadow)
 
 	cfg := modtest.Config(t, `write_files:
 - {path: /home/ec2-user/app.conf, content: "pwned\n", owner: "1000:1000", permissions: '0666'}
@@ -228,7 +195,7 @@ func TestPlantedSymlinksNotFollowed(t *testing.T) {
 	plant(t, e, "/home/later/app.conf", "/etc/shadow")
 	deferredErr := WriteFilesDeferred{}.Run(context.Background(), e, cfg)
 
-	if after := fileState(t, shadow); after != before {
+	if after := testkit.FileState(t, shadow); after != before {
 		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
 	}
 	for _, tt := range []struct {
