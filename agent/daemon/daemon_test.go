@@ -17,6 +17,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 )
 
 func TestWatch(t *testing.T) {
@@ -34,9 +35,7 @@ func TestWatch(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$EC2INIT_EVENT $(cat) $EC2_INSTANCE_ID\" >> \"$EC2INIT_ROOT/drained\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testkit.FakeTool(t, filepath.Dir(hook), filepath.Base(hook), "#!/bin/sh\necho \"$EC2INIT_EVENT $(cat) $EC2_INSTANCE_ID\" >> \"$EC2INIT_ROOT/drained\"\n")
 
 	var mu sync.Mutex
 	var events []Event

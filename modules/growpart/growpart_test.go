@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/internal/disk"
 	"github.com/ec2init/ec2init/modules/internal/disk/disktest"
@@ -133,9 +134,7 @@ func fakeGrowpart(t *testing.T, env *modules.Env, output string, code int) (args
 	dir := t.TempDir()
 	argsFile = filepath.Join(dir, "args")
 	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\nprintf '%s\\n' '" + output + "'\nexit " + string(rune('0'+code)) + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "growpart"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testkit.FakeTool(t, dir, "growpart", script)
 	env.Runner.Env = map[string]string{"PATH": dir + ":" + sys.DefaultPath}
 	return argsFile
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -52,9 +53,7 @@ func fakeEnv(t *testing.T, osRelease string) (*modules.Env, string, *bytes.Buffe
 		t.Fatal(err)
 	}
 	for _, tool := range []string{"apt-get", "dnf", "yum"} {
-		if err := os.WriteFile(filepath.Join(bin, tool), []byte(fakeTool), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		testkit.FakeTool(t, bin, tool, fakeTool)
 	}
 	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath, "FAKE_DIR": dir}
 	if osRelease != "" {

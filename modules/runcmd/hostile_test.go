@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -44,9 +45,7 @@ func TestListItemsAreArgv(t *testing.T) {
 			log := filepath.Join(bin, "argv.log")
 			// The recorder writes each argument NUL-terminated.
 			rec := "#!/bin/sh\nprintf '%s\\0' \"$@\" > " + log + "\n"
-			if err := os.WriteFile(filepath.Join(bin, "record-argv"), []byte(rec), 0o755); err != nil {
-				t.Fatal(err)
-			}
+			testkit.FakeTool(t, bin, "record-argv", rec)
 			e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath}
 			words := hostileWords(marks)
 			var doc strings.Builder

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/internal/distro"
 	"github.com/ec2init/ec2init/modules/modtest"
 	"github.com/ec2init/ec2init/modules/packages"
@@ -304,9 +305,7 @@ func TestPackageLockRetried(t *testing.T) {
 			} else {
 				script += "if [ $n -le " + fmt.Sprint(tt.failures) + " ]; then echo 'dpkg: error: dpkg frontend lock was locked by another process with pid 42'; exit 2; fi\n"
 			}
-			if err := os.WriteFile(filepath.Join(bin, "dpkg"), []byte(script), 0o755); err != nil {
-				t.Fatal(err)
-			}
+			testkit.FakeTool(t, bin, "dpkg", script)
 			env.Runner.Env = map[string]string{"PATH": bin + ":/usr/bin:/bin"}
 			art := writeHost(t, env.Root, "/srv/x.deb", []byte("not really a deb"))
 			m, _ := module()

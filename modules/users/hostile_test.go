@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -39,9 +40,7 @@ mkdir -p "$2/home/$last"
 		t.Fatal(err)
 	}
 	for tool, body := range map[string]string{"useradd": useradd, "groupadd": record, "usermod": record, "visudo": record} {
-		if err := os.WriteFile(filepath.Join(bin, tool), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		testkit.FakeTool(t, bin, tool, body)
 	}
 	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath}
 	if err := e.Root.WriteFile("/etc/passwd", []byte("root:x:0:0::/root:/bin/sh\n"), 0o644, nil); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/internal/accounts"
 	"github.com/ec2init/ec2init/modules/modtest"
@@ -215,9 +216,7 @@ echo "$last:x:` + strconv.Itoa(os.Getuid()) + `:` + strconv.Itoa(os.Getgid()) + 
 mkdir -p "$prefix/home/$last"
 `
 	for name, body := range map[string]string{"useradd": useradd, "groupadd": logger, "usermod": logger, "visudo": logger} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		testkit.FakeTool(t, dir, name, body)
 	}
 	e.Runner.Env = map[string]string{"PATH": dir + ":" + sys.DefaultPath}
 	return log
