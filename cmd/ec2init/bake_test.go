@@ -7,52 +7,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/software"
 )
-
-// bakeOrigin is a loopback HTTPS server (self-signed) counting requests.
-type bakeOrigin struct {
-	*httptest.Server
-	mu     sync.Mutex
-	files  map[string][]byte
-	counts map[string]int
-}
-
-func newBakeOrigin(t *testing.T, files map[string][]byte) *bakeOrigin {
-	o := &bakeOrigin{files: files, counts: map[string]int{}}
-	o.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.mu.Lock()
-		o.counts[r.URL.Path]++
-		body, ok := o.files[r.URL.Path]
-		o.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-func (o *bakeOrigin) count(p string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.counts[p]
-}
 
 func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
@@ -105,9 +70,9 @@ func listRoot(t *testing.T, root string) []string {
 func TestBakeCommand(t *testing.T) {
 	ne := tgzOf(t, map[string]string{"ne-1.8.2/node_exporter": "exporter"})
 	app := []byte("app build 42")
-	o := newBakeOrigin(t, map[string][]byte{"/ne.tgz": ne, "/app": app})
+	o := testkit.NewOrigin(t, map[string][]byte{"/ne.tgz": ne, "/app": app})
 	root := t.TempDir()
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Certificate().Raw})
+	caPEM := o.CAPEM()
 	writeFileT(t, filepath.Join(root, "etc/pki/origin-ca.pem"), caPEM, 0o644)
 	// What the build instance has, and clean removes.
 	writeFileT(t, filepath.Join(root, "etc/machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o444)
@@ -145,8 +110,8 @@ software:
 			t.Errorf("plan lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if after := listRoot(t, root); !reflect.DeepEqual(after, before) || o.count("/ne.tgz") != 0 {
-		t.Fatalf("--dry-run changed the root or fetched (%d requests)", o.count("/ne.tgz"))
+	if after := listRoot(t, root); !reflect.DeepEqual(after, before) || o.Count("/ne.tgz") != 0 {
+		t.Fatalf("--dry-run changed the root or fetched (%d requests)", o.Count("/ne.tgz"))
 	}
 
 	r = runCLI(t, binary, "bake", "--root", root, "--config", cfgFile, "--log-level", "error")
@@ -161,7 +126,7 @@ software:
 	if b, _ := os.ReadFile(filepath.Join(root, "opt/node-exporter/node_exporter")); string(b) != "exporter" {
 		t.Errorf("node_exporter not installed: %q", b)
 	}
-	if o.count("/app") != 0 {
+	if o.Count("/app") != 0 {
 		t.Error("bake fetched the boot item")
 	}
 	// The clean: state, logs, host keys gone, machine-id empty.
@@ -198,8 +163,8 @@ software:
 	if r.code != 0 {
 		t.Fatalf("boot: %+v", r)
 	}
-	if o.count("/ne.tgz") != 1 || o.count("/app") != 1 {
-		t.Errorf("requests at boot: baked %d (want 1, the bake's), boot item %d (want 1)", o.count("/ne.tgz"), o.count("/app"))
+	if o.Count("/ne.tgz") != 1 || o.Count("/app") != 1 {
+		t.Errorf("requests at boot: baked %d (want 1, the bake's), boot item %d (want 1)", o.Count("/ne.tgz"), o.Count("/app"))
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "srv/app/app")); string(b) != string(app) {
 		t.Error("boot item not installed")
@@ -229,10 +194,10 @@ software:
 // A bake that cannot complete changes no state: an invalid cloud-config
 // stops it before anything, a failed item before the clean.
 func TestBakeCommandFailures(t *testing.T) {
-	o := newBakeOrigin(t, map[string][]byte{"/a": []byte("tampered")})
+	o := testkit.NewOrigin(t, map[string][]byte{"/a": []byte("tampered")})
 	root := t.TempDir()
 	writeFileT(t, filepath.Join(root, "etc/machine-id"), []byte("id\n"), 0o444)
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Certificate().Raw})
+	caPEM := o.CAPEM()
 	writeFileT(t, filepath.Join(root, "etc/ca.pem"), caPEM, 0o644)
 	dir := t.TempDir()
 

@@ -24,7 +24,7 @@ func BenchmarkFetchVerifyInstall(b *testing.B) {
 		body[i] = byte(i * 7)
 	}
 	o := newOrigin(b)
-	url := o.put("/big", body)
+	url := o.Put("/big", body)
 	root, err := sys.NewRoot(b.TempDir())
 	if err != nil {
 		b.Fatal(err)

@@ -7,13 +7,9 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +18,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -139,54 +136,18 @@ func readHost(t testing.TB, root *sys.Root, p string) string {
 	return string(b)
 }
 
-// origin is a loopback HTTPS server with a self-signed CA, serving files
-// by path and counting the requests for each.
-type origin struct {
-	*httptest.Server
-	mu     sync.Mutex
-	files  map[string][]byte
-	counts map[string]int
-}
+// origin is testkit's loopback HTTPS origin; a test installs its CA under
+// the test's root.
+type origin struct{ *testkit.Origin }
 
-func newOrigin(t testing.TB) *origin {
+func newOrigin(t testing.TB) origin {
 	t.Helper()
-	o := &origin{files: map[string][]byte{}, counts: map[string]int{}}
-	o.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.mu.Lock()
-		o.counts[r.URL.Path]++
-		body, ok := o.files[r.URL.Path]
-		o.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-func (o *origin) put(p string, body []byte) string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.files[p] = body
-	return o.URL + p
-}
-
-func (o *origin) count(p string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.counts[p]
-}
-
-// caPEM is the server's certificate as a CA bundle.
-func (o *origin) caPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Certificate().Raw})
+	return origin{testkit.NewOrigin(t, nil)}
 }
 
 // installCA writes the origin's CA under the root and returns its host path.
-func (o *origin) installCA(t testing.TB, root *sys.Root) string {
-	writeHost(t, root, "/etc/ec2init/test-ca.pem", o.caPEM())
+func (o origin) installCA(t testing.TB, root *sys.Root) string {
+	writeHost(t, root, "/etc/ec2init/test-ca.pem", o.CAPEM())
 	return "/etc/ec2init/test-ca.pem"
 }
 

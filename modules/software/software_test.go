@@ -113,9 +113,9 @@ func TestRunBootItems(t *testing.T) {
 	ca := o.installCA(t, env.Root)
 	tool := []byte("#!/bin/sh\necho tool\n")
 	tgz := tarGz(t, []entry{{name: "app/bin/app", body: "app v2", mode: 0o755}})
-	toolURL := o.put("/tool", tool)
-	tgzURL := o.put("/app.tar.gz", tgz)
-	o.put("/app.tar.gz.sha256", []byte(sha256hex(tgz)+"  app.tar.gz\n"))
+	toolURL := o.Put("/tool", tool)
+	tgzURL := o.Put("/app.tar.gz", tgz)
+	o.Put("/app.tar.gz.sha256", []byte(sha256hex(tgz)+"  app.tar.gz\n"))
 	cfg := modtest.Config(t, bootConfig(ca, `
 - name: tool
   source: `+toolURL+`?token=secret
@@ -158,8 +158,8 @@ func TestRunBootItems(t *testing.T) {
 	if res["tool"].Action != ActionSkipped || res["app"].Action != ActionInstalled || !res["app"].Cached {
 		t.Errorf("reboot results: tool %+v, app %+v", res["tool"], res["app"])
 	}
-	if o.count("/tool") != 1 || o.count("/app.tar.gz") != 1 {
-		t.Errorf("artifact requests: tool %d, app %d; want 1 each", o.count("/tool"), o.count("/app.tar.gz"))
+	if o.Count("/tool") != 1 || o.Count("/app.tar.gz") != 1 {
+		t.Errorf("artifact requests: tool %d, app %d; want 1 each", o.Count("/tool"), o.Count("/app.tar.gz"))
 	}
 }
 
@@ -176,16 +176,16 @@ func TestChecksumMismatchLeavesOldVersion(t *testing.T) {
 	good := []byte("fine")
 	cfg := modtest.Config(t, bootConfig(ca, `
 - name: tool
-  source: `+o.put("/tool", []byte("tool v2 (tampered)"))+`
+  source: `+o.Put("/tool", []byte("tool v2 (tampered)"))+`
   sha256: `+sha256hex([]byte("tool v2"))+`
   install: {type: file, dest: /usr/local/bin/tool}
 - name: app
-  source: `+o.put("/app.tgz", tampered)+`
+  source: `+o.Put("/app.tgz", tampered)+`
   sha256: `+sha256hex([]byte("what was published"))+`
   install: {type: tarball, dest: /opt/app}
   service: {unit: app.service, restart: true}
 - name: other
-  source: `+o.put("/other", good)+`
+  source: `+o.Put("/other", good)+`
   sha256: `+sha256hex(good)+`
   install: {type: file, dest: /etc/other}
 `))
@@ -208,7 +208,7 @@ func TestChecksumMismatchLeavesOldVersion(t *testing.T) {
 		t.Errorf("tool result: %+v", r)
 	}
 	// The failed per-instance item is tried again at the next boot.
-	o.put("/tool", []byte("tool v2"))
+	o.Put("/tool", []byte("tool v2"))
 	if err := m.Run(context.Background(), env, cfg); err == nil || strings.Contains(err.Error(), "tool:") {
 		t.Errorf("second run: %v (tool should now install, app still fail)", err)
 	}
@@ -271,7 +271,7 @@ func TestLocalSources(t *testing.T) {
 func TestPolicyFlip(t *testing.T) {
 	o := newOrigin(t)
 	body := []byte("exporter")
-	url := o.put("/ne", body)
+	url := o.Put("/ne", body)
 	items := func(policy string) string {
 		return `
 - name: ne
@@ -301,8 +301,8 @@ func TestPolicyFlip(t *testing.T) {
 	if err := m.Run(context.Background(), env, modtest.Config(t, bootConfig("/etc/ec2init/test-ca.pem", items("bake")))); err != nil {
 		t.Fatal(err)
 	}
-	if r := readResults(t, env.Root, "i-0abc")["ne"]; r.Action != ActionSkipped || o.count("/ne") != 1 {
-		t.Errorf("reboot: %+v, %d requests", r, o.count("/ne"))
+	if r := readResults(t, env.Root, "i-0abc")["ne"]; r.Action != ActionSkipped || o.Count("/ne") != 1 {
+		t.Errorf("reboot: %+v, %d requests", r, o.Count("/ne"))
 	}
 	if got := rec.Actions(); !reflect.DeepEqual(got, []string{"daemon-reload", "enable ne.service", "start ne.service"}) {
 		t.Errorf("actions %q", got)
@@ -445,20 +445,20 @@ func TestBakeThenBoot(t *testing.T) {
 	doc := bootConfig(ca, `
 - name: node-exporter
   policy: bake
-  source: `+o.put("/ne.tar.zst", ne)+`
+  source: `+o.Put("/ne.tar.zst", ne)+`
   sha256: `+sha256hex(ne)+`
   install: {type: tarball, dest: /opt/node-exporter, strip_components: 1}
   service: {unit: node-exporter.service, enable: true, start: true}
 - name: cli
   policy: bake
   verify: full
-  source: `+o.put("/cli", cli)+`
+  source: `+o.Put("/cli", cli)+`
   sha512: `+sha512hex(cli)+`
   install: {type: file, dest: /usr/local/bin/cli, mode: '0755'}
 - name: app
   policy: boot
-  source: `+o.put("/app", app)+`
-  sha256_url: `+o.put("/app.sha256", []byte(sha256hex(app)+"\n"))+`
+  source: `+o.Put("/app", app)+`
+  sha256_url: `+o.Put("/app.sha256", []byte(sha256hex(app)+"\n"))+`
   install: {type: file, dest: /srv/app/app}
   service: {unit: app.service, restart: true}
 `)
@@ -469,8 +469,8 @@ func TestBakeThenBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != 2 || o.count("/app") != 0 {
-		t.Fatalf("bake touched the boot item: %d results, %d requests", len(results), o.count("/app"))
+	if len(results) != 2 || o.Count("/app") != 0 {
+		t.Fatalf("bake touched the boot item: %d results, %d requests", len(results), o.Count("/app"))
 	}
 	if got := bakeRec.Actions(); !reflect.DeepEqual(got, []string{"daemon-reload", "enable node-exporter.service"}) {
 		t.Errorf("bake systemd actions %q: units are enabled, not started, on the build instance", got)
@@ -499,11 +499,11 @@ func TestBakeThenBoot(t *testing.T) {
 	if err := m.Run(context.Background(), env, modtest.Config(t, doc)); err != nil {
 		t.Fatal(err)
 	}
-	if o.count("/ne.tar.zst") != 1 || o.count("/cli") != 1 {
-		t.Errorf("baked artifacts fetched again at boot: ne %d, cli %d requests", o.count("/ne.tar.zst"), o.count("/cli"))
+	if o.Count("/ne.tar.zst") != 1 || o.Count("/cli") != 1 {
+		t.Errorf("baked artifacts fetched again at boot: ne %d, cli %d requests", o.Count("/ne.tar.zst"), o.Count("/cli"))
 	}
-	if o.count("/app") != 1 || readHost(t, env.Root, "/srv/app/app") != string(app) {
-		t.Errorf("boot item: %d requests", o.count("/app"))
+	if o.Count("/app") != 1 || readHost(t, env.Root, "/srv/app/app") != string(app) {
+		t.Errorf("boot item: %d requests", o.Count("/app"))
 	}
 	if got := bootRec.Actions(); !reflect.DeepEqual(got, []string{"start node-exporter.service", "daemon-reload", "restart app.service"}) {
 		t.Errorf("boot systemd actions %q", got)
