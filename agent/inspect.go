@@ -14,7 +14,6 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
-	"github.com/ec2init/ec2init/modules"
 )
 
 // PartInfo describes one user-data part without its content.
@@ -45,7 +44,9 @@ type UserDataReport struct {
 }
 
 // ShowUserData parses the user data stored for the current instance (as
-// the last boot fetched it) and says what each part is and does.
+// the last boot fetched it) and says what each part is and does: where
+// opts.Registry's plan runs it (the script slots where cloud-init runs
+// them when nil).
 func ShowUserData(opts Options) (*UserDataReport, error) {
 	opts = opts.withDefaults()
 	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, ReadOnly: true})
@@ -75,11 +76,12 @@ func ShowUserData(opts Options) (*UserDataReport, error) {
 	for _, w := range res.Warnings {
 		rep.Warnings = append(rep.Warnings, w.String())
 	}
+	reg := scriptsRegistry(opts.Registry)
 	for _, p := range res.Parts {
 		info := PartInfo{Index: p.Index, Filename: p.Filename, Name: p.Name, ContentType: p.ContentType, Kind: p.Kind.String(), Size: len(p.Body)}
-		if st, freq, prefix, ok := schedule(p.Kind); ok {
-			info.Stage, info.Frequency = string(st), string(freq)
-			info.Module = partModule(prefix, p)
+		if slot, freq, ok := partSlot(reg, p.Kind); ok {
+			info.Stage, info.Frequency = string(slot.Stage()), string(freq)
+			info.Module = partModule(slot.Name(), p)
 			if freq != state.Always {
 				run, _, err := store.ShouldRun(info.Module, freq)
 				info.Ran = err == nil && !run
@@ -108,23 +110,9 @@ func forLaunchIndex(store *state.Store, res *userdata.Result) *userdata.Result {
 	return res
 }
 
-// schedule says when a part of kind runs by itself.
-func schedule(k userdata.Kind) (modules.Stage, state.Frequency, string, bool) {
-	switch k {
-	case userdata.KindBoothook:
-		return modules.StageLocal, state.Always, "boothook", true
-	case userdata.KindScript, userdata.KindScriptPerInstance:
-		return modules.StageFinal, state.PerInstance, "scripts_user", true
-	case userdata.KindScriptPerBoot:
-		return modules.StageFinal, state.PerBoot, "scripts_user", true
-	case userdata.KindScriptPerOnce:
-		return modules.StageFinal, state.Once, "scripts_user", true
-	}
-	return "", "", "", false
-}
-
 // RunPart runs one script part of the stored user data again, on
-// purpose, whatever its semaphore says, and records the run.
+// purpose, whatever its semaphore says, and records the run under the
+// name opts.Registry's plan gives it (see ShowUserData).
 func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleResult, error) {
 	opts = opts.withDefaults()
 	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
@@ -168,11 +156,11 @@ func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleRe
 		if p.Name != filename && p.Filename != filename && strconv.Itoa(p.Index) != filename {
 			continue
 		}
-		_, freq, prefix, ok := schedule(p.Kind)
+		slot, freq, ok := partSlot(scriptsRegistry(opts.Registry), p.Kind)
 		if !ok {
 			return state.ModuleResult{}, fmt.Errorf("part %q is %s, not a script", filename, p.Kind)
 		}
-		w := b.partWork(prefix, p, freq)
+		w := b.partWork(slot.Name(), p, freq)
 		// Clear the semaphore so the gate lets this deliberate run through.
 		if err := store.ClearDone(w.name, freq); err != nil {
 			return state.ModuleResult{}, err

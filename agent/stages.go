@@ -21,7 +21,8 @@ import (
 	"github.com/ec2init/ec2init/modules"
 )
 
-// work is one gated unit of a stage: a script or, later, a module.
+// work is one gated unit of a stage: a module, or one script of a slot
+// (see plan.go).
 type work struct {
 	name string // module name in state records, e.g. "scripts_user:part-001"
 	freq state.Frequency
@@ -57,85 +58,10 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 	log.Info("stage done", zap.Float64("duration_ms", b.status.Stages[idx].DurationMS))
 }
 
-// stageWork lists a stage's work in the order cloud-init runs the same
-// things: boothooks early; in the final stage the script directories, then
-// the user's scripts.
-func (b *booter) stageWork(st modules.Stage) []work {
-	var out []work
-	switch st {
-	case modules.StageLocal:
-		for _, p := range b.parts(userdata.KindBoothook) {
-			out = append(out, b.partWork("boothook", p, state.Always))
-		}
-		out = append(out, b.moduleWork(st, anywhere)...)
-	case modules.StageNetwork, modules.StageConfig:
-		out = append(out, b.moduleWork(st, anywhere)...)
-	case modules.StageFinal:
-		out = append(out, b.moduleWork(st, beforeScripts)...)
-		for _, d := range []struct {
-			dir  string
-			freq state.Frequency
-		}{{"per-once", state.Once}, {"per-boot", state.PerBoot}, {"per-instance", state.PerInstance}} {
-			out = append(out, b.dirWork(d.dir, d.freq)...)
-		}
-		for _, k := range []struct {
-			kind userdata.Kind
-			freq state.Frequency
-		}{
-			{userdata.KindScriptPerOnce, state.Once},
-			{userdata.KindScriptPerBoot, state.PerBoot},
-			{userdata.KindScriptPerInstance, state.PerInstance},
-			{userdata.KindScript, state.PerInstance},
-		} {
-			for _, p := range b.parts(k.kind) {
-				out = append(out, b.partWork("scripts_user", p, k.freq))
-			}
-		}
-		// After the user's scripts, as cloud-init's scripts_user runs its
-		// runcmd script after the parts it sorts before it.
-		out = append(out, b.moduleWork(st, afterScripts)...)
-	}
-	return out
+// runModule runs m.
+func runModule(ctx context.Context, m modules.Module, env *modules.Env, cfg *config.CloudConfig) error {
+	return m.Run(ctx, env, cfg)
 }
-
-// Where a final-stage module runs relative to the user's scripts.
-const (
-	anywhere = iota
-	beforeScripts
-	afterScripts
-)
-
-// moduleWork lists the stage's modules that have something to do; in the
-// final stage, those that go before or after the user's scripts.
-func (b *booter) moduleWork(st modules.Stage, place int) []work {
-	var out []work
-	for _, m := range b.registry.ForStage(st) {
-		if !modules.ShouldRun(m, b.cloudConfig) {
-			continue
-		}
-		early := false
-		if bs, ok := m.(modules.BeforeScripts); ok {
-			early = bs.BeforeScripts()
-		}
-		if (place == beforeScripts && !early) || (place == afterScripts && early) {
-			continue
-		}
-		out = append(out, work{name: m.Name(), freq: m.Frequency(), user: userCommands[m.Name()], run: func(ctx context.Context) (*int, error) {
-			env, closeEnv, err := b.moduleEnv()
-			if err != nil {
-				return nil, err
-			}
-			defer closeEnv()
-			return nil, m.Run(ctx, env, b.cloudConfig)
-		}})
-	}
-	return out
-}
-
-// userCommands are the modules that run the user's own commands: like
-// script parts, they are not idempotent by ec2init's making, so they keep
-// the never-run-twice rule after an interruption.
-var userCommands = map[string]bool{"runcmd": true, "bootcmd": true}
 
 // moduleEnv is what a module sees; its command output goes to the output
 // log and the console like scripts'.
@@ -300,8 +226,9 @@ func (b *booter) partWork(prefix string, p userdata.Part, freq state.Frequency) 
 }
 
 // dirWork runs the executables of one /etc/ec2init/scripts directory in
-// lexical order, each gated by the directory's frequency.
-func (b *booter) dirWork(sub string, freq state.Frequency) []work {
+// lexical order, each gated by the directory's frequency and named
+// "<prefix>:<file>".
+func (b *booter) dirWork(prefix, sub string, freq state.Frequency) []work {
 	dir := path.Join(b.opts.ScriptDirs, sub)
 	host, err := b.root.Path(dir)
 	if err != nil {
@@ -331,7 +258,7 @@ func (b *booter) dirWork(sub string, freq state.Frequency) []work {
 			safe = fmt.Sprintf("%s+%d", userdata.FileSafe(e.Name()), n)
 		}
 		used[safe] = true
-		name := "scripts_" + strings.ReplaceAll(sub, "-", "_") + ":" + safe
+		name := prefix + ":" + safe
 		out = append(out, work{name: name, freq: freq, user: true, run: func(ctx context.Context) (*int, error) {
 			return b.runScript(ctx, name, file)
 		}})
@@ -389,7 +316,7 @@ func (b *booter) relToRoot(hostPath string) (string, error) {
 }
 
 // partModule is the state record name of a user-data part: the part's
-// Name (unique among parts run the same way) after the schedule's prefix.
+// Name (unique among parts run the same way) after its slot's name.
 func partModule(prefix string, p userdata.Part) string {
 	return prefix + ":" + p.Name
 }

@@ -7,21 +7,37 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 )
 
-// Registry holds the modules in the order they run within a stage.
+// Registry holds the work of a boot in the order it runs within a stage:
+// the cloud-config modules and, among them, the Scripts slots where the
+// user's scripts run.
 type Registry struct {
+	// mods are the modules as listed (no slots), for listings and
+	// validation.
 	mods []Module
+	// steps are the modules and slots in run order.
+	steps []Module
 }
 
-// NewRegistry returns a registry of ms; names must be unique.
+// NewRegistry returns a registry of ms, run in the order given; names must
+// be unique. ms may list Scripts slots among the modules (modules/all
+// does); a list with none gets every slot where cloud-init runs it:
+// boothooks before the local stage's modules, and in the final stage the
+// script directories and the user's scripts after the BeforeScripts
+// modules and before the others.
 func NewRegistry(ms ...Module) (*Registry, error) {
 	r := &Registry{}
 	seen := map[string]bool{}
 	keys := map[string]string{}
+	slots := false
 	for _, m := range ms {
 		if seen[m.Name()] {
 			return nil, fmt.Errorf("modules: %q registered twice", m.Name())
 		}
 		seen[m.Name()] = true
+		if _, ok := m.(Scripts); ok {
+			slots = true
+			continue
+		}
 		for _, k := range m.Schema().Keys {
 			if other, ok := keys[k.Name]; ok && other != m.Name() {
 				return nil, fmt.Errorf("modules: key %q claimed by %s and %s", k.Name, other, m.Name())
@@ -30,16 +46,68 @@ func NewRegistry(ms ...Module) (*Registry, error) {
 		}
 		r.mods = append(r.mods, m)
 	}
+	if !slots {
+		r.steps = withDefaultSlots(r.mods)
+		return r, nil
+	}
+	// A BeforeScripts module listed after its stage's scripts would not
+	// run before them.
+	scriptsSeen := map[Stage]string{}
+	for _, m := range ms {
+		if s, ok := m.(Scripts); ok {
+			if s.Source() != FromBoothooks {
+				scriptsSeen[s.Stage()] = s.Name()
+			}
+			continue
+		}
+		if before(m) && scriptsSeen[m.Stage()] != "" {
+			return nil, fmt.Errorf("modules: %s runs before the user's scripts but is listed after %s", m.Name(), scriptsSeen[m.Stage()])
+		}
+	}
+	r.steps = append([]Module(nil), ms...)
 	return r, nil
 }
 
-// All returns every module in run order.
+// withDefaultSlots places every Scripts slot among mods where cloud-init
+// runs them.
+func withDefaultSlots(mods []Module) []Module {
+	out := []Module{Boothooks()}
+	var early, late []Module
+	for _, m := range mods {
+		switch {
+		case m.Stage() != StageFinal:
+			out = append(out, m)
+		case before(m):
+			early = append(early, m)
+		default:
+			late = append(late, m)
+		}
+	}
+	out = append(out, early...)
+	for _, s := range ScriptSlots() {
+		if s.Stage() == StageFinal {
+			out = append(out, s)
+		}
+	}
+	return append(out, late...)
+}
+
+func before(m Module) bool {
+	bs, ok := m.(BeforeScripts)
+	return ok && bs.BeforeScripts()
+}
+
+// All returns every cloud-config module (no Scripts slot) as listed.
 func (r *Registry) All() []Module { return append([]Module(nil), r.mods...) }
 
-// ForStage returns the modules of stage st in run order.
+// Steps returns the modules and Scripts slots in run order.
+func (r *Registry) Steps() []Module { return append([]Module(nil), r.steps...) }
+
+// ForStage returns the steps (modules and Scripts slots) of stage st in
+// run order.
 func (r *Registry) ForStage(st Stage) []Module {
 	var out []Module
-	for _, m := range r.mods {
+	for _, m := range r.steps {
 		if m.Stage() == st {
 			out = append(out, m)
 		}

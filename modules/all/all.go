@@ -25,6 +25,8 @@ import (
 // Registry returns a registry of every module.
 func Registry() *modules.Registry {
 	r, err := modules.NewRegistry(
+		// local stage: the user data's boothooks, before the network
+		modules.Boothooks(),
 		// network stage, in cloud-init's init-stage order: the disks
 		// first (grow the root, format and mount new volumes, so homes
 		// and files land on them), then the host's name (sshd's host keys
@@ -53,10 +55,18 @@ func Registry() *modules.Registry {
 		timezone.Timezone{},
 		// final stage: software, then deferred files (they may land in
 		// installed trees, or be owned by users packages made), both
-		// before the user's scripts (see modules.BeforeScripts); then
-		// runcmd, the message, and the power change last of all
+		// before the user's scripts (see modules.BeforeScripts); the
+		// script directories, then the user data's scripts, as
+		// cloud-init's scripts_per_* and scripts_user; then runcmd (after
+		// the scripts, as cloud-init's runcmd script runs after the parts
+		// scripts_user sorts before it), the message, and the power
+		// change last of all
 		software.Software{},
 		writefiles.WriteFilesDeferred{},
+		modules.ScriptsPerOnce(),
+		modules.ScriptsPerBoot(),
+		modules.ScriptsPerInstance(),
+		modules.ScriptsUser(),
 		runcmd.Runcmd{},
 		finalmessage.FinalMessage{},
 		powerstate.PowerState{},
