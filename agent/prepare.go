@@ -208,25 +208,17 @@ func (b *booter) mergeCloudConfig() {
 // valid: a key with errors is left out, the rest of the document still
 // applies.
 func (b *booter) checkCloudConfig(srcs []ConfigSource) []config.Doc {
-	var docs []config.Doc
-	for _, src := range srcs {
-		doc, err := config.ParseDoc(src.Name, src.Body)
-		if err != nil {
-			b.fail("cloud-config: " + err.Error())
-			continue
+	loaded, _ := LoadCloudConfig(srcs, ConfigPolicy{Registry: b.registry}) // not Strict: never fails
+	for _, c := range loaded.Checked {
+		errs, warnings := c.Problems()
+		for _, msg := range errs {
+			b.fail(msg)
 		}
-		bad := map[string]bool{}
-		for _, d := range b.registry.ValidateDoc(doc) {
-			if d.Severity == config.SeverityError {
-				b.fail("cloud-config: " + d.String())
-				bad[topKey(d.Path)] = true
-			} else {
-				b.degrade("cloud-config: " + d.String())
-			}
+		for _, msg := range warnings {
+			b.degrade(msg)
 		}
-		docs = append(docs, withoutKeys(doc, bad))
 	}
-	return docs
+	return loaded.Docs
 }
 
 // ImageConfigDir holds cloud-config that is part of the image rather than

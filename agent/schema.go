@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/ec2init/ec2init/agent/config"
@@ -16,12 +15,30 @@ type CheckedDoc struct {
 	Source      string
 	Body        []byte
 	Diagnostics []config.Diagnostic
+	// Err is the document's parse error, when it has one (then also its
+	// one diagnostic).
+	Err error
 }
 
 // ValidateInput validates a cloud-config file, or whole user data (every
 // cloud-config part of it), against the modules' schemas — what `ec2init
 // schema` and the boot both use, so they report the same messages.
 func ValidateInput(name string, data []byte, reg *modules.Registry) ([]CheckedDoc, error) {
+	srcs, err := InputSources(name, data)
+	if err != nil {
+		return nil, err
+	}
+	var out []CheckedDoc
+	for _, src := range srcs {
+		c, _, _ := checkDoc(src, reg)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// InputSources splits an input into its cloud-config documents: every
+// cloud-config part of user data, or a bare YAML file as one document.
+func InputSources(name string, data []byte) ([]ConfigSource, error) {
 	trimmed := bytes.TrimLeft(data, "\ufeff \t\r\n")
 	var parts []userdata.Part
 	if looksLikeUserData(trimmed) {
@@ -41,22 +58,13 @@ func ValidateInput(name string, data []byte, reg *modules.Registry) ([]CheckedDo
 		// A bare YAML file: validate it as cloud-config.
 		parts = []userdata.Part{{Index: -1, Body: data}}
 	}
-	var out []CheckedDoc
+	out := make([]ConfigSource, 0, len(parts))
 	for _, p := range parts {
 		source := name
 		if p.Index >= 0 && len(parts) > 1 || p.Filename != "" && p.Index > 0 {
 			source = fmt.Sprintf("%s part %d %q", name, p.Index, p.Filename)
 		}
-		doc, err := config.ParseDoc(source, p.Body)
-		var pe *config.ParseError
-		if errors.As(err, &pe) {
-			out = append(out, CheckedDoc{Source: source, Body: p.Body, Diagnostics: []config.Diagnostic{pe.Diagnostic()}})
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, CheckedDoc{Source: source, Body: p.Body, Diagnostics: reg.ValidateDoc(doc)})
+		out = append(out, ConfigSource{Name: source, Body: p.Body})
 	}
 	return out, nil
 }
