@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/analyze"
 	"github.com/ec2init/ec2init/agent/state"
 )
@@ -26,20 +25,13 @@ func newAnalyzeCommand(e *env) *cobra.Command {
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print as JSON")
 	load := func() (state.Status, error) {
-		store, err := state.Open(state.Options{Root: e.root, BootID: e.bootID, ReadOnly: true})
-		if err != nil {
-			return state.Status{}, err
-		}
-		// This boot's record while it runs or once done; the last finished
+		// This boot's record while it runs or once done; the last
 		// boot's otherwise.
-		st, err := store.ReadStatus()
-		if errors.Is(err, fs.ErrNotExist) {
-			st, err = store.ReadResult()
+		bs, err := agent.ReadStatus(agent.Options{Root: e.root, BootID: e.bootID})
+		if err == nil && !bs.Recorded() {
+			err = fmt.Errorf("no boot recorded yet under %s", e.root)
 		}
-		if errors.Is(err, fs.ErrNotExist) {
-			return st, fmt.Errorf("no boot recorded yet under %s", e.root)
-		}
-		return st, err
+		return bs.Status, err
 	}
 	table := func(w io.Writer, rows []analyze.Row) error {
 		if asJSON {
