@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -15,12 +13,10 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 	"golang.org/x/term"
 
 	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/config"
-	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/all"
@@ -66,15 +62,14 @@ func runBake(ctx context.Context, e *env, o bakeOptions, out, errOut io.Writer) 
 	if err != nil {
 		return err
 	}
-	root, err := sys.NewRoot(e.root)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadBakeConfig(ctx, root, o.configs, client, reg, errOut)
-	if err != nil {
-		return err
-	}
+	opts := agent.BakeOptions{Root: e.root, Configs: o.configs, Chroot: o.chroot, IMDS: client, Registry: reg,
+		Console: errOut, // warnings and package tools' output; stdout keeps the summary
+		Out:     out, Version: version}
 	if o.dryRun {
+		cfg, err := agent.LoadBakeConfig(ctx, opts)
+		if err != nil {
+			return err
+		}
 		return printPlan(out, cfg)
 	}
 	log, err := e.logger()
@@ -82,49 +77,44 @@ func runBake(ctx context.Context, e *env, o bakeOptions, out, errOut io.Writer) 
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	sysCfg, err := config.LoadSystem(e.root)
-	if err != nil {
+	opts.Log = log
+	b := &softwareBaker{sw: software.Software{IMDS: client}, out: out}
+	opts.Baker = b
+	if err := agent.Bake(ctx, opts); err != nil {
 		return err
 	}
-	env := &modules.Env{
-		Root:    root,
-		Runner:  &sys.Runner{Root: root, Chroot: o.chroot, Log: log},
-		Log:     log,
-		Console: errOut, // package tools' output; stdout keeps the summary
-		System:  sysCfg,
-		Version: version,
-	}
-	sw := software.Software{IMDS: client}
-	bar := newBakeBar(out)
+	fmt.Fprintf(out, "baked %d item(s) in %s; manifest %s\n", len(b.man.Items), time.Since(b.start).Round(time.Millisecond), software.ManifestFile)
+	return nil
+}
+
+// softwareBaker is the software module as agent.Bake's Baker, with the
+// progress bar and the summary table this command prints.
+type softwareBaker struct {
+	sw    software.Software
+	out   io.Writer
+	start time.Time
+	man   *software.Manifest
+}
+
+func (b *softwareBaker) Bake(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) (bool, error) {
+	bar := newBakeBar(b.out)
 	if bar != nil {
-		sw.Progress = bar.update
+		b.sw.Progress = bar.update
 	}
-	start := time.Now()
-	man, results, err := sw.Bake(ctx, env, cfg, version)
+	b.start = time.Now()
+	man, results, err := b.sw.Bake(ctx, env, cfg, version)
 	if bar != nil {
 		bar.finish()
 	}
 	if errors.Is(err, software.ErrNothingToBake) {
-		return err
+		return true, err
 	}
-	printBakeSummary(out, results)
-	if err != nil {
-		log.Error("bake failed: nothing cleaned, no manifest written", zap.Error(err))
-		return fmt.Errorf("bake: %w", err)
-	}
-	if err := cleanForImage(ctx, e, out); err != nil {
-		return fmt.Errorf("bake: clean: %w", err)
-	}
-	// After the clean, which empties the state directory.
-	if err := software.WriteManifest(root, man); err != nil {
-		return err
-	}
-	if err := installImageConfig(root, o.configs, out); err != nil {
-		return fmt.Errorf("bake: %w", err)
-	}
-	fmt.Fprintf(out, "baked %d item(s) in %s; manifest %s\n", len(man.Items), time.Since(start).Round(time.Millisecond), software.ManifestFile)
-	return nil
+	printBakeSummary(b.out, results)
+	b.man = man
+	return false, err
 }
+
+func (b *softwareBaker) Record(root *sys.Root) error { return software.WriteManifest(root, b.man) }
 
 // bakeRegistry is every module, with software even where the registry
 // does not list it yet, so its key validates.
@@ -134,128 +124,6 @@ func bakeRegistry() (*modules.Registry, error) {
 		return reg, nil
 	}
 	return modules.NewRegistry(append(reg.All(), software.Software{})...)
-}
-
-// bakedConfigPrefix names the files installImageConfig writes into the
-// image's cloud-config directory.
-const bakedConfigPrefix = "90-bake-"
-
-// installImageConfig copies the --config files into the image's cloud-config
-// (agent.ImageConfigDir), so every instance of the image boots with the
-// list that was baked: baked items verified, boot items fetched, without
-// the list in each launch's user data. A re-bake replaces what an earlier
-// one installed; files already in the directory stay where they are.
-func installImageConfig(root *sys.Root, files []string, out io.Writer) error {
-	dir, err := root.Path(agent.ImageConfigDir)
-	if err != nil {
-		return err
-	}
-	old, err := filepath.Glob(filepath.Join(dir, bakedConfigPrefix+"*"))
-	if err != nil {
-		return err
-	}
-	for _, f := range old {
-		if err := os.Remove(f); err != nil {
-			return err
-		}
-	}
-	for i, f := range files {
-		abs, err := filepath.Abs(f)
-		if err != nil {
-			return err
-		}
-		if filepath.Dir(abs) == dir {
-			continue // already the image's
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		name := fmt.Sprintf("%s%d-%s.cfg", bakedConfigPrefix, i+1, strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)))
-		p := path.Join(agent.ImageConfigDir, name)
-		if err := root.MkdirAll(agent.ImageConfigDir, 0o755); err != nil {
-			return err
-		}
-		// 0600: a software list may name private buckets and hosts.
-		if err := root.WriteFile(p, data, 0o600, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "image cloud-config: %s (from %s)\n", p, f)
-	}
-	return nil
-}
-
-// loadBakeConfig reads and validates the cloud-config as `ec2init schema`
-// and the boot do: the image's own cloud-config (agent.ImageConfigDir)
-// and the --config files after it, or, with neither, the user data's
-// cloud-config parts. An error in any document stops the bake.
-func loadBakeConfig(ctx context.Context, root *sys.Root, files []string, client *imds.Client, reg *modules.Registry, errOut io.Writer) (*config.CloudConfig, error) {
-	type input struct {
-		name string
-		data []byte
-	}
-	var inputs []input
-	image, err := agent.ReadImageConfig(root)
-	if err != nil {
-		return nil, fmt.Errorf("image cloud-config: %w", err)
-	}
-	dir, err := root.Path(agent.ImageConfigDir)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range image {
-		// A re-bake reads the --config files, not their earlier copies.
-		if len(files) > 0 && strings.HasPrefix(path.Base(c.Name), bakedConfigPrefix) {
-			continue
-		}
-		inputs = append(inputs, input{c.Name, c.Body})
-	}
-	for _, f := range files {
-		if abs, err := filepath.Abs(f); err == nil && filepath.Dir(abs) == dir {
-			continue // read above, as part of the image
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("--config: %w", err)
-		}
-		inputs = append(inputs, input{f, data})
-	}
-	if len(inputs) == 0 {
-		raw, err := client.UserData(ctx)
-		if errors.Is(err, imds.ErrNotFound) {
-			return nil, errors.New("the instance has no user data: pass the cloud-config with --config FILE")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("user data: %w (or pass the cloud-config with --config FILE)", err)
-		}
-		inputs = append(inputs, input{"user data", raw})
-	}
-	var docs []config.Doc
-	var errs []string
-	for _, in := range inputs {
-		checked, err := agent.ValidateInput(in.name, in.data, reg)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range checked {
-			for _, d := range c.Diagnostics {
-				if d.Severity == config.SeverityError {
-					errs = append(errs, d.String())
-				} else {
-					fmt.Fprintln(errOut, d.String())
-				}
-			}
-			doc, err := config.ParseDoc(c.Source, c.Body)
-			if err != nil {
-				continue // reported above
-			}
-			docs = append(docs, doc)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("cloud-config: %s", strings.Join(errs, "\n  "))
-	}
-	return config.Merge(docs...), nil
 }
 
 func printPlan(out io.Writer, cfg *config.CloudConfig) error {
@@ -320,20 +188,6 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// cleanForImage does what `ec2init clean --logs --ssh-host-keys
-// --machine-id` does, through that command's own code.
-func cleanForImage(ctx context.Context, e *env, out io.Writer) error {
-	clean := newCleanCommand(e)
-	for _, f := range []string{"logs", "ssh-host-keys", "machine-id"} {
-		if err := clean.Flags().Set(f, "true"); err != nil {
-			return err
-		}
-	}
-	clean.SetOut(out)
-	clean.SetContext(ctx)
-	return clean.RunE(clean, nil)
 }
 
 // bakeBar is one progress bar over every download, on a terminal only.

@@ -221,103 +221,66 @@ const (
 	exitRunning  = 3
 )
 
+// statusOptions are the flags of `ec2init status`.
+type statusOptions struct {
+	wait, asJSON, long bool
+	timeout            time.Duration
+}
+
 func newStatusCommand(e *env) *cobra.Command {
-	var (
-		wait, asJSON, long bool
-		timeout            time.Duration
-	)
+	var o statusOptions
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Say whether the boot is done: exit 0 done, 1 error, 2 degraded, 3 running",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			st, current, err := readStatus(e)
-			for wait && err == nil && (!current || st.State == state.StateRunning) {
-				select {
-				case <-ctx.Done():
-					return &exitError{code: exitRunning, msg: fmt.Sprintf("ec2init: status: still running after %s", timeout)}
-				case <-time.After(250 * time.Millisecond):
-				}
-				st, current, err = readStatus(e)
-			}
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
-					return err
-				}
-			} else {
-				printStatus(out, st, current, long)
-				if current && st.State == state.StateRunning {
-					printLockHolder(out, e)
-				}
-				if long && current {
-					printSoftware(out, e, st.InstanceID)
-				}
-			}
-			return &exitError{code: statusExitCode(st, current)}
+			return runStatus(cmd.Context(), e, o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&wait, "wait", false, "block until the boot is no longer running")
-	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (exit 3)")
-	f.BoolVar(&asJSON, "json", false, "print the status record as JSON")
-	f.BoolVar(&long, "long", false, "show every stage and script")
+	f.BoolVar(&o.wait, "wait", false, "block until the boot is no longer running")
+	f.DurationVar(&o.timeout, "timeout", 0, "with --wait, give up after this long (exit 3)")
+	f.BoolVar(&o.asJSON, "json", false, "print the status record as JSON")
+	f.BoolVar(&o.long, "long", false, "show every stage and script")
 	return cmd
 }
 
-// readStatus reads this boot's status. current is false when the record is
-// from an earlier boot (this boot's agent has not started yet).
-func readStatus(e *env) (state.Status, bool, error) {
-	store, err := state.Open(state.Options{Root: e.root, BootID: e.bootID, ReadOnly: true})
+func runStatus(ctx context.Context, e *env, o statusOptions, out io.Writer) error {
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	read := func() (agent.BootStatus, error) {
+		return agent.ReadStatus(agent.Options{Root: e.root, BootID: e.bootID})
+	}
+	bs, err := read()
+	for o.wait && err == nil && (!bs.Current || bs.Status.State == state.StateRunning) {
+		select {
+		case <-ctx.Done():
+			return &exitError{code: exitRunning, msg: fmt.Sprintf("ec2init: status: still running after %s", o.timeout)}
+		case <-time.After(250 * time.Millisecond):
+		}
+		bs, err = read()
+	}
 	if err != nil {
-		return state.Status{}, false, err
+		return err
 	}
-	// The /run copy first: it is this boot's (/run starts empty), updated
-	// after every module, and readable without root. status.json, durable
-	// at stage ends, is the record across reboots.
-	// Root reads the full copy; others the one without messages.
-	var st state.Status
-	root, err := sys.NewRoot(e.root)
-	if err == nil {
-		st, _, err = agent.ReadRunStatus(root)
-	}
-	if err != nil || st.BootID != store.BootID() {
-		if st, err = store.ReadStatus(); errors.Is(err, fs.ErrPermission) {
-			err = fs.ErrNotExist // not root, and no status of this boot yet
+	st, current := bs.Status, bs.Current
+	if o.asJSON {
+		if err := writeJSON(out, st); err != nil {
+			return err
+		}
+	} else {
+		printStatus(out, st, current, o.long)
+		if bs.LockHolder > 0 {
+			fmt.Fprintf(out, "boot lock held by pid %d\n", bs.LockHolder)
+		}
+		if o.long && current {
+			printSoftware(out, e, st.InstanceID)
 		}
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return state.Status{}, false, nil
-	}
-	if err != nil {
-		return state.Status{}, false, err
-	}
-	// A running status whose agent was SIGKILLed or OOM-killed is an
-	// error: otherwise it would say running, and --wait wait, forever.
-	return store.Live(st), st.BootID == store.BootID(), nil
-}
-
-// printLockHolder names the process holding the boot lock while a boot
-// runs, so a stuck or second boot can be told apart.
-func printLockHolder(w io.Writer, e *env) {
-	root, err := sys.NewRoot(e.root)
-	if err != nil {
-		return
-	}
-	if pid, held, err := agent.BootLockHolder(root); err == nil && held {
-		fmt.Fprintf(w, "boot lock held by pid %d\n", pid)
-	}
+	return &exitError{code: statusExitCode(st, current)}
 }
 
 func statusExitCode(st state.Status, current bool) int {
@@ -404,32 +367,37 @@ func printStatus(w io.Writer, st state.Status, current, long bool) {
 }
 
 func newCleanCommand(e *env) *cobra.Command {
-	var logs, seed, machineID, hostKeys, bakeManifest bool
+	var what agent.CleanWhat
 	cmd := &cobra.Command{
 		Use:   "clean",
 		Short: "Forget instance state so the next boot is a first boot (before making an AMI)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Every path through sys.Root (state.Clean): a symlink in the
-			// image cannot aim the removals outside --root.
-			removed, err := state.Clean(state.CleanOptions{Root: e.root, Logs: logs, Seed: seed, BakeManifest: bakeManifest,
-				MachineID: machineID, SSHHostKeys: hostKeys})
-			if err != nil {
-				return err
-			}
-			for _, r := range removed {
-				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
-			}
-			return nil
+			return runClean(cmd.Context(), e, what, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&logs, "logs", false, "also remove /var/log/ec2init.log and /var/log/ec2init-output.log")
-	f.BoolVar(&seed, "seed", false, "also remove the local seed directory (/var/lib/ec2init/seed)")
-	f.BoolVar(&bakeManifest, "bake-manifest", false, "also remove the bake manifest (/var/lib/ec2init/bake.json): baked items are then fetched at boot")
-	f.BoolVar(&machineID, "machine-id", false, "empty /etc/machine-id so the next boot gets a new one")
-	f.BoolVar(&hostKeys, "ssh-host-keys", false, "remove SSH host keys so a new instance makes its own")
+	f.BoolVar(&what.Logs, "logs", false, "also remove /var/log/ec2init.log and /var/log/ec2init-output.log")
+	f.BoolVar(&what.Seed, "seed", false, "also remove the local seed directory (/var/lib/ec2init/seed)")
+	f.BoolVar(&what.BakeManifest, "bake-manifest", false, "also remove the bake manifest (/var/lib/ec2init/bake.json): baked items are then fetched at boot")
+	f.BoolVar(&what.MachineID, "machine-id", false, "empty /etc/machine-id so the next boot gets a new one")
+	f.BoolVar(&what.SSHHostKeys, "ssh-host-keys", false, "remove SSH host keys so a new instance makes its own")
 	return cmd
+}
+
+func runClean(ctx context.Context, e *env, what agent.CleanWhat, out io.Writer) error {
+	root, err := sys.NewRoot(e.root)
+	if err != nil {
+		return err
+	}
+	removed, err := agent.CleanImage(ctx, root, what)
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		fmt.Fprintln(out, "removed", r)
+	}
+	return nil
 }
 
 func newUserDataCommand(e *env) *cobra.Command {
