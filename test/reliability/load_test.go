@@ -26,6 +26,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/modules/all"
 )
 
 const (
@@ -329,7 +330,7 @@ func bootInstance(i int, parent string, fleet *fleet, roots *x509.CertPool) boot
 	defer transport.CloseIdleConnections()
 	fetcher := fetch.New(fetch.Options{Client: &http.Client{Transport: transport}}) // production retry policy
 	start := time.Now()
-	st, err := agent.Boot(context.Background(), agent.Options{
+	st, err := agent.Boot(context.Background(), agent.Options{Registry: all.Registry(),
 		Root: root, IMDS: client, Fetch: fetcher.Get,
 		BootID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1),
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/internal/testkit"
+	"github.com/ec2init/ec2init/modules/all"
 )
 
 const scripts = 3
@@ -79,7 +80,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		before := runs(t, root)
 
-		st, err := agent.Boot(context.Background(), agent.Options{
+		st, err := agent.Boot(context.Background(), agent.Options{Registry: all.Registry(),
 			Root: root, IMDS: client(t, url, 3), BootID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1),
 		})
 		if err != nil {
@@ -153,7 +154,7 @@ func TestBootChild(t *testing.T) {
 	if root == "" {
 		t.Skip("only run as TestCrashSafety's child")
 	}
-	agent.Boot(context.Background(), agent.Options{
+	agent.Boot(context.Background(), agent.Options{Registry: all.Registry(),
 		Root: root, IMDS: client(t, os.Getenv("EC2INIT_CHILD_URL"), 3), BootID: "00000000-0000-4000-8000-000000000000",
 	})
 }
@@ -228,7 +229,7 @@ func TestIMDSFaults(t *testing.T) {
 				deadline = 30 * time.Second
 			}
 			begin := time.Now()
-			st, err := agent.Boot(context.Background(), agent.Options{
+			st, err := agent.Boot(context.Background(), agent.Options{Registry: all.Registry(),
 				Root: t.TempDir(), IMDS: client(t, "http://"+addr, 5), BootID: "00000000-0000-4000-8000-000000000001",
 				IdentifyDeadline: deadline,
 			})
@@ -255,7 +256,7 @@ func TestDiskFaults(t *testing.T) {
 	sim, url := imdssim.Start(t, imdssim.Options{})
 	sim.SetUserData([]byte("#!/bin/sh\necho ok\n"))
 	boot := func(root string) (state.Status, error) {
-		return agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000001"})
+		return agent.Boot(context.Background(), agent.Options{Registry: all.Registry(), Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000001"})
 	}
 
 	t.Run("corrupt status.json", func(t *testing.T) {
@@ -317,7 +318,7 @@ func TestDiskFaults(t *testing.T) {
 		filler.Write(make([]byte, 2<<20)) // stops at the tmpfs size
 		filler.Close()
 
-		_, err = agent.Boot(context.Background(), agent.Options{Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000002"})
+		_, err = agent.Boot(context.Background(), agent.Options{Registry: all.Registry(), Root: root, IMDS: client(t, url, 3), BootID: "00000000-0000-4000-8000-000000000002"})
 		t.Logf("boot on a full disk: %v", err)
 		after, rerr := os.ReadFile(filepath.Join(lib, "result.json"))
 		if rerr != nil || string(after) != string(good) {

@@ -23,6 +23,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/modules/all"
 )
 
 const bootID = "00000000-0000-4000-8000-000000000001"
@@ -167,7 +168,7 @@ func TestNothingOutsideTheRoot(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				st, err := agent.Boot(context.Background(), agent.Options{
+				st, err := agent.Boot(context.Background(), agent.Options{Registry: all.Registry(),
 					Root: root, IMDS: client, Log: zap.NewNop(), BootID: bootID,
 					IdentifyDeadline: 5 * time.Second, LockTimeout: 5 * time.Second,
 				})
