@@ -6,24 +6,18 @@
 package packages
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
-	"github.com/ec2init/ec2init/agent/sys"
-	"github.com/ec2init/ec2init/internal/backoff"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/internal/distro"
+	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 )
 
 // Host paths of the reboot request.
@@ -38,38 +32,14 @@ const (
 	RebootMarker = modules.RebootRequestFile
 )
 
-// Lock contention defaults: another apt or dnf (unattended-upgrades, a
-// user's script, the SSM agent) commonly holds the lock during first boot.
-const (
-	defaultLockAttempts = 8
-	defaultLockBase     = 2 * time.Second
-	defaultLockMax      = 60 * time.Second
-)
-
 // ErrNeedsChroot is returned for a root other than "/" without --chroot:
 // the package manager would otherwise change the running host.
-var ErrNeedsChroot = errors.New("package installation needs --chroot or the real root")
+var ErrNeedsChroot = pkgmgr.ErrNeedsChroot
 
 // LockRetry bounds the retries of a command that failed because another
 // process held the package manager's lock. Zero fields take the defaults
 // (8 attempts, backoff from 2s up to 60s with full jitter).
-type LockRetry struct {
-	Attempts  int
-	Base, Max time.Duration
-}
-
-func (l LockRetry) withDefaults() LockRetry {
-	if l.Attempts <= 0 {
-		l.Attempts = defaultLockAttempts
-	}
-	if l.Base <= 0 {
-		l.Base = defaultLockBase
-	}
-	if l.Max <= 0 {
-		l.Max = defaultLockMax
-	}
-	return l
-}
+type LockRetry = pkgmgr.LockRetry
 
 // PackageUpdateUpgradeInstall refreshes the package index, upgrades and
 // installs packages once per instance. The zero value is the agent's.
@@ -116,15 +86,10 @@ func (PackageUpdateUpgradeInstall) Schema() modules.Schema {
 	}
 }
 
-// pkg is one package to install; version "" means any.
-type pkg struct {
-	name, version string
-}
-
 // request is the module's decoded configuration.
 type request struct {
 	update, upgrade, reboot bool
-	pkgs                    []pkg
+	pkgs                    []pkgmgr.Package
 	// skipped names the items not supported (package-manager mappings).
 	skipped []string
 }
@@ -139,42 +104,17 @@ func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, 
 		log.Warn("packages: item not supported by ec2init; skipped", zap.String("item", s))
 		fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages: %s is not supported (package-manager mappings such as apt:/snap:); skipped\n", s)
 	}
-	if !req.update && !req.upgrade && len(req.pkgs) == 0 {
-		return nil
-	}
-	d, err := distro.Detect(env.Root)
+	mgr := pkgmgr.Manager{AptOptions: m.AptOptions, DnfOptions: m.DnfOptions, LockRetry: m.LockRetry}
+	tool, err := mgr.Open(env)
 	if err != nil {
-		return fmt.Errorf("%s: %w", m.Name(), err)
+		return err
 	}
-	mgr, err := m.managerFor(env.Root, d)
-	if err != nil {
-		return fmt.Errorf("%s: %w", m.Name(), err)
-	}
-	if !env.Root.IsHost() && !env.Runner.Chroot && !mgr.rootOptions {
-		return fmt.Errorf("%s: %w (root is %s)", m.Name(), ErrNeedsChroot, env.Root.Prefix())
-	}
-
-	// As cloud-init: each step is tried even when an earlier one failed
-	// (an index refresh that fails for one repository may still let the
-	// install succeed), and every failure is reported.
 	var errs []error
-	if req.update || req.upgrade || len(req.pkgs) > 0 {
-		if err := m.run(ctx, env, mgr, "package_update", mgr.update()); err != nil {
-			errs = append(errs, err)
+	if err := tool.Apply(ctx, env, pkgmgr.Request{Update: req.update, Upgrade: req.upgrade, Packages: req.pkgs}); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-	}
-	if req.upgrade {
-		if err := m.run(ctx, env, mgr, "package_upgrade", mgr.upgrade()); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(req.pkgs) > 0 {
-		if err := m.run(ctx, env, mgr, "packages", mgr.install(req.pkgs)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+		errs = append(errs, err)
 	}
 	if req.reboot && (req.upgrade || len(req.pkgs) > 0) {
 		if err := requestReboot(env); err != nil {
@@ -234,10 +174,10 @@ func parseRequest(cfg *config.CloudConfig) (request, error) {
 
 // parseItem reads "name" or [name] or [name, version]; a mapping is
 // skipped (cloud-init's per-manager lists).
-func parseItem(n *yaml.Node) (p pkg, skip bool, err error) {
+func parseItem(n *yaml.Node) (p pkgmgr.Package, skip bool, err error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		p.name = n.Value
+		p.Name = n.Value
 	case yaml.SequenceNode:
 		if len(n.Content) < 1 || len(n.Content) > 2 {
 			return p, false, errors.New("expected [name] or [name, version]")
@@ -247,10 +187,10 @@ func parseItem(n *yaml.Node) (p pkg, skip bool, err error) {
 				return p, false, errors.New("name and version must be plain values")
 			}
 		}
-		p.name = n.Content[0].Value
+		p.Name = n.Content[0].Value
 		if len(n.Content) == 2 {
-			p.version = n.Content[1].Value
-			if err := checkWord("version", p.version); err != nil {
+			p.Version = n.Content[1].Value
+			if err := pkgmgr.CheckWord("version", p.Version); err != nil {
 				return p, false, err
 			}
 		}
@@ -262,22 +202,7 @@ func parseItem(n *yaml.Node) (p pkg, skip bool, err error) {
 	if n.Tag == "!!null" {
 		return p, false, errors.New("empty package name")
 	}
-	return p, false, checkWord("package name", p.name)
-}
-
-// checkWord refuses what would not be one argument naming a package: an
-// empty word, whitespace, or a leading "-" (an option to the package
-// manager, e.g. --allow-unauthenticated).
-func checkWord(what, s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("empty %s", what)
-	case strings.HasPrefix(s, "-"):
-		return fmt.Errorf("%s %q starts with '-'", what, s)
-	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return fmt.Errorf("%s %q contains whitespace or control characters", what, s)
-	}
-	return nil
+	return p, false, pkgmgr.CheckWord("package name", p.Name)
 }
 
 // boolKey reads a boolean key; absent or null is false.
@@ -292,162 +217,6 @@ func boolKey(cfg *config.CloudConfig, key string) (bool, error) {
 		}
 	}
 	return false, fmt.Errorf("%s:%d: %s: expected true or false", v.Source, v.KeyLine, key)
-}
-
-// manager is one package manager's command lines.
-type manager struct {
-	apt  bool
-	base []string // command and the options every call gets
-	env  map[string]string
-	// rootOptions: the caller's options point the tool at the root.
-	rootOptions bool
-}
-
-// managerFor picks the package manager for the distribution under root.
-func (m PackageUpdateUpgradeInstall) managerFor(root *sys.Root, d distro.Distro) (manager, error) {
-	switch {
-	case d.IsDebianLike():
-		base := []string{"apt-get", "-y",
-			// Keep the image's changed config files and take new defaults
-			// otherwise: never ask.
-			"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}
-		base = append(base, m.AptOptions...)
-		return manager{apt: true, base: base, env: map[string]string{"DEBIAN_FRONTEND": "noninteractive"},
-			rootOptions: len(m.AptOptions) > 0}, nil
-	case d.IsRedHatLike():
-		// dnf on Amazon Linux 2023 and RHEL 8+; yum where dnf is absent
-		// (Amazon Linux 2, RHEL 7).
-		// Neither found: dnf, so the error says what is missing.
-		tool := "dnf"
-		if !has(root, "/usr/bin/dnf", "/bin/dnf") && has(root, "/usr/bin/yum", "/bin/yum") {
-			tool = "yum"
-		}
-		return manager{base: append([]string{tool, "-y"}, m.DnfOptions...), rootOptions: len(m.DnfOptions) > 0}, nil
-	}
-	return manager{}, fmt.Errorf("cannot tell the package manager: the image's os-release says %q, neither Debian- nor Red Hat-like", d.String())
-}
-
-// has reports whether any of paths exists under root.
-func has(root *sys.Root, paths ...string) bool {
-	for _, p := range paths {
-		if ok, _ := root.Exists(p); ok {
-			return true
-		}
-	}
-	return false
-}
-
-func (g manager) cmd(args ...string) []string {
-	return append(append([]string(nil), g.base...), args...)
-}
-
-func (g manager) update() []string {
-	if g.apt {
-		return g.cmd("update")
-	}
-	return g.cmd("makecache")
-}
-
-// upgrade is dist-upgrade on apt, as cloud-init's default: an upgrade that
-// may add or remove packages (a new kernel ABI) rather than hold them back.
-func (g manager) upgrade() []string {
-	if g.apt {
-		return g.cmd("dist-upgrade")
-	}
-	return g.cmd("upgrade")
-}
-
-func (g manager) install(pkgs []pkg) []string {
-	args := []string{"install"}
-	for _, p := range pkgs {
-		args = append(args, g.spec(p))
-	}
-	return g.cmd(args...)
-}
-
-// spec pins a version the way each tool spells it: apt name=version, dnf
-// and yum name-version.
-func (g manager) spec(p pkg) string {
-	switch {
-	case p.version == "":
-		return p.name
-	case g.apt:
-		return p.name + "=" + p.version
-	default:
-		return p.name + "-" + p.version
-	}
-}
-
-// locked reports whether a failed run failed on the lock, from what the
-// tools print when another process holds it (checked case-insensitively).
-func (g manager) locked(exit int, output []byte) bool {
-	markers := []string{"waiting for process", "rpmdb lock", "transaction lock", "holding the yum lock", "another app is currently holding"}
-	if g.apt {
-		if exit != 100 {
-			return false
-		}
-		markers = []string{"could not get lock", "unable to acquire the dpkg frontend lock", "unable to lock directory", "unable to lock the administration directory"}
-	}
-	low := bytes.ToLower(output)
-	for _, mk := range markers {
-		if bytes.Contains(low, []byte(mk)) {
-			return true
-		}
-	}
-	return false
-}
-
-// run runs argv (key names the config key it serves, for messages),
-// retrying with backoff while another process holds the lock. The tool's
-// output goes to the console (the output log).
-func (m PackageUpdateUpgradeInstall) run(ctx context.Context, env *modules.Env, g manager, key string, argv []string) error {
-	retry := m.LockRetry.withDefaults()
-	what := describe(g, argv)
-	for attempt := 1; ; attempt++ {
-		var tail tailBuffer
-		res, err := env.Runner.Run(ctx, sys.Cmd{
-			Name:   fmt.Sprintf("%s: %s", key, what),
-			Argv:   argv,
-			Env:    g.env,
-			Output: io.MultiWriter(&tail, env.ConsoleWriter()), // the tail first: a failing console must not blind the lock check
-			Header: true,
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %s: %w", key, what, err)
-		}
-		if res.ExitCode == 0 {
-			return nil
-		}
-		status := exitStatus(res)
-		if !g.locked(res.ExitCode, tail.Bytes()) {
-			return fmt.Errorf("%s: %s: %s", key, what, status)
-		}
-		if attempt >= retry.Attempts {
-			return fmt.Errorf("%s: %s: %s: the package manager's lock was held by another process through %d attempts", key, what, status, attempt)
-		}
-		wait := backoff.Delay(retry.Base, retry.Max, attempt, rand.Float64())
-		env.Logger().Info("package manager lock held by another process; retrying",
-			zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", wait))
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %s: waiting for the package manager's lock: %w", key, what, ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-}
-
-// describe names a command for messages: the tool, its subcommand and
-// arguments, without the options every call gets ("apt-get install curl
-// nginx=1.18").
-func describe(g manager, argv []string) string {
-	return g.base[0] + " " + strings.Join(argv[len(g.base):], " ")
-}
-
-func exitStatus(res sys.Result) string {
-	if res.Signal != "" {
-		return "killed by signal " + res.Signal
-	}
-	return fmt.Sprintf("exit status %d", res.ExitCode)
 }
 
 // requestReboot writes the reboot marker when the packages asked for one.
@@ -468,19 +237,3 @@ func requestReboot(env *modules.Env) error {
 	fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages require a reboot (%s exists); reboot requested in %s\n", RebootRequiredFile, RebootMarker)
 	return nil
 }
-
-// tailBuffer keeps the last tailMax bytes written: enough to recognise a
-// lock message without holding an upgrade's whole output.
-type tailBuffer struct{ b []byte }
-
-const tailMax = 64 << 10
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) Bytes() []byte { return t.b }

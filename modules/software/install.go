@@ -14,17 +14,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"go.uber.org/zap"
-	"gopkg.in/yaml.v3"
-
-	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
-	"github.com/ec2init/ec2init/internal/backoff"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/internal/distro"
-	"github.com/ec2init/ec2init/modules/packages"
 )
 
 // installed is what an install left on disk, for the bake manifest and the
@@ -376,7 +368,7 @@ func (m Software) installPackageFile(ctx context.Context, env *modules.Env, it *
 		info = &PackageInfo{Manager: it.Install.Type, Name: name, Version: version}
 	}
 	argv := packageFileArgv(it.Install.Type, mode, env.Root.Prefix(), file)
-	if _, err := m.retryLocked(ctx, env, it.Name+": install "+it.Install.Type, argv, debEnv); err != nil {
+	if _, err := m.runPackageTool(ctx, env, it.Name+": install "+it.Install.Type, argv, debEnv); err != nil {
 		return installed{}, err
 	}
 	return installed{pkg: info}, nil
@@ -387,146 +379,7 @@ func firstLine(s string) string {
 	return s
 }
 
-// installByName installs a package from the distribution's repositories
-// through the packages module (package_update_upgrade_install): the same
-// manager choice, lock handling and root rules.
-func (m Software) installByName(ctx context.Context, env *modules.Env, it *Item) error {
-	entry := []string{it.Install.Name}
-	if it.Install.Version != "" {
-		entry = append(entry, it.Install.Version)
-	}
-	return m.Packages.Run(ctx, env, packagesConfig(map[string]any{"packages": [][]string{entry}}))
-}
-
-// packagesConfig is a cloud-config holding only keys, for the packages
-// module.
-func packagesConfig(keys map[string]any) *config.CloudConfig {
-	var n yaml.Node
-	if err := n.Encode(keys); err != nil {
-		// Only string lists and booleans are encoded here.
-		panic(err)
-	}
-	return config.Merge(config.Doc{Source: "software", Root: &n})
-}
-
-// upgrade upgrades the installed packages: every one through the packages
-// module (package_upgrade), or security updates only (dnf/yum upgrade
-// --security; unattended-upgrade on Debian-likes, which applies the
-// security origins it is configured with).
-func (m Software) upgrade(ctx context.Context, env *modules.Env, it *Item) error {
-	if !it.Install.SecurityOnly {
-		return m.Packages.Run(ctx, env, packagesConfig(map[string]any{"package_upgrade": true}))
-	}
-	d, err := distro.Detect(env.Root)
-	if err != nil {
-		return err
-	}
-	argv, extra, err := securityUpgradeArgv(env.Root, d)
-	if err != nil {
-		return err
-	}
-	if modeOf(env) == pmOption {
-		return fmt.Errorf("%s: %w (root is %s)", describe(argv), packages.ErrNeedsChroot, env.Root.Prefix())
-	}
-	_, err = m.retryLocked(ctx, env, it.Name+": security upgrade", argv, extra)
-	return err
-}
-
-// securityUpgradeArgv is the security-only upgrade for the distribution
-// under root.
-func securityUpgradeArgv(root *sys.Root, d distro.Distro) ([]string, map[string]string, error) {
-	switch {
-	case d.IsRedHatLike():
-		tool := "dnf"
-		if !exists(root, "/usr/bin/dnf") && exists(root, "/usr/bin/yum") {
-			tool = "yum" // Amazon Linux 2: yum knows --security
-		}
-		return []string{tool, "-y", "upgrade", "--security"}, nil, nil
-	case d.IsDebianLike():
-		if !exists(root, "/usr/bin/unattended-upgrade") {
-			return nil, nil, errors.New("security_only on a Debian-like image needs unattended-upgrades (install it first, e.g. with a package item)")
-		}
-		return []string{"unattended-upgrade", "-v"}, debEnv, nil
-	}
-	return nil, nil, fmt.Errorf("cannot tell the package manager: the image's os-release says %q, neither Debian- nor Red Hat-like", d.String())
-}
-
 func exists(root *sys.Root, p string) bool {
 	ok, err := root.Exists(p)
 	return ok && err == nil
-}
-
-// Lock contention: another apt, dpkg, dnf or rpm (unattended-upgrades, the
-// SSM agent) often holds the lock during a first boot.
-const (
-	lockAttempts = 8
-	lockBase     = 2 * time.Second
-	lockMax      = 60 * time.Second
-)
-
-var lockMarkers = [][]byte{
-	[]byte("could not get lock"), []byte("unable to acquire the dpkg frontend lock"),
-	[]byte("dpkg frontend lock"), []byte("dpkg status database is locked"),
-	[]byte("unable to lock the administration directory"),
-	[]byte("waiting for process"), []byte("rpmdb lock"), []byte("transaction lock"),
-	[]byte("can't create transaction lock"), []byte("another app is currently holding"),
-}
-
-// retryLocked runs argv, retrying with backoff and jitter while the
-// package database is locked by another process.
-func (m Software) retryLocked(ctx context.Context, env *modules.Env, name string, argv []string, extra map[string]string) (sys.Result, error) {
-	attempts, base := lockAttempts, lockBase
-	if m.LockBase > 0 {
-		base = m.LockBase
-	}
-	for attempt := 1; ; attempt++ {
-		var tail bytes.Buffer
-		res, err := run(ctx, env, name, argv, extra, &limitWriter{w: &tail, n: 64 << 10})
-		if err == nil || res.ExitCode == 0 || !locked(tail.Bytes()) {
-			return res, err
-		}
-		if attempt >= attempts {
-			return res, fmt.Errorf("%w: the package database was locked by another process through %d attempts", err, attempt)
-		}
-		wait := backoff.Delay(base, lockMax, attempt, jitter())
-		env.Logger().Info("package database locked by another process; retrying",
-			zap.String("command", describe(argv)), zap.Int("attempt", attempt), zap.Duration("wait", wait))
-		select {
-		case <-ctx.Done():
-			return res, fmt.Errorf("%s: waiting for the package lock: %w", describe(argv), ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-}
-
-func locked(out []byte) bool {
-	low := bytes.ToLower(out)
-	for _, mk := range lockMarkers {
-		if bytes.Contains(low, mk) {
-			return true
-		}
-	}
-	return false
-}
-
-func jitter() float64 {
-	var b [1]byte
-	_, _ = rand.Read(b[:])
-	return 0.5 + float64(b[0])/512
-}
-
-// limitWriter keeps the first n bytes: enough to recognise a lock message
-// (printed at once) without holding an upgrade's whole output.
-type limitWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }

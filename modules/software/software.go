@@ -41,7 +41,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
-	"github.com/ec2init/ec2init/modules/packages"
+	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 )
 
 // Key is the cloud-config key the module reads.
@@ -59,7 +59,7 @@ type Software struct {
 	// env.IMDS (the agent's client).
 	IMDS *imds.Client
 	// Packages installs package items and full upgrades.
-	Packages packages.PackageUpdateUpgradeInstall
+	Packages pkgmgr.Manager
 	// Progress receives each artifact's download progress (a TTY bar).
 	Progress func(name string, done, total int64)
 	// Getenv reads the environment (AWS_ENDPOINT_URL_S3); nil is os.Getenv.
