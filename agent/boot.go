@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
@@ -52,6 +53,9 @@ type Options struct {
 	Console io.Writer
 	// Fetch fetches #include URLs; nil refuses includes.
 	Fetch userdata.Fetcher
+	// Fetcher is the one fetcher, given to modules that download (the
+	// software module shares its transport); nil: they build their own.
+	Fetcher *fetch.Fetcher
 	// AllowInsecureInclude permits http:// includes.
 	AllowInsecureInclude bool
 	// ScriptDirs is where per-boot/per-instance/per-once script directories

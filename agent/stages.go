@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -58,8 +59,17 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 	log.Info("stage done", zap.Float64("duration_ms", b.status.Stages[idx].DurationMS))
 }
 
-// runModule runs m.
-func runModule(ctx context.Context, m modules.Module, env *modules.Env, cfg *config.CloudConfig) error {
+// runModule runs m. A panic in a module is that module's failure, with
+// its stack in the log: one broken module must not end the boot and
+// leave the stages after it unrun.
+func runModule(ctx context.Context, m modules.Module, env *modules.Env, cfg *config.CloudConfig) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			env.Logger().Error("module panicked", zap.String("module", m.Name()),
+				zap.String("panic", fmt.Sprint(r)), zap.ByteString("stack", debug.Stack()))
+			err = fmt.Errorf("panicked: %v", r)
+		}
+	}()
 	return m.Run(ctx, env, cfg)
 }
 
@@ -91,6 +101,7 @@ func (b *booter) moduleEnv() (*modules.Env, func(), error) {
 		System:             sysCfg,
 		Facts:              b.env,
 		Version:            b.opts.Version,
+		Fetcher:            b.opts.Fetcher,
 	}
 	return env, func() { logFile.Close() }, nil
 }

@@ -111,6 +111,7 @@ func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (sta
 		LockTimeout:      o.lockTimeout,
 		Console:          console,
 		Fetch:            fetcher.Get,
+		Fetcher:          fetcher,
 		Version:          version,
 		Registry:         all.Registry(),
 	})
