@@ -63,7 +63,7 @@ func (FinalMessage) Wanted(*config.CloudConfig) bool { return true }
 func (f FinalMessage) Run(_ context.Context, env *modules.Env, cfg *config.CloudConfig) error {
 	var msg string
 	if _, err := cfg.Decode(Key, &msg); err != nil {
-		return fmt.Errorf("final_message: %w", err)
+		return err
 	}
 	// As cloud-init: surrounding blanks go, and an empty message is the default.
 	if msg = strings.TrimSpace(msg); msg == "" {
@@ -72,7 +72,7 @@ func (f FinalMessage) Run(_ context.Context, env *modules.Env, cfg *config.Cloud
 	vars := f.vars(env)
 	out := Render(msg, vars)
 	if _, err := io.WriteString(env.ConsoleWriter(), out+"\n"); err != nil {
-		return fmt.Errorf("final_message: writing to the console: %w", err)
+		return fmt.Errorf("writing to the console: %w", err)
 	}
 	env.Logger().Info("final message", zap.String("message", out))
 	return nil

@@ -149,7 +149,7 @@ func (Growpart) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 	}
 	if !s.ignoreDisable {
 		if ok, err := env.Root.Exists(DisabledFile); err != nil {
-			return fmt.Errorf("growpart: %w", err)
+			return err
 		} else if ok {
 			log.Info("growpart: " + DisabledFile + " exists; nothing grown (ignore_growroot_disabled: true overrides)")
 			return nil
@@ -179,7 +179,7 @@ func (Growpart) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 				log.Info("growpart: the growpart tool is not installed (cloud-guest-utils, cloud-utils-growpart); nothing grown")
 				return nil
 			}
-			return fmt.Errorf("growpart: mode growpart: %s", r.msg)
+			return fmt.Errorf("mode growpart: %s", r.msg)
 		case failed:
 			failures = append(failures, fmt.Sprintf("%s: %s", dev, r.msg))
 		}
@@ -188,7 +188,7 @@ func (Growpart) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 		}
 	}
 	if len(failures) > 0 {
-		return fmt.Errorf("growpart: %s", strings.Join(failures, "; "))
+		return fmt.Errorf("%s", strings.Join(failures, "; "))
 	}
 	return nil
 }

@@ -86,7 +86,7 @@ func resize(ctx context.Context, env *modules.Env, target string, background boo
 	v := disk.NewView(env)
 	argv, why, err := resizeCommand(v, target)
 	if err != nil {
-		return nil, fmt.Errorf("resizefs: %w", err)
+		return nil, err
 	}
 	if argv == nil {
 		log.Info("resizefs: skipped", zap.String("mount", target), zap.String("why", why))
@@ -97,7 +97,7 @@ func resize(ctx context.Context, env *modules.Env, target string, background boo
 		cmd.Output = env.ConsoleWriter()
 		res, err := env.Runner.Run(ctx, cmd)
 		if err := resizeOutcome(argv, res, err); err != nil {
-			return nil, fmt.Errorf("resizefs: %w", err)
+			return nil, err
 		}
 		log.Info("resizefs: filesystem grown", zap.String("mount", target), zap.String("tool", argv[0]))
 		return nil, nil

@@ -63,7 +63,7 @@ func (UpdateEtcHosts) Run(ctx context.Context, env *modules.Env, cfg *config.Clo
 	}
 	old, err := env.Root.ReadFile(HostsFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("update_etc_hosts: %w", err)
+		return err
 	}
 	exists := err == nil
 	var out []byte
@@ -76,7 +76,7 @@ func (UpdateEtcHosts) Run(ctx context.Context, env *modules.Env, cfg *config.Clo
 		return nil
 	}
 	if err := env.Root.WriteFile(HostsFile, out, 0o644, nil); err != nil {
-		return fmt.Errorf("update_etc_hosts: %w", err)
+		return err
 	}
 	log.Info("updated /etc/hosts", zap.String("manage_etc_hosts", mode), zap.String("fqdn", n.FQDN), zap.String("hostname", n.Hostname))
 	return nil

@@ -49,7 +49,7 @@ func (SetHostname) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 	}
 	prev, ok, err := loadRecord(env.Root)
 	if err != nil {
-		return fmt.Errorf("set_hostname: %w", err)
+		return err
 	}
 	// As cloud-init: the same names as last set are not set again, so a
 	// name changed by hand since survives a re-run.
@@ -61,7 +61,7 @@ func (SetHostname) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 		return fmt.Errorf("set_hostname %q: %w", p.n.Applied, err)
 	}
 	if err := saveRecord(env.Root, p.n); err != nil {
-		return fmt.Errorf("set_hostname: %w", err)
+		return err
 	}
 	p.log.Info("hostname set", zap.String("hostname", p.n.Applied), zap.String("fqdn", p.n.FQDN), zap.String("from", p.n.hostKey))
 	return nil
@@ -89,11 +89,11 @@ func (UpdateHostname) Run(ctx context.Context, env *modules.Env, cfg *config.Clo
 	}
 	prev, hasPrev, err := loadRecord(env.Root)
 	if err != nil {
-		return fmt.Errorf("update_hostname: %w", err)
+		return err
 	}
 	current, _, err := systemHostname(env.Root)
 	if err != nil {
-		return fmt.Errorf("update_hostname: %w", err)
+		return err
 	}
 	switch {
 	case current == p.n.Applied:
@@ -113,7 +113,7 @@ func (UpdateHostname) Run(ctx context.Context, env *modules.Env, cfg *config.Clo
 		return fmt.Errorf("update_hostname %q: %w", p.n.Applied, err)
 	}
 	if err := saveRecord(env.Root, p.n); err != nil {
-		return fmt.Errorf("update_hostname: %w", err)
+		return err
 	}
 	p.log.Info("hostname updated", zap.String("hostname", p.n.Applied), zap.String("was", current))
 	return nil

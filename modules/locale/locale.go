@@ -90,11 +90,11 @@ func (Locale) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 	}
 	old, err := env.Root.ReadFile(file)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("locale: %w", err)
+		return err
 	}
 	if out := setLang(old, name); !bytes.Equal(out, old) || errors.Is(err, fs.ErrNotExist) {
 		if err := env.Root.WriteFile(file, out, 0o644, nil); err != nil {
-			return fmt.Errorf("locale: %w", err)
+			return err
 		}
 	}
 	log.Info("locale set", zap.String("locale", name), zap.String("file", file))

@@ -167,7 +167,7 @@ func (Mounts) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 	}
 	var aliases map[string]string
 	if _, err := cfg.Decode(KeyAliases, &aliases); err != nil {
-		return fmt.Errorf("mounts: %w", err)
+		return err
 	}
 	var swap swapConfig
 	if val, ok := cfg.Get(KeySwap); ok {
@@ -180,7 +180,7 @@ func (Mounts) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 
 	old, err := env.Root.ReadFile(FstabFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("mounts: %w", err)
+		return err
 	}
 	tab := parseFstab(string(old))
 
@@ -213,7 +213,7 @@ func (Mounts) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 		return joinFailures(failures)
 	}
 	if err := writeFstab(env, string(old), tab.render(own)); err != nil {
-		return fmt.Errorf("mounts: %w", err)
+		return err
 	}
 	hasSwap := false
 	for _, e := range own {
@@ -239,7 +239,7 @@ func joinFailures(failures []string) error {
 	if len(failures) == 0 {
 		return nil
 	}
-	return errors.New("mounts: " + strings.Join(failures, "; "))
+	return errors.New(strings.Join(failures, "; "))
 }
 
 // writeFstab replaces fstab atomically when its content changes, keeping

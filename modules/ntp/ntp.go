@@ -129,7 +129,7 @@ func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) e
 		return err
 	}
 	if ok, where := installed(env.Root, c.checkExe); !ok {
-		return fmt.Errorf("ntp: %s is not installed (no %s in %s); install it with the packages key, ec2init's ntp module does not install packages",
+		return fmt.Errorf("%s is not installed (no %s in %s); install it with the packages key, ec2init's ntp module does not install packages",
 			c.name, c.checkExe, where)
 	}
 	var conf []byte
@@ -148,7 +148,7 @@ func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) e
 		conf = timesyncdConf(timeSyncServer(env), s)
 	}
 	if err := env.Root.WriteFile(c.confPath, conf, 0o644, nil); err != nil {
-		return fmt.Errorf("ntp: %w", err)
+		return err
 	}
 	log.Info("ntp configured", zap.String("client", c.name), zap.String("config", c.confPath),
 		zap.Int("servers", len(s.Servers)), zap.Int("pools", len(s.Pools)))
@@ -300,11 +300,11 @@ func restart(ctx context.Context, r *sys.Runner, service string) error {
 		var out bytes.Buffer
 		res, err := r.Run(ctx, sys.Cmd{Name: "systemctl " + verb, Argv: []string{"systemctl", verb, service}, Output: &out, Timeout: serviceTimeout})
 		if err != nil {
-			return fmt.Errorf("ntp: systemctl %s %s: %w", verb, service, err)
+			return fmt.Errorf("systemctl %s %s: %w", verb, service, err)
 		}
 		if res.ExitCode != 0 {
 			msg, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-			return fmt.Errorf("ntp: systemctl %s %s: exit status %d: %s", verb, service, res.ExitCode, msg)
+			return fmt.Errorf("systemctl %s %s: exit status %d: %s", verb, service, res.ExitCode, msg)
 		}
 	}
 	return nil

@@ -71,7 +71,7 @@ func TestNTP(t *testing.T) {
 			cfg:      "ntp: {config: {confpath: /etc/chrony/custom.conf, service_name: chronyd}}",
 			wantFile: "/etc/chrony/custom.conf", want: []string{"server 169.254.169.123"}},
 		{name: "chrony missing", os: amznOS, cfg: "ntp: {enabled: true}",
-			wantErr: "ntp: chrony is not installed (no chronyd in /usr/sbin, /usr/bin, /sbin, /bin, /usr/lib/systemd, /lib/systemd); install it with the packages key"},
+			wantErr: "chrony is not installed (no chronyd in /usr/sbin, /usr/bin, /sbin, /bin, /usr/lib/systemd, /lib/systemd); install it with the packages key"},
 		{name: "timesyncd asked, missing", os: debianOS, exes: []string{"/usr/sbin/chronyd"}, cfg: "ntp: {ntp_client: systemd-timesyncd}",
 			wantErr: "systemd-timesyncd is not installed"},
 		{name: "disabled", os: amznOS, cfg: "ntp: {enabled: false}", wantFile: "/etc/chrony.conf"},

@@ -118,7 +118,7 @@ func (p PowerState) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 		return nil
 	}
 	if err := execute(ctx, env, a); err != nil {
-		return fmt.Errorf("power_state: %s: %w", a.Mode, err)
+		return fmt.Errorf("%s: %w", a.Mode, err)
 	}
 	return nil
 }
@@ -132,13 +132,13 @@ func rebootIfRequested(ctx context.Context, env *modules.Env, execute Executor) 
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("power_state: reboot request: %w", err)
+		return fmt.Errorf("reboot request: %w", err)
 	}
 	why := strings.TrimSpace(string(req))
 	env.Logger().Info("power_state: a module requested a reboot", zap.String("request", why))
 	a := Action{Mode: ModeReboot, Timeout: DefaultTimeout, Message: "ec2init: reboot requested: " + why}
 	if err := execute(ctx, env, a); err != nil {
-		return fmt.Errorf("power_state: requested reboot: %w", err)
+		return fmt.Errorf("requested reboot: %w", err)
 	}
 	return nil
 }
@@ -229,7 +229,7 @@ func checkCondition(ctx context.Context, env *modules.Env, cond *yaml.Node) (boo
 	if cond.Kind == yaml.ScalarNode && cond.Tag == "!!bool" {
 		b, err := config.ParseBool(cond.Value)
 		if err != nil {
-			return false, fmt.Errorf("power_state: condition (line %d): %w", cond.Line, err)
+			return false, fmt.Errorf("condition (line %d): %w", cond.Line, err)
 		}
 		if !b {
 			log.Info("power_state: condition is false; no change")
@@ -238,11 +238,11 @@ func checkCondition(ctx context.Context, env *modules.Env, cond *yaml.Node) (boo
 	}
 	argv, err := command.Argv(cond)
 	if err != nil {
-		return false, fmt.Errorf("power_state: condition: %w", err)
+		return false, fmt.Errorf("condition: %w", err)
 	}
 	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "power_state condition", Argv: argv, Output: env.ConsoleWriter(), Header: true})
 	if err != nil {
-		return false, fmt.Errorf("power_state: condition (line %d): %w", cond.Line, err)
+		return false, fmt.Errorf("condition (line %d): %w", cond.Line, err)
 	}
 	switch res.ExitCode {
 	case 0:

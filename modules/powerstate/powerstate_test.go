@@ -48,7 +48,7 @@ func TestRun(t *testing.T) {
 			want: &Action{Mode: "reboot", Timeout: 30 * time.Second}},
 		{name: "condition argv exits 3", doc: `power_state: {mode: reboot, condition: [sh, -c, "exit 3"]}`},
 		{name: "condition not found", doc: `power_state: {mode: reboot, condition: [no-such-cmd-xyz]}`,
-			wantErr: "power_state: condition (line 1): power_state condition: no-such-cmd-xyz: command not found"},
+			wantErr: "condition (line 1): power_state condition: no-such-cmd-xyz: command not found"},
 		{name: "no mode", doc: "power_state: {delay: 5}", wantErr: "test.yaml:1: power_state: mode is required"},
 		{name: "bad mode", doc: "power_state: {mode: sleep}", wantErr: "mode: expected poweroff, reboot or halt"},
 		{name: "bad delay", doc: "power_state: {mode: reboot, delay: soon}", wantErr: `delay: "soon": expected "now" or a number of minutes`},

@@ -194,7 +194,7 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 	r := &run{env: env, log: env.Logger()}
 	if !accounts.HasAccounts(env.Root) {
 		if cfg.Has("users") || cfg.Has("groups") {
-			return fmt.Errorf("users_groups: no /etc/passwd under the root %s: not an operating system image", env.Root.Prefix())
+			return fmt.Errorf("no /etc/passwd under the root %s: not an operating system image", env.Root.Prefix())
 		}
 		// A bare --root (a test, the demo): there is no system to add the
 		// default user to.

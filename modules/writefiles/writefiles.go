@@ -478,11 +478,11 @@ func savePending(env *modules.Env, items []pendingItem) error {
 		if len(items) == 0 {
 			return nil
 		}
-		return fmt.Errorf("write_files: deferring %d item(s) whose owner is missing: %w", len(items), err)
+		return fmt.Errorf("deferring %d item(s) whose owner is missing: %w", len(items), err)
 	}
 	if len(items) == 0 {
 		if err := env.Root.Remove(p); err != nil {
-			return fmt.Errorf("write_files: %w", err)
+			return err
 		}
 		return nil
 	}
@@ -490,16 +490,16 @@ func savePending(env *modules.Env, items []pendingItem) error {
 		Items []pendingItem `json:"items"`
 	}{items}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("write_files: %w", err)
+		return err
 	}
 	// The state directory is 0700; create it so only when the store has not.
 	if dir := path.Dir(p); !exists(env.Root, dir) {
 		if err := env.Root.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("write_files: %w", err)
+			return err
 		}
 	}
 	if err := env.Root.WriteFile(p, append(data, '\n'), 0o600, nil); err != nil {
-		return fmt.Errorf("write_files: recording deferred items: %w", err)
+		return fmt.Errorf("recording deferred items: %w", err)
 	}
 	return nil
 }
