@@ -71,19 +71,10 @@ func Bake(ctx context.Context, o BakeOptions) error {
 	if err != nil {
 		return err
 	}
-	sysCfg, err := config.LoadSystem(o.Root)
+	env, err := NewModuleEnv(ModuleEnvOptions{Root: root, Chroot: o.Chroot, IMDS: o.IMDS,
+		Log: o.Log, Console: o.Console, Version: o.Version})
 	if err != nil {
 		return err
-	}
-	// Built here until the agent has one constructor for boot and bake.
-	env := &modules.Env{
-		IMDS:    o.IMDS,
-		Root:    root,
-		Runner:  &sys.Runner{Root: root, Chroot: o.Chroot, Log: o.Log},
-		Log:     o.Log,
-		Console: o.Console,
-		System:  sysCfg,
-		Version: o.Version,
 	}
 	skipped, err := o.Baker.Bake(ctx, env, cfg)
 	if skipped {

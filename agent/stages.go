@@ -84,24 +84,22 @@ func (b *booter) moduleEnv() (*modules.Env, func(), error) {
 	if b.opts.Console != nil {
 		out = io.MultiWriter(logFile, b.opts.Console)
 	}
-	sysCfg, err := config.LoadSystem(b.opts.Root)
+	env, err := NewModuleEnv(ModuleEnvOptions{
+		Root:               b.root,
+		Chroot:             b.opts.Chroot,
+		Instance:           b.instance,
+		NewInstance:        b.trans.NewInstance,
+		PreviousInstanceID: b.trans.PreviousInstanceID,
+		IMDS:               b.opts.IMDS,
+		Fetcher:            b.opts.Fetcher,
+		Log:                b.log,
+		Console:            out,
+		Facts:              b.env,
+		Version:            b.opts.Version,
+	})
 	if err != nil {
 		logFile.Close()
 		return nil, nil, err
-	}
-	env := &modules.Env{
-		Instance:           b.instance,
-		IMDS:               b.opts.IMDS,
-		NewInstance:        b.trans.NewInstance,
-		PreviousInstanceID: b.trans.PreviousInstanceID,
-		Root:               b.root,
-		Runner:             &sys.Runner{Root: b.root, Chroot: b.opts.Chroot, Log: b.log, Env: b.env},
-		Log:                b.log,
-		Console:            out,
-		System:             sysCfg,
-		Facts:              b.env,
-		Version:            b.opts.Version,
-		Fetcher:            b.opts.Fetcher,
 	}
 	return env, func() { logFile.Close() }, nil
 }
