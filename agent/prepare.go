@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -230,14 +229,7 @@ const ImageConfigDir = "/etc/ec2init/cloud.cfg.d"
 // ReadImageConfig returns the documents of ImageConfigDir under root, in
 // lexical order; a missing directory is none.
 func ReadImageConfig(root *sys.Root) ([]ConfigSource, error) {
-	dir, err := root.Path(ImageConfigDir)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	entries, err := root.ReadDir(ImageConfigDir)
 	if err != nil {
 		return nil, err
 	}

@@ -135,14 +135,7 @@ func Clean(opts CleanOptions) ([]string, error) {
 
 // hostKeys lists the host paths of /etc/ssh/ssh_host_*key* under r.
 func hostKeys(r *sys.Root) ([]string, error) {
-	dir, err := r.Path(SSHDir)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	entries, err := r.ReadDir(SSHDir)
 	if err != nil {
 		return nil, fmt.Errorf("host keys: %w", err)
 	}

@@ -75,6 +75,20 @@ func NewRoot(prefix string) (*Root, error) {
 // Prefix is the absolute, symlink-free directory the root is seen through.
 func (r *Root) Prefix() string { return r.prefix }
 
+// ReadDir lists the directory p under the root, sorted by name; a
+// missing directory is empty, as image config and host keys may be.
+func (r *Root) ReadDir(p string) ([]fs.DirEntry, error) {
+	host, err := r.Path(p)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(host)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return entries, err
+}
+
 // IsHost reports whether the root is the running system's "/".
 func (r *Root) IsHost() bool { return r.prefix == "/" }
 
