@@ -8,6 +8,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 )
@@ -38,8 +39,13 @@ func NewModuleEnv(o ModuleEnvOptions) (*modules.Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	var st *state.ModuleStates
+	if o.Instance != nil && o.Instance.InstanceID != "" {
+		st = state.NewModuleStates(o.Root, o.Instance.InstanceID)
+	}
 	return &modules.Env{
 		Instance:           o.Instance,
+		State:              st,
 		IMDS:               o.IMDS,
 		Fetcher:            o.Fetcher,
 		NewInstance:        o.NewInstance,

@@ -8,6 +8,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 )
 
@@ -22,6 +23,10 @@ type Env struct {
 	// redaction and size caps), for modules that download; an artifact
 	// cache is built on its transport. nil outside a boot: build one.
 	Fetcher *fetch.Fetcher
+	// State gives a module its own store and item report in the
+	// instance's state directory: env.State.For(name). nil outside a
+	// boot (bake has no instance of its own): keep nothing.
+	State *state.ModuleStates
 	// NewInstance is true on the first boot of this instance id;
 	// PreviousInstanceID is the instance this disk last ran as ("" on a
 	// first boot ever).

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
@@ -29,7 +30,8 @@ func BenchmarkFetchVerifyInstall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := &modules.Env{Root: root, Runner: &sys.Runner{Root: root}, Log: zap.NewNop(), Instance: &imds.Instance{InstanceID: "i-bench"}}
+	env := &modules.Env{Root: root, Runner: &sys.Runner{Root: root}, Log: zap.NewNop(), Instance: &imds.Instance{InstanceID: "i-bench"},
+		State: state.NewModuleStates(root, "i-bench")}
 	ca := o.installCA(b, root)
 	cfg := modtest.Config(b, bootConfig(ca, `
 - name: big

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
@@ -27,10 +28,17 @@ import (
 func newEnv(t *testing.T) *modules.Env {
 	t.Helper()
 	env, _ := modtest.Env(t)
-	env.Instance = &imds.Instance{InstanceID: "i-0abc"}
+	asInstance(env, "i-0abc")
 	env.Log = zaptest.NewLogger(t)
 	env.Runner.Log = env.Log
 	return env
+}
+
+// asInstance makes env a boot's of instance id: its Instance and the
+// module stores in its state directory, as agent.NewModuleEnv sets them.
+func asInstance(env *modules.Env, id string) {
+	env.Instance = &imds.Instance{InstanceID: id}
+	env.State = state.NewModuleStates(env.Root, id)
 }
 
 // module is the module with a recorder for systemd and quick retries.

@@ -22,10 +22,8 @@ package software
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path"
@@ -211,7 +209,7 @@ func (m Software) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 			failures = append(failures, fmt.Errorf("%s: %w", r.Name, r.err))
 		}
 	}
-	if err := saveResults(env, results); err != nil {
+	if err := m.saveResults(env, results); err != nil {
 		failures = append(failures, err)
 	}
 	if ctx.Err() != nil {
@@ -515,64 +513,40 @@ func needsS3(srcs []fetch.Source) bool {
 // agent's env.IMDS, or Software.IMDS for bake).
 var errNoIMDS = errors.New("s3 sources need the instance role's credentials from IMDS, and this run has no metadata client")
 
-// resultsFile is kept in the instance's state directory.
-const resultsFile = "software.json"
-
-type resultsRecord struct {
-	Updated time.Time    `json:"updated"`
-	Items   []ItemResult `json:"items"`
-}
-
-func resultsPath(env *modules.Env) (string, bool) {
-	if env.Instance == nil || env.Instance.InstanceID == "" {
-		return "", false
+// store is the module's own store for this instance (software.json), nil
+// outside a boot.
+func (m Software) store(env *modules.Env) *state.ModuleStore {
+	if env.State == nil {
+		return nil
 	}
-	return ResultsPath(env.Instance.InstanceID), true
+	return env.State.For(m.Name())
 }
 
 // ResultsPath is where the module records instance id's per-item results.
 func ResultsPath(instanceID string) string {
-	return path.Join(state.StateDir, "instances", instanceID, resultsFile)
+	return state.ModuleStatePath(instanceID, Software{}.Name())
 }
 
 // ReadResults returns the per-item results recorded for instance id (nil,
 // nil when the module never ran for it), for `status`.
 func ReadResults(root *sys.Root, instanceID string) ([]ItemResult, error) {
-	data, err := root.ReadFile(ResultsPath(instanceID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rec resultsRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("%s: %w", ResultsPath(instanceID), err)
-	}
-	return rec.Items, nil
+	return state.LoadItems[ItemResult](state.NewModuleStates(root, instanceID).For(Software{}.Name()))
 }
 
 // loadResults reads this instance's previous results by item name; a
 // missing or unreadable record means nothing was installed yet.
 func (m Software) loadResults(env *modules.Env) map[string]ItemResult {
-	p, ok := resultsPath(env)
-	if !ok {
+	st := m.store(env)
+	if st == nil {
 		return nil
 	}
-	data, err := env.Root.ReadFile(p)
+	items, err := state.LoadItems[ItemResult](st)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			env.Logger().Warn("software: previous results unreadable; installing again", zap.Error(err))
-		}
-		return nil
-	}
-	var rec resultsRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		env.Logger().Warn("software: previous results unreadable; installing again", zap.String("file", p), zap.Error(err))
+		env.Logger().Warn("software: previous results unreadable; installing again", zap.String("file", st.Path()), zap.Error(err))
 		return nil
 	}
 	out := map[string]ItemResult{}
-	for _, r := range rec.Items {
+	for _, r := range items {
 		out[r.Name] = r
 	}
 	return out
@@ -580,22 +554,12 @@ func (m Software) loadResults(env *modules.Env) map[string]ItemResult {
 
 // saveResults writes the per-item results where `status` finds them:
 // 0600 in the instance's state directory.
-func saveResults(env *modules.Env, results []ItemResult) error {
-	p, ok := resultsPath(env)
-	if !ok {
+func (m Software) saveResults(env *modules.Env, results []ItemResult) error {
+	st := m.store(env)
+	if st == nil {
 		return nil
 	}
-	rec := resultsRecord{Updated: time.Now().UTC(), Items: results}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return fmt.Errorf("software: results: %w", err)
-	}
-	if dir := path.Dir(p); !exists(env.Root, dir) {
-		if err := env.Root.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("software: results: %w", err)
-		}
-	}
-	if err := env.Root.WriteFile(p, append(data, '\n'), 0o600, nil); err != nil {
+	if err := state.SaveItems(st, results, time.Now()); err != nil {
 		return fmt.Errorf("software: recording results: %w", err)
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ec2init/ec2init/agent/fetch"
-	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -96,7 +96,7 @@ func readResults(t *testing.T, root *sys.Root, id string) map[string]ItemResult 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec resultsRecord
+	var rec state.ItemReport[ItemResult]
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +494,7 @@ func TestBakeThenBoot(t *testing.T) {
 	}
 
 	// The boot of an instance of the image.
-	env.Instance = &imds.Instance{InstanceID: "i-0new"}
+	asInstance(env, "i-0new")
 	m, bootRec := module()
 	if err := m.Run(context.Background(), env, modtest.Config(t, doc)); err != nil {
 		t.Fatal(err)
