@@ -116,7 +116,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 500ms, 2s, 1m)", n.Line, s)
+		// The value is not quoted: a misplaced secret must not reach a log.
+		return fmt.Errorf("line %d: not a duration (e.g. 500ms, 2s, 1m)", n.Line)
 	}
 	*d = Duration(v)
 	return nil

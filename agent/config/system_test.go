@@ -51,7 +51,12 @@ func TestLoadSystem(t *testing.T) {
 		{
 			name:    "bad duration names line",
 			files:   map[string]string{SystemDir + "/x.yaml": "imds:\n  deadline: soon\n"},
-			wantErr: `x.yaml: line 2: "soon" is not a duration`,
+			wantErr: `x.yaml: line 2: not a duration`,
+		},
+		{
+			name:    "bad duration does not quote its value",
+			files:   map[string]string{SystemDir + "/x.yaml": "imds:\n  deadline: hunter2secret\n"},
+			wantErr: `x.yaml: line 2: not a duration`,
 		},
 		{
 			name:    "malformed yaml",
@@ -69,6 +74,9 @@ func TestLoadSystem(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Fatalf("err = %v quotes the value", err)
 				}
 				return
 			}
