@@ -560,7 +560,7 @@ func (m Software) saveResults(env *modules.Env, results []ItemResult) error {
 		return nil
 	}
 	if err := state.SaveItems(st, results, time.Now()); err != nil {
-		return fmt.Errorf("software: recording results: %w", err)
+		return fmt.Errorf("recording results: %w", err)
 	}
 	return nil
 }
