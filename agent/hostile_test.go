@@ -82,7 +82,7 @@ func TestHostileUserDataBoot(t *testing.T) {
 				`cloud-config: user data part 0 "bomb.yaml":4:9: error: groups: YAML aliases expand`,
 				// runcmd's schema is two lists deep: the bomb is checked that
 				// far, 81 errors at the line of the list the aliases name.
-				`cloud-config: user data part 0 "bomb.yaml":11:6: error: runcmd[8][8]: expected string or integer or boolean, got a list`,
+				`cloud-config: user data part 0 "bomb.yaml":11:6: error: runcmd[8][8]: expected string or number or boolean, got a list`,
 			},
 			wantRuns: map[string]int{"after": 1},
 		},
@@ -133,7 +133,7 @@ func TestHostileUserDataBoot(t *testing.T) {
 // quickly with the bombs named by part and line.
 func TestValidateInputAliasBomb(t *testing.T) {
 	data := []byte(multipart([3]string{"text/cloud-config", "bomb.yaml", aliasBombConfig()},
-		[3]string{"text/cloud-config", "fine.yaml", "#cloud-config\nruncmd: [[true]]\n"}))
+		[3]string{"text/cloud-config", "fine.yaml", "#cloud-config\nruncmd: [[echo, hi]]\n"}))
 	start := time.Now()
 	docs, err := agent.ValidateInput("user-data.txt", data, all.Registry())
 	if err != nil {

@@ -34,9 +34,9 @@ func hostileWords(dir string) []string {
 	}
 }
 
-// TestListItemsAreArgv: a runcmd or bootcmd list is argv, documented as
-// run without a shell: every word reaches the command verbatim, and no
-// metacharacter in it does anything.
+// TestListItemsAreArgv: the words of a runcmd or bootcmd list item are
+// shell-quoted into the script as cloud-init quotes them: every word
+// reaches the command verbatim, and no metacharacter in it does anything.
 func TestListItemsAreArgv(t *testing.T) {
 	for _, m := range []modules.Module{Runcmd{}, Bootcmd{}} {
 		t.Run(m.Name(), func(t *testing.T) {
