@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,13 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent"
-	"github.com/ec2init/ec2init/agent/config"
-	"github.com/ec2init/ec2init/agent/daemon"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/logging"
@@ -38,10 +33,12 @@ type bootOptions struct {
 	scriptTimeout    time.Duration
 	identifyDeadline time.Duration
 	lockTimeout      time.Duration
+	// notify tells systemd the service's state (sdNotify).
+	notify func(string)
 }
 
 func newBootCommand(e *env) *cobra.Command {
-	var o bootOptions
+	o := bootOptions{notify: sdNotify}
 	cmd := &cobra.Command{
 		Use:   "boot",
 		Short: "Run boot stages: what the systemd units call",
@@ -49,20 +46,7 @@ func newBootCommand(e *env) *cobra.Command {
 			"user data, and run the requested stage's work, each piece gated by its frequency.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := runBoot(cmd.Context(), e, o, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if o.daemon {
-				// The boot work is done: tell systemd (Type=notify), then
-				// stay, watching for events.
-				sdNotify("READY=1\nSTATUS=boot " + st.State)
-				return runDaemon(cmd.Context(), e)
-			}
-			if st.State == state.StateError {
-				return &exitError{code: 1}
-			}
-			return nil
+			return runBoot(cmd.Context(), e, o, cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
@@ -76,7 +60,32 @@ func newBootCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) (state.Status, error) {
+// runBoot is `ec2init boot`: the stages, then, with --daemon, systemd
+// told and the daemon run; exit 1 when the boot could not do its work.
+func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) error {
+	st, err := runStages(ctx, e, o, console)
+	if err != nil {
+		return err
+	}
+	if o.daemon {
+		notify := o.notify
+		if notify == nil {
+			notify = sdNotify
+		}
+		// The boot work is done: tell systemd (Type=notify), then
+		// stay, watching for events.
+		notify("READY=1\nSTATUS=boot " + st.State)
+		return runDaemon(ctx, e, daemonOptions{notify: notify})
+	}
+	if st.State == state.StateError {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// runStages runs the stages o names and returns the boot's status (the
+// demo reports it).
+func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (state.Status, error) {
 	stages, err := modules.ParseStages(o.stage)
 	if err != nil {
 		return state.Status{}, err
@@ -138,80 +147,6 @@ func openAgentLog(root string) (*os.File, error) {
 		return nil, err
 	}
 	return r.OpenLog(state.LogFile)
-}
-
-func newDaemonCommand(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "daemon",
-		Short: "Watch instance metadata for Spot interruptions, rebalance recommendations and maintenance",
-		Long: "Poll IMDS (daemon.interval, default 5s, with jitter) and when an event appears run\n" +
-			"the commands of daemon.hooks.<event> and the executables in /etc/ec2init/hooks.d/<event>/\n" +
-			"(spot-interruption, rebalance-recommendation, scheduled-maintenance, autoscaling-lifecycle,\n" +
-			"tags-changed, network-interfaces-changed), once per event, with the event's JSON on\n" +
-			"stdin and in EC2INIT_EVENT_DETAIL, EC2INIT_EVENT and the EC2_* facts. Events are also\n" +
-			"written to /run/ec2init/events/.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			sdNotify("READY=1")
-			return runDaemon(cmd.Context(), e)
-		},
-	}
-}
-
-func runDaemon(ctx context.Context, e *env) error {
-	log, err := e.logger()
-	if err != nil {
-		return err
-	}
-	client, err := e.imdsClient(nil)
-	if err != nil {
-		return err
-	}
-	root, err := sys.NewRoot(e.root)
-	if err != nil {
-		return err
-	}
-	facts, err := daemonFacts(ctx, root, client)
-	if err != nil {
-		log.Warn("instance facts for hooks", zap.Error(err))
-	}
-	sysCfg, err := config.LoadSystem(e.root)
-	if err != nil {
-		return err
-	}
-	hooks := map[string][][]string{}
-	for event, cmds := range sysCfg.Daemon.Hooks {
-		for _, c := range cmds {
-			// Config names events with underscores, like cloud-config keys.
-			kind := strings.ReplaceAll(event, "_", "-")
-			hooks[kind] = append(hooks[kind], c)
-		}
-	}
-	return daemon.Run(ctx, daemon.Options{IMDS: client, Root: root, Log: log, Facts: facts, Notify: sdNotify,
-		Interval: sysCfg.Daemon.Interval.Std(), Hooks: hooks, MaxEvents: sysCfg.Daemon.MaxEvents})
-}
-
-// daemonFacts are the EC2_* variables hooks get: the instance.env this
-// boot wrote, or, without one (the daemon started by hand), a crawl of
-// IMDS. Started right after a boot, the daemon would otherwise crawl again
-// what the boot just read (a hundred requests).
-func daemonFacts(ctx context.Context, root *sys.Root, client *imds.Client) (map[string]string, error) {
-	if b, err := root.ReadFile(agent.InstanceEnvFile); err == nil {
-		if facts, err := agent.ParseEnvFile(b); err == nil {
-			return facts, nil
-		}
-	}
-	in, err := client.Instance(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return agent.FactsEnv(in), nil
-}
-
-// sdNotify tells systemd about the service's state; outside systemd
-// (no NOTIFY_SOCKET) it does nothing.
-func sdNotify(state string) {
-	_, _ = sddaemon.SdNotify(false, state)
 }
 
 // Exit codes of `ec2init status`, relied on by scripts: keep them stable.
@@ -399,76 +334,4 @@ func runClean(ctx context.Context, e *env, what agent.CleanWhat, out io.Writer) 
 		fmt.Fprintln(out, "removed", r)
 	}
 	return nil
-}
-
-func newUserDataCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "userdata",
-		Short: "Inspect the instance's user data, or re-run one script on purpose",
-	}
-	var asJSON bool
-	show := &cobra.Command{
-		Use:   "show",
-		Short: "List the user data's parts: type, size, when each runs, whether it ran",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := agent.ShowUserData(agent.Options{Root: e.root, BootID: e.bootID})
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			fmt.Fprintf(out, "instance %s: %d bytes of user data, %d parts\n", rep.InstanceID, rep.Size, len(rep.Parts))
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			// NAME, not the raw filename: unique per part (the script file
-			// and run record), and file-safe, so no terminal escapes.
-			fmt.Fprintln(tw, "#\tNAME\tTYPE\tSIZE\tRUNS\tRAN")
-			for _, p := range rep.Parts {
-				runs, ran := "read by modules", "-"
-				if p.Stage != "" {
-					runs = p.Stage + ", " + p.Frequency
-					ran = map[bool]string{true: "yes", false: "no"}[p.Ran]
-					if p.Frequency == string(state.Always) {
-						ran = "every boot"
-					}
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", p.Index, p.Name, p.ContentType, p.Size, runs, ran)
-			}
-			tw.Flush()
-			for _, w := range rep.Warnings {
-				fmt.Fprintln(out, "warning:", w)
-			}
-			return nil
-		},
-	}
-	show.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	var timeout time.Duration
-	run := &cobra.Command{
-		Use:   "run-script NAME",
-		Short: "Run one script part again now (by filename or index), whatever its semaphore says",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := e.logger()
-			if err != nil {
-				return err
-			}
-			res, err := agent.RunPart(cmd.Context(), agent.Options{
-				Root: e.root, BootID: e.bootID, Log: log, Console: cmd.OutOrStdout(), ScriptTimeout: timeout,
-			}, args[0])
-			if err != nil {
-				return err
-			}
-			if res.Outcome != string(state.OutcomeOK) {
-				return &exitError{code: 1, msg: fmt.Sprintf("ec2init: %s: %s", res.Name, res.Error)}
-			}
-			return nil
-		},
-	}
-	run.Flags().DurationVar(&timeout, "timeout", 0, "bound on the script (0: none)")
-	cmd.AddCommand(show, run)
-	return cmd
 }

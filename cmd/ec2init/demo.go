@@ -124,7 +124,7 @@ func runDemo(ctx context.Context, e *env, out io.Writer, keep bool) error {
 		fmt.Fprintf(out, "\n== %d. %s (boot id ...%s)\n", i+1, step.title, step.bootID[len(step.bootID)-4:])
 		demo.bootID = step.bootID
 		var console strings.Builder
-		st, err := runBoot(ctx, &demo, bootOptions{stage: "all", identifyDeadline: 10 * time.Second}, &console)
+		st, err := runStages(ctx, &demo, bootOptions{stage: "all", identifyDeadline: 10 * time.Second}, &console)
 		if err != nil {
 			return err
 		}
