@@ -121,6 +121,19 @@ func (r *Root) Path(p string) (string, error) {
 	return w.real(), nil
 }
 
+// ResolveOwn is Path for a tree the agent itself wrote and no one else
+// may write to yet (an archive's staging directory): every symlink is
+// followed, whoever owns its directory. As with Path, a symlink that leads
+// out of the root, dangling or not, is refused with ErrEscapesRoot.
+func (r *Root) ResolveOwn(p string) (string, error) {
+	w, err := r.walk(p, walkOpts{followFinal: true, ownTree: true})
+	if err != nil {
+		return "", fmt.Errorf("path %q: %w", p, err)
+	}
+	defer w.close()
+	return w.real(), nil
+}
+
 // splitHostPath checks that p is an absolute host path that stays under "/"
 // lexically and returns its cleaned components.
 func splitHostPath(p string) ([]string, error) {

@@ -102,6 +102,7 @@ func TestPath(t *testing.T) {
 	symlink(t, r, "/loop1", "loop2")
 	symlink(t, r, "/loop2", "/loop1")
 	symlink(t, r, "/chain", "abs-etc/passwd")
+	symlink(t, r, "/a/dangle", "nope/../../etc") // dangling on the way, lands inside
 	p := r.Prefix()
 
 	for _, tc := range []struct {
@@ -114,6 +115,8 @@ func TestPath(t *testing.T) {
 		{in: "/etc//./passwd", want: p + "/etc/passwd"},
 		{in: "/a/b/../b/file", want: p + "/a/b/file"},
 		{in: "/not/yet/there", want: p + "/not/yet/there"},
+		{in: "/a/nope/../b/file", want: p + "/a/b/file"}, // past a missing component, ".." is lexical
+		{in: "/a/dangle/passwd", want: p + "/etc/passwd"},
 		{in: "/abs-etc/passwd", want: p + "/etc/passwd"},
 		{in: "/abs-etc", want: p + "/etc"},
 		{in: "/abs-outside/secret", want: p + outside + "/secret"},

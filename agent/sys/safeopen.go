@@ -49,6 +49,9 @@ type walkOpts struct {
 	create  bool
 	dirPerm os.FileMode
 	owner   *Owner
+	// ownTree follows every symlink, whoever owns its directory: the
+	// tree is one the agent itself wrote (see ResolveOwn).
+	ownTree bool
 }
 
 // walked is a path resolved under the root: an open directory (the top of
@@ -172,6 +175,15 @@ loop:
 		case "", ".":
 			continue
 		case "..":
+			if w.missing {
+				// Past a missing component the path is lexical: ".." takes
+				// back the last missing one, and after the first, the walk
+				// is in a real directory again.
+				if w.rest = w.rest[:len(w.rest)-1]; len(w.rest) == 0 {
+					w.missing, w.missingErr = false, nil
+				}
+				continue
+			}
 			if len(w.done) == 0 {
 				if r.IsHost() {
 					continue
@@ -231,8 +243,10 @@ loop:
 			if err != nil {
 				return nil, fmt.Errorf("readlink %s: %w", w.hostOf(c), err)
 			}
-			if err := trustedDir(w.dir(), w.hostOf(c)); err != nil {
-				return nil, err
+			if !o.ownTree {
+				if err := trustedDir(w.dir(), w.hostOf(c)); err != nil {
+					return nil, err
+				}
 			}
 			if hops++; hops > maxSymlinks {
 				return nil, errors.New("too many levels of symbolic links")

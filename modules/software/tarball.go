@@ -570,47 +570,19 @@ func writeEntry(st *os.Root, target string, r io.Reader, perm os.FileMode, hdr *
 	return nil
 }
 
-// maxLinkHops bounds symlink resolution, as the kernel's ELOOP does.
-const maxLinkHops = 40
-
-// resolveInside follows the symlink at rel under st as the kernel will,
-// component by component, ".." taken after each link is followed; it
-// refuses a step above st and an absolute target anywhere on the way. A
-// missing component ends the physical walk (the rest is lexical).
+// resolveInside follows the symlink at rel under st as the kernel will
+// (sys.Root's walk, on the tree extraction wrote) and refuses it if it
+// leads above st, dangling or not.
 func resolveInside(st *os.Root, rel string) error {
-	var stack []string
-	pending := strings.Split(rel, "/")
-	hops := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) == 0 {
-				return fmt.Errorf("leads outside the tree: %w", ErrUnsafeEntry)
-			}
-			stack = stack[:len(stack)-1]
-			continue
+	tree, err := sys.NewRoot(st.Name())
+	if err != nil {
+		return err
+	}
+	if _, err := tree.ResolveOwn("/" + rel); err != nil {
+		if errors.Is(err, sys.ErrEscapesRoot) {
+			return fmt.Errorf("leads outside the tree: %w", ErrUnsafeEntry)
 		}
-		cand := path.Join(append(stack, c)...)
-		fi, err := st.Lstat(cand)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			stack = append(stack, c)
-			continue
-		}
-		if hops++; hops > maxLinkHops {
-			return fmt.Errorf("too many levels of symbolic links: %w", ErrUnsafeEntry)
-		}
-		t, err := st.Readlink(cand)
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(t, "/") {
-			return fmt.Errorf("leads to the absolute path %q: %w", t, ErrUnsafeEntry)
-		}
-		pending = append(strings.Split(t, "/"), pending...)
+		return fmt.Errorf("%w: %w", err, ErrUnsafeEntry)
 	}
 	return nil
 }

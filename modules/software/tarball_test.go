@@ -298,3 +298,24 @@ func TestEntryPath(t *testing.T) {
 		}
 	}
 }
+
+// Links the extraction wrote are checked whoever may write their
+// directory (an 0777 one of the archive's), and a dangling one that
+// stays inside the tree is installed as it is.
+func TestTarballLinksInside(t *testing.T) {
+	env := newEnv(t)
+	art := writeHost(t, env.Root, "/srv/a.tgz", tarGz(t, []entry{
+		{name: "shared/", typ: tar.TypeDir, mode: 0o777},
+		{name: "shared/f", body: "x"},
+		{name: "shared/l", typ: tar.TypeSymlink, linkname: "f"},
+		{name: "d/", typ: tar.TypeDir},
+		{name: "d/dangle", typ: tar.TypeSymlink, linkname: "nope/../../x"},
+	}))
+	it := &Item{Name: "a", Install: Install{Type: TypeTarball, Dest: "/opt/app"}}
+	if _, err := installTarball(env.Root, it, art, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.Readlink(filepath.Join(env.Root.Prefix(), "opt/app/d/dangle")); err != nil || got != "nope/../../x" {
+		t.Errorf("dangling link: %q %v", got, err)
+	}
+}
