@@ -1,8 +1,6 @@
 package sys
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -410,113 +408,19 @@ func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) 
 	return nil
 }
 
-// Temporary files are named as atomicfile names its own (".<name>.tmp-<16
-// hex>"), so atomicfile.IsTemp and RemoveStaleTemps know them.
-const (
-	tmpInfix   = ".tmp-"
-	maxTmpBase = 200 // keeps the temporary name within NAME_MAX
-)
-
-func (r *Root) writeAt(w *walked, data []byte, perm os.FileMode, owner *Owner) (err error) {
-	dir := w.dir()
-	var st unix.Stat_t
-	if err := unix.Fstatat(dir, w.name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return errors.New("is a directory")
-	}
-	fd, tmp, err := createTempAt(dir, w.name)
-	if err != nil {
-		return &fs.PathError{Op: "create temporary file in", Path: filepath.Dir(w.real()), Err: err}
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(filepath.Dir(w.real()), tmp))
-	closed, renamed := false, false
-	defer func() {
-		if err == nil {
-			return
-		}
-		if !closed {
-			f.Close()
-		}
-		if !renamed {
-			unix.Unlinkat(dir, tmp, 0)
-		}
-	}()
-	if err := r.hook(atomicfile.BeforeWrite); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := fchownMode(int(f.Fd()), owner, perm); err != nil {
-		return err
-	}
-	if err := r.hook(atomicfile.BeforeSync); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := r.hook(atomicfile.BeforeRename); err != nil {
-		return err
-	}
-	if err := unix.Renameat(dir, tmp, dir, w.name); err != nil {
-		return &fs.PathError{Op: "rename", Path: w.real(), Err: err}
-	}
-	renamed = true
-	if err := r.hook(atomicfile.BeforeDirSync); err != nil {
-		return err
-	}
-	return syncDirFD(dir)
-}
-
-func (r *Root) hook(point string) error {
-	if r.writeHook == nil {
-		return nil
-	}
-	if err := r.writeHook(point); err != nil {
-		return fmt.Errorf("aborted at %s: %w", point, err)
-	}
-	return nil
-}
-
-// createTempAt creates a new file named after base in dir, O_EXCL and
-// O_NOFOLLOW, mode 0600, and returns it with its name.
-func createTempAt(dir int, base string) (int, string, error) {
-	if len(base) > maxTmpBase {
-		base = base[:maxTmpBase]
-	}
-	var b [8]byte
-	for range 100 {
-		if _, err := rand.Read(b[:]); err != nil {
-			return -1, "", err
-		}
-		name := "." + base + tmpInfix + hex.EncodeToString(b[:])
-		fd, err := unix.Openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err == nil {
-			return fd, name, nil
-		}
-		if !errors.Is(err, unix.EEXIST) {
-			return -1, "", err
+// writeAt is atomicfile's write (its temporary file names, so
+// atomicfile.IsTemp and RemoveStaleTemps know them) in the walk's directory.
+func (r *Root) writeAt(w *walked, data []byte, perm os.FileMode, owner *Owner) error {
+	aw := atomicfile.Writer{Hook: r.writeHook}
+	if owner != nil {
+		aw.Chown = func(f *os.File) error {
+			if err := f.Chown(owner.UID, owner.GID); err != nil {
+				return fmt.Errorf("chown to %s: %w", owner, err)
+			}
+			return nil
 		}
 	}
-	return -1, "", errors.New("could not create a unique temporary file")
-}
-
-// syncDirFD fsyncs the directory opened (maybe O_PATH) as dir, making a
-// rename in it durable; filesystems that cannot (EINVAL, ENOTSUP) are fine.
-func syncDirFD(dir int) error {
-	fd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTSUP) {
-		return err
-	}
-	return nil
+	return aw.WriteAt(w.dir(), filepath.Dir(w.real()), w.name, data, perm)
 }
 
 // AppendFile appends data to the file at p, creating it (and missing parents,

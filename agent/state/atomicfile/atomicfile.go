@@ -15,7 +15,6 @@
 package atomicfile
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The points of a write at which Writer.Hook is called, in this order.
@@ -80,10 +81,7 @@ func (w Writer) WriteFile(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-func (w Writer) writeFile(path string, data []byte, perm os.FileMode) (err error) {
-	if perm&^allowedMode != 0 {
-		return fmt.Errorf("mode %v: only permission, setuid, setgid and sticky bits may be set", perm)
-	}
+func (w Writer) writeFile(path string, data []byte, perm os.FileMode) error {
 	dir, base := filepath.Split(path)
 	if base == "" || base == "." || base == ".." {
 		return errors.New("not a file name")
@@ -91,63 +89,12 @@ func (w Writer) writeFile(path string, data []byte, perm os.FileMode) (err error
 	if dir == "" {
 		dir = "."
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
-		return errors.New("is a directory")
-	}
-
-	f, tmp, err := createTemp(dir, base)
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	closed, renamed := false, false
-	defer func() {
-		if err == nil {
-			return
-		}
-		if !closed {
-			f.Close()
-		}
-		if !renamed {
-			os.Remove(tmp)
-		}
-	}()
-
-	if err := w.hook(BeforeWrite); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	// Owner before mode: chown clears setuid and setgid.
-	if w.Chown != nil {
-		if err := w.Chown(f); err != nil {
-			return err
-		}
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := w.hook(BeforeSync); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := w.hook(BeforeRename); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	renamed = true
-	if err := w.hook(BeforeDirSync); err != nil {
-		return err
-	}
-	return SyncDir(dir)
+	defer unix.Close(fd)
+	return w.WriteAt(fd, filepath.Clean(dir), base, data, perm)
 }
 
 func (w Writer) hook(point string) error {
@@ -166,29 +113,6 @@ const (
 	// maxTmpBase keeps ".<base>.tmp-<16 hex>" within NAME_MAX (255).
 	maxTmpBase = 200
 )
-
-// createTemp creates a new file for writing in dir, named after base, with
-// O_EXCL and mode 0600.
-func createTemp(dir, base string) (*os.File, string, error) {
-	if len(base) > maxTmpBase {
-		base = base[:maxTmpBase]
-	}
-	var b [tmpRandBytes]byte
-	for range 100 {
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, "", err
-		}
-		name := filepath.Join(dir, "."+base+tmpInfix+hex.EncodeToString(b[:]))
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			return f, name, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return nil, "", err
-		}
-	}
-	return nil, "", errors.New("could not create a unique temporary file")
-}
 
 // IsTemp reports whether the file name (no directory) has the shape of a
 // Writer's temporary file.

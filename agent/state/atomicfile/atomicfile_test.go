@@ -208,13 +208,17 @@ func TestIsTemp(t *testing.T) {
 			t.Errorf("IsTemp(%q) = %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	// And what createTemp makes is recognised.
-	dir := t.TempDir()
-	f, name, err := createTemp(dir, "status.json")
+	// And what createTempAt makes is recognised.
+	dir, err := os.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	defer dir.Close()
+	fd, name, err := createTempAt(int(dir.Fd()), "status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.NewFile(uintptr(fd), name).Close()
 	if !IsTemp(filepath.Base(name)) {
 		t.Errorf("IsTemp(%q) = false for a temporary file", name)
 	}
