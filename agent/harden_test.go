@@ -139,6 +139,20 @@ func (m fakeModule) Run(_ context.Context, env *modules.Env, _ *config.CloudConf
 	return m.err
 }
 
+// bootWith is a boot of f with reg and the options opts makes for a boot id.
+func (f *fixture) bootWith(reg *modules.Registry, opts func(bootID string) agent.Options) func(bootID string) state.Status {
+	return func(bootID string) state.Status {
+		f.t.Helper()
+		o := opts(bootID)
+		o.Registry = reg
+		st, err := agent.Boot(context.Background(), o)
+		if err != nil {
+			f.t.Fatalf("boot %s: %v", bootID, err)
+		}
+		return st
+	}
+}
+
 func registry(t *testing.T, ms ...modules.Module) *modules.Registry {
 	t.Helper()
 	r, err := modules.NewRegistry(ms...)
@@ -187,16 +201,7 @@ func TestInterruptedBuiltinModuleRunsAgain(t *testing.T) {
 	f := newFixture(t, multipart([3]string{"text/x-shellscript", "user.sh", counter("user")}))
 	reg := registry(t, fakeModule{name: "fake_builtin", stage: modules.StageNetwork},
 		fakeModule{name: "runcmd", stage: modules.StageFinal})
-	boot := func(bootID string) state.Status {
-		t.Helper()
-		o := f.options(bootID)
-		o.Registry = reg
-		st, err := agent.Boot(context.Background(), o)
-		if err != nil {
-			t.Fatalf("boot %s: %v", bootID, err)
-		}
-		return st
-	}
+	boot := f.bootWith(reg, f.options)
 	st := boot(boot1)
 	if st.State != state.StateDone {
 		t.Fatalf("first boot: %s %q %q", st.State, st.Errors, st.Degraded)
@@ -289,17 +294,8 @@ func TestSSHInterruptedAfterDeletingHostKeys(t *testing.T) {
 	f := newFixture(t, "#cloud-config\nssh_genkeytypes: [ed25519, ecdsa]\n")
 	sshRoot(t, f.root)
 	reg := registry(t, ssh.SSH{})
-	boot := func(bootID string) state.Status {
-		t.Helper()
-		// ssh-keygen runs in parallel: a log safe for that.
-		o := f.quietOptions(bootID, &syncBuffer{})
-		o.Registry = reg
-		st, err := agent.Boot(context.Background(), o)
-		if err != nil {
-			t.Fatalf("boot %s: %v", bootID, err)
-		}
-		return st
-	}
+	// ssh-keygen runs in parallel: a log safe for that.
+	boot := f.bootWith(reg, func(bootID string) agent.Options { return f.quietOptions(bootID, &syncBuffer{}) })
 	st := boot(boot1)
 	if st.State != state.StateDone {
 		t.Fatalf("first boot: %s %q %q", st.State, st.Errors, st.Degraded)

@@ -102,11 +102,9 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-// TestEventsBounded: EventsDir keeps the newest MaxEvents events, removing
-// the oldest (by the time in their names) as new ones are recorded; files
-// that are not events stay.
-func TestEventsBounded(t *testing.T) {
-	const max, extra = 5, 7
+// eventsRoot is a fresh root with its EventsDir made, and that directory.
+func eventsRoot(t *testing.T) (*sys.Root, string) {
+	t.Helper()
 	rootDir := t.TempDir()
 	root, err := sys.NewRoot(rootDir)
 	if err != nil {
@@ -116,6 +114,15 @@ func TestEventsBounded(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return root, dir
+}
+
+// TestEventsBounded: EventsDir keeps the newest MaxEvents events, removing
+// the oldest (by the time in their names) as new ones are recorded; files
+// that are not events stay.
+func TestEventsBounded(t *testing.T) {
+	const max, extra = 5, 7
+	root, dir := eventsRoot(t)
 	// Earlier events, written in an order unlike their age.
 	base := time.Now().Add(-time.Hour).UnixNano()
 	for _, i := range []int{3, 0, 11, 7, 1, 9, 2, 10, 4, 8, 6, 5} {
@@ -160,15 +167,7 @@ func TestEventsBounded(t *testing.T) {
 
 // TestEventsDefaultBound: without MaxEvents, DefaultMaxEvents apply.
 func TestEventsDefaultBound(t *testing.T) {
-	rootDir := t.TempDir()
-	root, err := sys.NewRoot(rootDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(rootDir, EventsDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, dir := eventsRoot(t)
 	for i := 0; i < DefaultMaxEvents+3; i++ {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("x-%d.json", i+1)), nil, 0o644); err != nil {
 			t.Fatal(err)
