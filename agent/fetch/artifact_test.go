@@ -371,6 +371,8 @@ func TestPartialAlreadyComplete(t *testing.T) {
 	}
 }
 
+// TestRetries takes over a second: Retry-After counts whole seconds, and
+// honouring "1" means waiting one.
 func TestRetries(t *testing.T) {
 	body := payload(5000)
 	tests := []struct {

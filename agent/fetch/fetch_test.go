@@ -78,7 +78,8 @@ func TestFileURLs(t *testing.T) {
 }
 
 // TestGetRetryAfter: a 429's Retry-After is waited for (with up to a
-// quarter more of jitter), and capped by MaxRetryAfter.
+// quarter more of jitter), and capped by MaxRetryAfter. It takes over a
+// second: Retry-After counts whole seconds, and honouring "1" means waiting one.
 func TestGetRetryAfter(t *testing.T) {
 	tests := []struct {
 		name       string

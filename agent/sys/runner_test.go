@@ -227,6 +227,8 @@ func readPid(t *testing.T, file string) int {
 	return pid
 }
 
+// TestRunTimeoutKillsProcessGroup takes about a second: real timeouts and
+// a real kill grace, the signals' timing being what it checks.
 func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 	r, _ := newTestRunner(t)
 	for _, tc := range []struct {

@@ -61,6 +61,8 @@ func TestBootAndStatusExitCodes(t *testing.T) {
 	}
 }
 
+// TestStatusWait takes over a second: the boot's script sleeps one, for
+// status --wait to have something to wait for.
 func TestStatusWait(t *testing.T) {
 	root, ep := bootFixture(t, "#!/bin/sh\nsleep 1\n")
 	r := runCLI(t, binary, "status", "--root", root, testBoot)

@@ -69,6 +69,9 @@ func fsSize(t *testing.T, dir string) uint64 {
 // both run again, the resize in the background (noblock). For ext4, xfs
 // and btrfs, each with its own tool.
 func TestRealGrowAndResize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real loop devices and three filesystems (~3 s); run without -short")
+	}
 	tests := []struct {
 		fs         string
 		tools      []string
