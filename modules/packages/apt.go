@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"strings"
 
@@ -23,14 +24,17 @@ import (
 // Files apt_configure writes (host paths under the root).
 const (
 	AptSourcesDir = "/etc/apt/sources.list.d"
-	// AptKeyringsDir holds keys a source names with signed-by=$KEY_FILE:
-	// trusted for that source only.
-	AptKeyringsDir = "/etc/apt/keyrings"
+	// AptSignedByDir holds the keys of sources that name theirs with
+	// signed-by=$KEY_FILE: trusted for that source only. It is cloud-init's
+	// directory, so a source file written by either names the same key.
+	AptSignedByDir = "/etc/apt/cloud-init.gpg.d"
 	// AptTrustedDir holds keys of sources that do not use $KEY_FILE:
 	// trusted for every source, as cloud-init's apt-key add did.
 	AptTrustedDir = "/etc/apt/trusted.gpg.d"
-	AptConfFile   = "/etc/apt/apt.conf.d/94ec2init-config"
-	AptProxyFile  = "/etc/apt/apt.conf.d/90ec2init-aptproxy"
+	// cloud-init's own file names: an image moving from cloud-init keeps
+	// one file of each, not two that disagree.
+	AptConfFile  = "/etc/apt/apt.conf.d/94cloud-init-config"
+	AptProxyFile = "/etc/apt/apt.conf.d/90cloud-init-aptproxy"
 )
 
 // sourceNameRE is what a source's name (and filename) may be: it names
@@ -46,19 +50,26 @@ var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Z_]+)\}|([A-Z_]+))`)
 // not rewritten.
 type AptConfigure struct{}
 
+var aptSourceFields = []config.Field{
+	{Name: "source", Type: config.String(),
+		Doc: "A sources.list line; $KEY_FILE, $RELEASE, $MIRROR, $PRIMARY and $SECURITY are replaced."},
+	{Name: "key", Type: config.String(),
+		Doc: "The repository's ASCII-armored public key, de-armored with gpg into " + AptSignedByDir + "/NAME.gpg when the source uses $KEY_FILE, else " + AptTrustedDir + "/NAME.gpg."},
+	{Name: "keyid", Type: config.String(),
+		Doc: "The key's id or fingerprint, fetched from keyserver over HTTPS when key is not given; the key fetched must have this id."},
+	{Name: "keyserver", Type: config.String(), Default: DefaultKeyserver,
+		Doc: "Where keyid is fetched: a host or an hkp://, hkps:// or https:// URL (always fetched over HTTPS)."},
+	{Name: "filename", Type: config.String(),
+		Doc: "The file in /etc/apt/sources.list.d (default: the source's name; .list is added); its stem names the key file."},
+	{Name: "append", Type: config.Bool(), Default: "true",
+		Doc: "Add the line to the file rather than replace the file."},
+}
+
 var aptType = config.Object(
 	config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "true",
 		Doc: "ec2init never rewrites /etc/apt/sources.list (primary/security mirrors are not supported), so it is always preserved."},
-	config.Field{Name: "sources", Type: config.MapOf(config.Object(
-		config.Field{Name: "source", Type: config.String(),
-			Doc: "A sources.list line; $KEY_FILE, $RELEASE, $MIRROR, $PRIMARY and $SECURITY are replaced."},
-		config.Field{Name: "key", Type: config.String(),
-			Doc: "The repository's ASCII-armored public key."},
-		config.Field{Name: "filename", Type: config.String(),
-			Doc: "The file in /etc/apt/sources.list.d (default: the source's name; .list is added)."},
-		config.Field{Name: "append", Type: config.Bool(), Default: "true",
-			Doc: "Add the line to the file rather than replace the file."},
-	)), Doc: "Repositories by name: a sources.list line and its key."},
+	config.Field{Name: "sources", Type: config.MapOf(config.Object(aptSourceFields...)),
+		Doc: "Repositories by name: a sources.list line and its key."},
 	config.Field{Name: "conf", Type: config.String(),
 		Doc: "apt configuration, written to " + AptConfFile + "."},
 	config.Field{Name: "proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
@@ -73,16 +84,18 @@ func (AptConfigure) Frequency() modules.Frequency { return state.PerInstance }
 func (AptConfigure) Schema() modules.Schema {
 	return modules.Schema{
 		Doc:  "Add apt sources and their keys, apt configuration and proxies (Debian and Ubuntu).",
-		Keys: []config.Field{{Name: "apt", Type: aptType, Doc: "apt sources, keys, conf and proxies."}},
+		Keys: append([]config.Field{{Name: "apt", Type: aptType, Doc: "apt sources, keys, conf and proxies."}}, legacyAptFields()...),
 	}
 }
 
 // aptSource is one entry of apt.sources.
 type aptSource struct {
-	Source   *string `yaml:"source"`
-	Key      *string `yaml:"key"`
-	Filename *string `yaml:"filename"`
-	Append   *bool   `yaml:"append"`
+	Source    *string `yaml:"source"`
+	Key       *string `yaml:"key"`
+	Keyid     *string `yaml:"keyid"`
+	Keyserver *string `yaml:"keyserver"`
+	Filename  *string `yaml:"filename"`
+	Append    *bool   `yaml:"append"`
 }
 
 type aptConfig struct {
@@ -96,7 +109,11 @@ type aptConfig struct {
 
 func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
 	log := env.Logger()
-	v, ok := cfg.Get("apt")
+	v, ok, ignored := aptValue(cfg)
+	if len(ignored) > 0 {
+		// As cloud-init: apt wins over the pre-22.1 keys.
+		log.Warn("apt: the deprecated top-level keys are ignored because apt is set", zap.Strings("keys", ignored))
+	}
 	if !ok || v.Node.Tag == "!!null" {
 		return nil
 	}
@@ -104,8 +121,8 @@ func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 		return fmt.Errorf("%s:%d: apt: expected a mapping", v.Source, v.KeyLine)
 	}
 	var ac aptConfig
-	if _, err := cfg.Decode("apt", &ac); err != nil {
-		return err
+	if err := v.Node.Decode(&ac); err != nil {
+		return fmt.Errorf("%s:%d: apt: %s", v.Source, v.KeyLine, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	d, err := distro.Detect(env.Root)
 	if err != nil {
@@ -128,7 +145,7 @@ func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 	if err := writeOrRemove(env.Root, AptConfFile, ac.Conf); err != nil {
 		errs = append(errs, fmt.Errorf("%s: apt.conf: %w", v.Source, err))
 	}
-	if err := writeSources(env, d, v); err != nil {
+	if err := writeSources(ctx, env, d, v); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -141,7 +158,7 @@ func writeProxy(root *sys.Root, ac aptConfig) error {
 	for _, p := range []struct {
 		key, scheme string
 		val         *string
-	}{{"proxy", "http", ac.Proxy}, {"http_proxy", "http", ac.HTTPProxy}, {"https_proxy", "https", ac.HTTPSProxy}, {"ftp_proxy", "ftp", ac.FTPProxy}} {
+	}{{"proxy", "http", ac.Proxy}, {"http_proxy", "http", ac.HTTPProxy}, {"ftp_proxy", "ftp", ac.FTPProxy}, {"https_proxy", "https", ac.HTTPSProxy}} {
 		if p.val == nil || *p.val == "" {
 			continue
 		}
@@ -182,7 +199,7 @@ type sourceFile struct {
 
 // writeSources writes the keys and the source files, in the order given.
 // A failing entry is reported and the others still written.
-func writeSources(env *modules.Env, d distro.Distro, v config.Value) error {
+func writeSources(ctx context.Context, env *modules.Env, d distro.Distro, v config.Value) error {
 	var sources *yaml.Node
 	for i := 0; i+1 < len(v.Node.Content); i += 2 {
 		if v.Node.Content[i].Value == "sources" {
@@ -202,7 +219,13 @@ func writeSources(env *modules.Env, d distro.Distro, v config.Value) error {
 	var (
 		errs  []error
 		files []*sourceFile
+		keys  *gpg
 	)
+	defer func() {
+		if keys != nil {
+			keys.close()
+		}
+	}()
 	byPath := map[string]*sourceFile{}
 	for i := 0; i+1 < len(sources.Content); i += 2 {
 		k, n := sources.Content[i], sources.Content[i+1]
@@ -212,7 +235,12 @@ func writeSources(env *modules.Env, d distro.Distro, v config.Value) error {
 			errs = append(errs, fmt.Errorf("%s: %s", where, strings.TrimPrefix(err.Error(), "yaml: ")))
 			continue
 		}
-		line, file, err := prepareSource(env.Root, k.Value, ent, vars)
+		if keys == nil && (nonEmpty(ent.Key) || nonEmpty(ent.Keyid)) {
+			if keys, err = newGPG(env); err != nil {
+				return fmt.Errorf("apt.sources: %w", err)
+			}
+		}
+		line, file, err := prepareSource(ctx, env, keys, k.Value, ent, vars)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
@@ -240,62 +268,106 @@ func writeSources(env *modules.Env, d distro.Distro, v config.Value) error {
 }
 
 // prepareSource writes the entry's key and returns its source line (""
-// when it has none) and the file the line goes to.
-func prepareSource(root *sys.Root, name string, ent aptSource, vars map[string]string) (line, file string, err error) {
+// when it has none) and the file the line goes to. An entry whose key
+// cannot be had (keyserver down, wrong id, bad armor) adds no line.
+func prepareSource(ctx context.Context, env *modules.Env, keys *gpg, name string, ent aptSource, vars map[string]string) (line, file string, err error) {
 	if !sourceNameRE.MatchString(name) {
 		return "", "", fmt.Errorf("%q cannot name a file (letters, digits, _ . : -)", name)
+	}
+	fname := name
+	if nonEmpty(ent.Filename) {
+		fname = *ent.Filename
+	}
+	// cloud-init takes an absolute filename as it is; ec2init keeps it in
+	// sources.list.d.
+	base := strings.TrimPrefix(fname, AptSourcesDir+"/")
+	if !sourceNameRE.MatchString(base) {
+		return "", "", fmt.Errorf("filename %q is not a file name in %s", fname, AptSourcesDir)
+	}
+	// The key is named by the filename's stem, as cloud-init names it.
+	stem := strings.TrimSuffix(base, path.Ext(base))
+	if base == legacySourcesFile && name != legacySourcesFile {
+		stem = strings.TrimSuffix(name, path.Ext(name))
+	}
+	if stem == "" {
+		stem = base
+	}
+	if !strings.HasSuffix(base, ".list") {
+		base += ".list"
 	}
 	src := ""
 	if ent.Source != nil {
 		src = strings.TrimSpace(*ent.Source)
 	}
-	if strings.HasPrefix(src, "ppa:") {
-		return "", "", errors.New("ppa: sources need add-apt-repository and Launchpad; give a deb line and its key instead")
-	}
 	usesKeyFile := strings.Contains(src, "$KEY_FILE") || strings.Contains(src, "${KEY_FILE}")
-	keyFile := AptTrustedDir + "/" + name + ".asc"
-	if usesKeyFile {
-		keyFile = AptKeyringsDir + "/" + name + ".asc"
-	}
-	if ent.Key != nil && strings.TrimSpace(*ent.Key) != "" {
-		if err := checkKey(*ent.Key); err != nil {
-			return "", "", err
-		}
-		if usesKeyFile {
-			// apt's documented home for per-source keys, 0755 as apt makes it.
-			if err := root.MkdirAll(AptKeyringsDir, 0o755); err != nil {
-				return "", "", err
-			}
-		}
-		key := strings.TrimSpace(*ent.Key) + "\n"
-		// .asc (armored) works with signed-by and in trusted.gpg.d since
-		// apt 1.4: no need to de-armor with gpg.
-		if err := root.WriteFile(keyFile, []byte(key), 0o644, nil); err != nil {
-			return "", "", err
-		}
-	} else if usesKeyFile {
-		return "", "", errors.New("source uses $KEY_FILE but no key is given")
+	keyFile, err := installKey(ctx, env, keys, stem, ent, usesKeyFile)
+	if err != nil {
+		return "", "", err
 	}
 	if src == "" {
 		return "", "", nil
+	}
+	if usesKeyFile && keyFile == "" {
+		return "", "", errors.New("source uses $KEY_FILE but no key or keyid is given")
 	}
 	vars["KEY_FILE"] = keyFile
 	line, err = expand(src, vars)
 	if err != nil {
 		return "", "", err
 	}
-	fname := name
-	if ent.Filename != nil && *ent.Filename != "" {
-		fname = *ent.Filename
+	if strings.HasPrefix(line, "ppa:") {
+		return "", "", errors.New("ppa: sources need add-apt-repository and Launchpad; give a deb line and its key instead")
 	}
-	if !strings.HasSuffix(fname, ".list") {
-		fname += ".list"
-	}
-	if !sourceNameRE.MatchString(fname) {
-		return "", "", fmt.Errorf("filename %q is not a file name in %s", fname, AptSourcesDir)
-	}
-	return line, AptSourcesDir + "/" + fname, nil
+	return line, AptSourcesDir + "/" + base, nil
 }
+
+// installKey writes the entry's key (given, or fetched by keyid) de-armored
+// as cloud-init does, and returns the key file ("" when there is none).
+func installKey(ctx context.Context, env *modules.Env, keys *gpg, stem string, ent aptSource, signedBy bool) (string, error) {
+	var armored string
+	switch {
+	case nonEmpty(ent.Key):
+		armored = *ent.Key
+		if err := checkKey(armored); err != nil {
+			return "", err
+		}
+	case nonEmpty(ent.Keyid):
+		keyid, err := normKeyid(*ent.Keyid)
+		if err != nil {
+			return "", err
+		}
+		ks := ""
+		if ent.Keyserver != nil {
+			ks = *ent.Keyserver
+		}
+		if armored, err = fetchKey(ctx, env, keyid, ks); err != nil {
+			return "", err
+		}
+		if err := keys.checkKeyid(ctx, armored, keyid); err != nil {
+			return "", err
+		}
+	default:
+		return "", nil
+	}
+	bin, err := keys.dearmor(ctx, strings.TrimSpace(armored)+"\n")
+	if err != nil {
+		return "", err
+	}
+	dir := AptTrustedDir
+	if signedBy {
+		dir = AptSignedByDir
+	}
+	if err := env.Root.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	keyFile := dir + "/" + stem + ".gpg"
+	if err := env.Root.WriteFile(keyFile, bin, 0o644, nil); err != nil {
+		return "", err
+	}
+	return keyFile, nil
+}
+
+func nonEmpty(s *string) bool { return s != nil && strings.TrimSpace(*s) != "" }
 
 // checkKey accepts an ASCII-armored public key; a private key is refused
 // (and never echoed).
