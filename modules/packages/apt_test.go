@@ -94,7 +94,7 @@ func TestAptConfigure(t *testing.T) {
       key: |
 ` + indent(pubKey) + "\n",
 			want: map[string]string{
-				"/etc/apt/sources.list.d/docker.list": "deb [arch=amd64 signed-by=/etc/apt/cloud-init.gpg.d/docker.gpg] https://download.docker.com/linux/debian bookworm stable\n",
+				"/etc/apt/sources.list.d/docker.list":  "deb [arch=amd64 signed-by=/etc/apt/cloud-init.gpg.d/docker.gpg] https://download.docker.com/linux/debian bookworm stable\n",
 				"/etc/apt/cloud-init.gpg.d/docker.gpg": "<key>",
 				"/etc/apt/trusted.gpg.d/docker.gpg":    "<absent>",
 			}},
@@ -105,7 +105,7 @@ func TestAptConfigure(t *testing.T) {
       key: "` + strings.ReplaceAll(pubKey, "\n", `\n`) + `"
 `,
 			want: map[string]string{
-				"/etc/apt/sources.list.d/extra.list":    "deb http://eu-west-1.ec2.archive.ubuntu.com/ubuntu jammy-backports main\n",
+				"/etc/apt/sources.list.d/extra.list": "deb http://eu-west-1.ec2.archive.ubuntu.com/ubuntu jammy-backports main\n",
 				"/etc/apt/trusted.gpg.d/extra.gpg":   "<key>",
 			}},
 		{name: "append keeps lines and does not duplicate", os: debianOS,
@@ -142,7 +142,7 @@ apt_sources:
 				"/etc/apt/trusted.gpg.d/cloud_config_sources.gpg":   "<key>",
 				"/etc/apt/sources.list.d/three.list":                "deb [signed-by=/etc/apt/cloud-init.gpg.d/three.gpg] http://three/ bookworm main\n",
 				"/etc/apt/cloud-init.gpg.d/three.gpg":               "<key>",
-				AptProxyFile: "Acquire::http::Proxy \"http://p:3128\";\nAcquire::ftp::Proxy \"http://swapped:3128\";\n",
+				AptProxyFile:                                        "Acquire::http::Proxy \"http://p:3128\";\nAcquire::ftp::Proxy \"http://swapped:3128\";\n",
 			}},
 		{name: "legacy keys ignored beside apt", os: debianOS, cfg: "apt:\n  proxy: http://new\napt_proxy: http://old\n",
 			want: map[string]string{AptProxyFile: "Acquire::http::Proxy \"http://new\";\n"}},
