@@ -42,7 +42,7 @@ const (
 var sourceNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
 
 // templateVarRE finds $NAME and ${NAME} in a source line.
-var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Z_]+)\}|([A-Z_]+))`)
+var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Za-z_]+)\}|([A-Za-z_]+))`)
 
 // AptConfigure adds apt sources and keys and writes apt configuration once
 // per instance: the subset of cloud-init's apt_configure that adds
@@ -66,8 +66,34 @@ var aptSourceFields = []config.Field{
 }
 
 var aptType = config.Object(
-	config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "true",
-		Doc: "ec2init never rewrites /etc/apt/sources.list (primary/security mirrors are not supported), so it is always preserved."},
+	config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "false",
+		Doc: "Keep " + AptSourcesList + " as the image has it; when false, sources_list (if given) replaces it and disable_suites applies."},
+	config.Field{Name: "sources_list", Type: config.String(),
+		Doc: "A template for " + AptSourcesList + " ($MIRROR, $PRIMARY, $SECURITY, $RELEASE replaced); deb822 content goes to sources.list.d/<distro>.sources."},
+	config.Field{Name: "disable_suites", Type: config.ListOf(config.String()),
+		Doc: "Suites to comment out in sources.list (updates, backports, security, proposed, release, or a name with $RELEASE)."},
+	config.Field{Name: "primary", Type: config.ListOf(config.Object(
+		config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
+		config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
+		config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
+		config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
+		config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+	)), Doc: "The primary mirror per architecture ($PRIMARY, $MIRROR)."},
+	config.Field{Name: "security", Type: config.ListOf(config.Object(
+		config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
+		config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
+		config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
+		config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
+		config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+	)), Doc: "The security mirror per architecture ($SECURITY; default: primary)."},
+	config.Field{Name: "add_apt_repo_match", Type: config.String(), Default: `^[\w-]+:\w`,
+		Doc: "Sources matching this are add-apt-repository ones (ppa:): refused by ec2init."},
+	config.Field{Name: "debconf_selections", Type: config.MapOf(config.String()),
+		Doc: "debconf-set-selections input by name, applied in name order."},
 	config.Field{Name: "sources", Type: config.MapOf(config.Object(aptSourceFields...)),
 		Doc: "Repositories by name: a sources.list line and its key."},
 	config.Field{Name: "conf", Type: config.String(),
@@ -99,12 +125,17 @@ type aptSource struct {
 }
 
 type aptConfig struct {
-	PreserveSourcesList *bool   `yaml:"preserve_sources_list"`
-	Conf                *string `yaml:"conf"`
-	Proxy               *string `yaml:"proxy"`
-	HTTPProxy           *string `yaml:"http_proxy"`
-	HTTPSProxy          *string `yaml:"https_proxy"`
-	FTPProxy            *string `yaml:"ftp_proxy"`
+	PreserveSourcesList *bool        `yaml:"preserve_sources_list"`
+	SourcesList         *string      `yaml:"sources_list"`
+	DisableSuites       []string     `yaml:"disable_suites"`
+	Primary             []mirrorNode `yaml:"primary"`
+	Security            []mirrorNode `yaml:"security"`
+	AddAptRepoMatch     *string      `yaml:"add_apt_repo_match"`
+	Conf                *string      `yaml:"conf"`
+	Proxy               *string      `yaml:"proxy"`
+	HTTPProxy           *string      `yaml:"http_proxy"`
+	HTTPSProxy          *string      `yaml:"https_proxy"`
+	FTPProxy            *string      `yaml:"ftp_proxy"`
 }
 
 func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
@@ -135,17 +166,30 @@ func (AptConfigure) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 		fmt.Fprintf(env.ConsoleWriter(), "ec2init: apt ignored: the image is %s, which has no apt\n", d)
 		return nil
 	}
-	if ac.PreserveSourcesList != nil && !*ac.PreserveSourcesList {
-		log.Info("apt: preserve_sources_list is false, but ec2init never rewrites /etc/apt/sources.list")
-	}
 	var errs []error
+	if err := applyDebconf(ctx, env, v); err != nil {
+		errs = append(errs, fmt.Errorf("%s: apt.debconf_selections: %w", v.Source, err))
+	}
+	vars, err := templateVars(env, d)
+	if err != nil {
+		return fmt.Errorf("apt: %w", err)
+	}
+	if err := applyMirrors(vars, ac); err != nil {
+		errs = append(errs, fmt.Errorf("%s: apt.%w", v.Source, err))
+	}
+	// cloud-init's default is false: the template replaces sources.list.
+	if ac.PreserveSourcesList == nil || !*ac.PreserveSourcesList {
+		if err := writeSourcesList(env.Root, d, ac, vars); err != nil {
+			errs = append(errs, fmt.Errorf("%s: apt.sources_list: %w", v.Source, err))
+		}
+	}
 	if err := writeProxy(env.Root, ac); err != nil {
 		errs = append(errs, fmt.Errorf("%s: apt: %w", v.Source, err))
 	}
 	if err := writeOrRemove(env.Root, AptConfFile, ac.Conf); err != nil {
 		errs = append(errs, fmt.Errorf("%s: apt.conf: %w", v.Source, err))
 	}
-	if err := writeSources(ctx, env, d, v); err != nil {
+	if err := writeSources(ctx, env, v, vars, ac.AddAptRepoMatch); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -199,7 +243,7 @@ type sourceFile struct {
 
 // writeSources writes the keys and the source files, in the order given.
 // A failing entry is reported and the others still written.
-func writeSources(ctx context.Context, env *modules.Env, d distro.Distro, v config.Value) error {
+func writeSources(ctx context.Context, env *modules.Env, v config.Value, vars map[string]string, match *string) error {
 	var sources *yaml.Node
 	for i := 0; i+1 < len(v.Node.Content); i += 2 {
 		if v.Node.Content[i].Value == "sources" {
@@ -212,9 +256,9 @@ func writeSources(ctx context.Context, env *modules.Env, d distro.Distro, v conf
 	if sources.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s:%d: apt.sources: expected a mapping of sources", v.Source, sources.Line)
 	}
-	vars, err := templateVars(env, d)
+	repoMatch, err := aptRepoMatcher(match)
 	if err != nil {
-		return fmt.Errorf("apt.sources: %w", err)
+		return fmt.Errorf("%s: apt.add_apt_repo_match: %w", v.Source, err)
 	}
 	var (
 		errs  []error
@@ -240,7 +284,7 @@ func writeSources(ctx context.Context, env *modules.Env, d distro.Distro, v conf
 				return fmt.Errorf("apt.sources: %w", err)
 			}
 		}
-		line, file, err := prepareSource(ctx, env, keys, k.Value, ent, vars)
+		line, file, err := prepareSource(ctx, env, keys, k.Value, ent, vars, repoMatch)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
@@ -270,7 +314,7 @@ func writeSources(ctx context.Context, env *modules.Env, d distro.Distro, v conf
 // prepareSource writes the entry's key and returns its source line (""
 // when it has none) and the file the line goes to. An entry whose key
 // cannot be had (keyserver down, wrong id, bad armor) adds no line.
-func prepareSource(ctx context.Context, env *modules.Env, keys *gpg, name string, ent aptSource, vars map[string]string) (line, file string, err error) {
+func prepareSource(ctx context.Context, env *modules.Env, keys *gpg, name string, ent aptSource, vars map[string]string, repoMatch *regexp.Regexp) (line, file string, err error) {
 	if !sourceNameRE.MatchString(name) {
 		return "", "", fmt.Errorf("%q cannot name a file (letters, digits, _ . : -)", name)
 	}
@@ -315,8 +359,9 @@ func prepareSource(ctx context.Context, env *modules.Env, keys *gpg, name string
 	if err != nil {
 		return "", "", err
 	}
-	if strings.HasPrefix(line, "ppa:") {
-		return "", "", errors.New("ppa: sources need add-apt-repository and Launchpad; give a deb line and its key instead")
+	if repoMatch != nil && repoMatch.MatchString(line) {
+		// cloud-init hands these (ppa:, cloud-archive:) to add-apt-repository.
+		return "", "", fmt.Errorf("%q matches add_apt_repo_match: add-apt-repository sources (ppa:, cloud-archive:) are not supported; give a deb line and its key instead", line)
 	}
 	return line, AptSourcesDir + "/" + base, nil
 }
@@ -368,6 +413,19 @@ func installKey(ctx context.Context, env *modules.Env, keys *gpg, stem string, e
 }
 
 func nonEmpty(s *string) bool { return s != nil && strings.TrimSpace(*s) != "" }
+
+// aptRepoMatcher compiles add_apt_repo_match (cloud-init's default when
+// unset; none when empty).
+func aptRepoMatcher(match *string) (*regexp.Regexp, error) {
+	expr := `^[\w-]+:\w`
+	if match != nil {
+		expr = *match
+	}
+	if expr == "" {
+		return nil, nil
+	}
+	return regexp.Compile(expr)
+}
 
 // checkKey accepts an ASCII-armored public key; a private key is refused
 // (and never echoed).

@@ -171,7 +171,7 @@ apt_sources:
 		{name: "not a key", os: debianOS, cfg: "apt:\n  sources:\n    p:\n      key: AAAA\n", wantErr: "key is not an ASCII-armored PGP public key"},
 		{name: "release unknown", os: "ID=debian\n", cfg: "apt:\n  sources:\n    x:\n      source: deb http://x/ $RELEASE main\n",
 			wantErr: "apt.sources.x: cannot replace $RELEASE: unknown for this image"},
-		{name: "ppa", os: ubuntuOS, cfg: "apt:\n  sources:\n    x:\n      source: ppa:user/repo\n", wantErr: "ppa: sources need add-apt-repository"},
+		{name: "ppa", os: ubuntuOS, cfg: "apt:\n  sources:\n    x:\n      source: ppa:user/repo\n", wantErr: "add-apt-repository sources (ppa:, cloud-archive:) are not supported"},
 		{name: "path in the name", os: debianOS, cfg: "apt:\n  sources:\n    ../../etc/cron.d/x:\n      source: deb http://x/ bookworm main\n",
 			wantErr: "cannot name a file"},
 		{name: "path in the filename", os: debianOS, cfg: "apt:\n  sources:\n    x:\n      source: deb http://x/ bookworm main\n      filename: ../../../etc/cron.d/x\n",
@@ -239,6 +239,7 @@ func TestAptSchema(t *testing.T) {
   primary:
     - arches: [default]
       uri: http://mirror
+      url: http://typo
   sources:
     a:
       source: deb http://x/ $RELEASE main
@@ -247,9 +248,9 @@ func TestAptSchema(t *testing.T) {
   proxy: [http://p]
 `, AptConfigure{})
 	for _, w := range []string{
-		`u.yaml:3:3: warning: apt.primary: unknown key "primary"`,
-		"u.yaml:10:15: error: apt.sources.a.append: expected boolean",
-		"u.yaml:11:10: error: apt.proxy: expected string, got a list",
+		`u.yaml:6:7: warning: apt.primary[0].url: unknown key "url"`,
+		"u.yaml:11:15: error: apt.sources.a.append: expected boolean",
+		"u.yaml:12:10: error: apt.proxy: expected string, got a list",
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("diagnostics lack %q:\n%s", w, got)
@@ -339,5 +340,129 @@ func TestKeyserverURL(t *testing.T) {
 	}
 	if _, err := keyserverURL("ldap://x", "ABCD1234"); err == nil {
 		t.Error("ldap keyserver accepted")
+	}
+}
+
+// aptReads has the real apt read what the module wrote under e's root:
+// apt-config parses each conf file, apt-get parses every source.
+func aptReads(t *testing.T, e *modules.Env) {
+	t.Helper()
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		t.Skip("apt not installed")
+	}
+	for _, f := range []string{AptConfFile, AptProxyFile} {
+		full, _ := e.Root.Path(f)
+		if _, err := os.Stat(full); err != nil {
+			continue
+		}
+		if out, err := exec.Command("apt-config", "-c", full, "dump").CombinedOutput(); err != nil {
+			t.Errorf("apt-config -c %s: %v\n%s", f, err, out)
+		}
+	}
+	for _, d := range []string{"/var/lib/apt/lists/partial", "/var/cache/apt/archives/partial", AptSourcesDir} {
+		if err := e.Root.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("apt-get", "-o", "Dir="+e.Root.Prefix()+"/", "-o", "Dir::State::status=/dev/null",
+		"-o", "Debug::NoLocking=1", "indextargets")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("apt-get indextargets: %v\n%s", err, out)
+	}
+}
+
+func TestAptSourcesList(t *testing.T) {
+	const debianList = "deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n"
+	tests := []struct {
+		name, os, before, cfg string
+		want                  map[string]string
+		wantErr               string
+	}{
+		{name: "template with mirrors and disable_suites", os: debianOS, before: debianList, cfg: `apt:
+  primary:
+    - arches: [s390x]
+      uri: http://wrong/
+    - arches: [default]
+      uri: http://mirror.internal/debian
+  security:
+    - arches: [default]
+      uri: http://sec.internal/debian-security
+  disable_suites: [updates, $RELEASE-backports]
+  sources_list: |
+    deb $MIRROR $RELEASE main
+    deb [arch=amd64] $PRIMARY $RELEASE-updates main
+    deb $SECURITY ${RELEASE}-security main
+    deb $mirror $codename-backports main
+`, want: map[string]string{AptSourcesList: "deb http://mirror.internal/debian bookworm main\n" +
+			"# suite disabled by cloud-init: deb [arch=amd64] http://mirror.internal/debian bookworm-updates main\n" +
+			"deb http://sec.internal/debian-security bookworm-security main\n" +
+			"# suite disabled by cloud-init: deb http://mirror.internal/debian bookworm-backports main\n"}},
+		{name: "security defaults to primary; mirror in sources", os: debianOS, cfg: `apt:
+  primary: [{arches: [default], uri: "http://m/"}]
+  sources:
+    x: {source: "deb $SECURITY $RELEASE-security main"}
+`, want: map[string]string{"/etc/apt/sources.list.d/x.list": "deb http://m/ bookworm-security main\n", AptSourcesList: "<absent>"}},
+		{name: "disable_suites on the image's list", os: debianOS, before: debianList, cfg: "apt:\n  disable_suites: [security]\n",
+			want: map[string]string{AptSourcesList: "deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\n# suite disabled by cloud-init: deb http://deb.debian.org/debian-security bookworm-security main\n"}},
+		{name: "preserve_sources_list keeps it", os: debianOS, before: debianList, cfg: "apt:\n  preserve_sources_list: true\n  disable_suites: [security]\n  sources_list: deb http://x/ bookworm main\n",
+			want: map[string]string{AptSourcesList: debianList}},
+		{name: "deb822 on ubuntu", os: ubuntuOS, before: "deb http://old/ jammy main\n", cfg: `apt:
+  sources_list: |
+    Types: deb
+    URIs: $MIRROR
+    Suites: $RELEASE $RELEASE-updates
+    Components: main
+`, want: map[string]string{"/etc/apt/sources.list.d/ubuntu.sources": "Types: deb\nURIs: http://archive.ubuntu.com/ubuntu\nSuites: jammy jammy-updates\nComponents: main\n",
+			AptSourcesList: ubuntuSourcesListStub}},
+		{name: "mirror search refused", os: debianOS, cfg: "apt:\n  primary: [{arches: [default], search: [\"http://a/\"]}]\n",
+			wantErr: "apt.primary: mirror search and search_dns are not supported"},
+		{name: "debconf needs chroot", os: debianOS, cfg: "apt:\n  debconf_selections:\n    a: tzdata tzdata/Areas select Europe\n",
+			wantErr: "apt.debconf_selections: debconf-set-selections writes the running system's debconf database: needs --chroot"},
+		{name: "custom add_apt_repo_match", os: debianOS, cfg: "apt:\n  add_apt_repo_match: '^custom:'\n  sources:\n    x: {source: 'custom:thing'}\n    p: {source: 'deb http://ppa:8080/ bookworm main'}\n",
+			want:    map[string]string{"/etc/apt/sources.list.d/p.list": "deb http://ppa:8080/ bookworm main\n"},
+			wantErr: `"custom:thing" matches add_apt_repo_match`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := modtest.Env(t)
+			modtest.Put(t, e, "/etc/os-release", tt.os)
+			if tt.before != "" {
+				modtest.Put(t, e, AptSourcesList, tt.before)
+			}
+			err := AptConfigure{}.Run(context.Background(), e, modtest.Config(t, tt.cfg))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			for p, want := range tt.want {
+				if got := modtest.Get(t, e, p); got != want {
+					t.Errorf("%s:\n%s\nwant:\n%s", p, got, want)
+				}
+			}
+			if err == nil {
+				aptReads(t, e)
+			}
+		})
+	}
+}
+
+// TestAptFilesReadByApt: the proxy and conf files and a signed-by source
+// are what the real apt parses.
+func TestAptFilesReadByApt(t *testing.T) {
+	key := genKey(t, "Repo <r@example.com>")
+	e, _ := modtest.Env(t)
+	modtest.Put(t, e, "/etc/os-release", debianOS)
+	cfg := "apt:\n  conf: |\n    APT::Install-Recommends \"false\";\n  proxy: http://p:3128\n  https_proxy: http://p:3129\n" +
+		"  sources:\n    v:\n      source: deb [signed-by=$KEY_FILE] https://v.example/ $RELEASE main\n      key: |\n" + indent(key.armored) + "\n"
+	if err := (AptConfigure{}).Run(context.Background(), e, modtest.Config(t, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	aptReads(t, e)
+	full, _ := e.Root.Path(AptProxyFile)
+	out, err := exec.Command("apt-config", "-c", full, "dump").Output()
+	if err != nil || !strings.Contains(string(out), `Acquire::https::Proxy "http://p:3129";`) {
+		t.Errorf("apt-config dump: %v\n%s", err, out)
 	}
 }
