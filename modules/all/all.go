@@ -5,6 +5,7 @@ package all
 
 import (
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/cacerts"
 	"github.com/ec2init/ec2init/modules/disksetup"
 	"github.com/ec2init/ec2init/modules/finalmessage"
 	"github.com/ec2init/ec2init/modules/growpart"
@@ -40,6 +41,7 @@ func Registry() *modules.Registry {
 		hostname.SetHostname{},
 		hostname.UpdateHostname{},
 		hostname.UpdateEtcHosts{},
+		cacerts.CACerts{},
 		users.UsersGroups{},
 		writefiles.WriteFiles{},
 		ssh.SSH{},
