@@ -70,6 +70,7 @@ func ParseDoc(source string, data []byte) (Doc, error) {
 	if root.Kind != yaml.MappingNode {
 		return Doc{}, &ParseError{Source: source, Line: root.Line, Column: root.Column, Msg: "cloud-config must be a mapping of keys"}
 	}
+	normalize(root)
 	return Doc{Source: source, Root: root}, nil
 }
 
