@@ -45,9 +45,9 @@ var sourceNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
 var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Za-z_]+)\}|([A-Za-z_]+))`)
 
 // AptConfigure adds apt sources and keys and writes apt configuration once
-// per instance: the subset of cloud-init's apt_configure that adds
-// repositories. The primary and security mirrors (sources.list itself) are
-// not rewritten.
+// per instance, as cloud-init's apt_configure: sources and their keys,
+// sources.list from a template with the mirrors, disabled suites, conf,
+// proxies and debconf selections (see docs/compatibility.md for the rest).
 type AptConfigure struct{}
 
 var aptSourceFields = []config.Field{
