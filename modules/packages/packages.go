@@ -70,7 +70,7 @@ func (PackageUpdateUpgradeInstall) Frequency() modules.Frequency { return state.
 func (PackageUpdateUpgradeInstall) Schema() modules.Schema {
 	return modules.Schema{
 		Doc: "Update the package index, upgrade and install packages (apt-get on Debian-likes, dnf or yum on Amazon Linux and Red Hat-likes).",
-		Keys: []config.Field{
+		Keys: append([]config.Field{
 			{Name: "packages", Type: config.ListOf(packageItemType),
 				Doc: "Packages to install: a name, or [name, version] to pin a version. Installing implies package_update."},
 			{Name: "package_update", Type: config.Bool(), Default: "false",
@@ -82,7 +82,7 @@ func (PackageUpdateUpgradeInstall) Schema() modules.Schema {
 			{Name: "apt_update", Type: config.Bool(), Doc: "Deprecated alias of package_update."},
 			{Name: "apt_upgrade", Type: config.Bool(), Doc: "Deprecated alias of package_upgrade."},
 			{Name: "apt_reboot_if_required", Type: config.Bool(), Doc: "Deprecated alias of package_reboot_if_required."},
-		},
+		}, amazonKeys...),
 	}
 }
 
@@ -92,6 +92,7 @@ type request struct {
 	pkgs                    []pkgmgr.Package
 	// skipped names the items not supported (package-manager mappings).
 	skipped []string
+	amazon  amazonRequest
 }
 
 func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
@@ -109,8 +110,26 @@ func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, 
 	if err != nil {
 		return err
 	}
+	preq := pkgmgr.Request{Update: req.update, Upgrade: req.upgrade, Packages: req.pkgs}
+	switch a := req.amazon; {
+	case tool.Apt() && len(a.set) > 0:
+		// Amazon Linux's keys: upstream cloud-init ignores them elsewhere.
+		log.Warn("Amazon Linux's repo_* keys need dnf or yum; ignored on this image", zap.Strings("keys", a.set))
+		fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages: %v are Amazon Linux keys (dnf, yum); ignored on an apt image\n", a.set)
+	case !tool.Apt():
+		preq.Update = preq.Update || a.update
+		if a.upgrade != "" {
+			if !preq.Upgrade && a.upgrade != "all" {
+				preq.UpgradeOnly = a.upgrade // package_upgrade: true upgrades everything
+			}
+			preq.Upgrade = true
+			req.upgrade = true
+		}
+		preq.Exclude = a.exclude
+		preq.ReleaseVer = a.releasever
+	}
 	var errs []error
-	if err := tool.Apply(ctx, env, pkgmgr.Request{Update: req.update, Upgrade: req.upgrade, Packages: req.pkgs}); err != nil {
+	if err := tool.Apply(ctx, env, preq); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -145,6 +164,9 @@ func parseRequest(cfg *config.CloudConfig) (request, error) {
 	req.upgrade = flag("package_upgrade", "apt_upgrade")
 	req.reboot = flag("package_reboot_if_required", "apt_reboot_if_required")
 	if err != nil {
+		return req, err
+	}
+	if req.amazon, err = parseAmazon(cfg); err != nil {
 		return req, err
 	}
 	v, ok := cfg.Get("packages")

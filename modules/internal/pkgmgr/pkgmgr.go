@@ -29,6 +29,31 @@ type Package struct {
 type Request struct {
 	Update, Upgrade bool
 	Packages        []Package
+	// UpgradeOnly limits the upgrade to one kind of advisory: "" (every
+	// package), "security" or "bugfix" (dnf and yum --security, --bugfix;
+	// Amazon Linux's repo_upgrade). dnf and yum only.
+	UpgradeOnly string
+	// Exclude keeps packages (names or globs) out of the upgrade
+	// (--exclude=, Amazon Linux's repo_upgrade_exclude). dnf and yum only.
+	Exclude []string
+	// ReleaseVer is given to every dnf or yum command as --releasever
+	// (Amazon Linux 2023's versioned repositories). dnf and yum only.
+	ReleaseVer string
+}
+
+// dnfOnly names the request's fields that apt has no equivalent for.
+func (r Request) dnfOnly() []string {
+	var keys []string
+	if r.UpgradeOnly != "" {
+		keys = append(keys, "upgrade --"+r.UpgradeOnly)
+	}
+	if len(r.Exclude) > 0 {
+		keys = append(keys, "--exclude")
+	}
+	if r.ReleaseVer != "" {
+		keys = append(keys, "--releasever")
+	}
+	return keys
 }
 
 // Manager runs the package manager of the image under a root. The zero
@@ -87,6 +112,29 @@ func (t Tool) Apply(ctx context.Context, env *modules.Env, req Request) error {
 	if !req.Update && !req.Upgrade && len(req.Packages) == 0 {
 		return nil
 	}
+	if t.apt {
+		if k := req.dnfOnly(); len(k) > 0 {
+			return fmt.Errorf("%s: only dnf and yum have them, this image uses apt-get", strings.Join(k, ", "))
+		}
+	}
+	switch req.UpgradeOnly {
+	case "", "security", "bugfix":
+	default:
+		return fmt.Errorf("unknown upgrade kind %q (security, bugfix or every package)", req.UpgradeOnly)
+	}
+	for _, x := range req.Exclude {
+		if err := CheckWord("excluded package", x); err != nil {
+			return err
+		}
+	}
+	if req.ReleaseVer != "" {
+		if err := CheckWord("release version", req.ReleaseVer); err != nil {
+			return err
+		}
+		// Every command of this request, so makecache, upgrade and install
+		// read the same versioned repositories.
+		t.base = append(append([]string(nil), t.base...), "--releasever="+req.ReleaseVer)
+	}
 	for _, p := range req.Packages {
 		if err := CheckWord("package name", p.Name); err != nil {
 			return err
@@ -107,7 +155,7 @@ func (t Tool) Apply(ctx context.Context, env *modules.Env, req Request) error {
 	}
 	step("package_update", t.update())
 	if req.Upgrade {
-		step("package_upgrade", t.upgrade())
+		step("package_upgrade", t.upgrade(req.UpgradeOnly, req.Exclude))
 	}
 	if len(req.Packages) > 0 {
 		step("packages", t.install(req.Packages))
@@ -143,6 +191,9 @@ type Tool struct {
 	rootOptions bool
 	retry       LockRetry
 }
+
+// Apt reports whether the tool is apt-get (not dnf or yum).
+func (t Tool) Apt() bool { return t.apt }
 
 // debianEnv is the environment of Debian's package tools: never ask.
 func debianEnv() map[string]string {
@@ -220,11 +271,18 @@ func (t Tool) update() []string {
 
 // upgrade is dist-upgrade on apt, as cloud-init's default: an upgrade that
 // may add or remove packages (a new kernel ABI) rather than hold them back.
-func (t Tool) upgrade() []string {
+func (t Tool) upgrade(only string, exclude []string) []string {
 	if t.apt {
 		return t.cmd("dist-upgrade")
 	}
-	return t.cmd("upgrade")
+	args := []string{"upgrade"}
+	if only != "" {
+		args = append(args, "--"+only)
+	}
+	for _, x := range exclude {
+		args = append(args, "--exclude="+x)
+	}
+	return t.cmd(args...)
 }
 
 func (t Tool) install(pkgs []Package) []string {
@@ -252,5 +310,9 @@ func (t Tool) spec(p Package) string {
 // arguments, without the options every call gets ("apt-get install curl
 // nginx=1.18").
 func (t Tool) describe(argv []string) string {
-	return t.base[0] + " " + strings.Join(argv[len(t.base):], " ")
+	n := len(t.base)
+	if strings.HasPrefix(t.base[n-1], "--releasever=") {
+		n-- // worth naming: it chooses the repositories
+	}
+	return t.base[0] + " " + strings.Join(argv[n:], " ")
 }
