@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/modules"
@@ -44,12 +45,18 @@ type PlanItem struct {
 
 // Plan lists the work reg plans, stage by stage in boot order, each
 // stage's steps in run order.
-func Plan(reg *modules.Registry) []PlanItem {
+func Plan(reg *modules.Registry) []PlanItem { return PlanFor(reg, nil) }
+
+// PlanFor is the effective plan for cloud-config cfg (nil: the default
+// plan): its module lists choose the modules and their frequencies.
+func PlanFor(reg *modules.Registry, cfg *config.CloudConfig) []PlanItem {
 	var out []PlanItem
 	for _, st := range modules.Stages() {
-		for i, step := range reg.ForStage(st) {
+		steps := effectiveSteps(reg, cfg, st)
+		for i, ps := range steps {
+			step := ps.m
 			it := PlanItem{Stage: st, Order: i + 1, Name: step.Name(), Kind: KindModule,
-				Frequency: step.Frequency(), User: userCommands[step.Name()]}
+				Frequency: ps.freq, User: userCommands[step.Name()]}
 			if s, ok := step.(modules.Scripts); ok {
 				it.User, it.Dir = true, s.Dir()
 				switch s.Source() {
@@ -126,39 +133,99 @@ func scriptsRegistry(reg *modules.Registry) *modules.Registry {
 	return r
 }
 
+// plannedStep is a step of the effective plan with its gate.
+type plannedStep struct {
+	m    modules.Module
+	freq state.Frequency
+}
+
+// effectiveSteps are the steps of stage st that cfg's module lists
+// (cloud_init_modules, cloud_config_modules, cloud_final_modules) keep, as
+// cloud-init reads them: a list that is set runs only the modules it
+// names, at the frequency it gives; a list set nowhere keeps ec2init's
+// default; ec2init's own work (boothooks, software) is in no list and
+// always planned. A module runs in ec2init's stage and order wherever a
+// list names it. Validation (Registry.ValidateDoc) warns about the lists'
+// malformed items and names that are no ec2init module.
+func effectiveSteps(reg *modules.Registry, cfg *config.CloudConfig, st modules.Stage) []plannedStep {
+	lists := map[string]map[string]config.ModuleEntry{}
+	if cfg != nil {
+		for _, key := range config.ModuleListKeys {
+			entries, _, ok := cfg.ModuleList(key)
+			if !ok {
+				continue
+			}
+			byName := map[string]config.ModuleEntry{}
+			for _, e := range entries {
+				byName[e.Name] = e
+			}
+			lists[key] = byName
+		}
+	}
+	var out []plannedStep
+	for _, step := range reg.ForStage(st) {
+		ps := plannedStep{m: step, freq: step.Frequency()}
+		home := modules.CloudInitList(step.Name())
+		if _, set := lists[home]; home != "" && set {
+			var e config.ModuleEntry
+			found := false
+			for _, key := range config.ModuleListKeys {
+				if got, ok := lists[key][step.Name()]; ok && !found {
+					e, found = got, true
+				}
+			}
+			if !found {
+				continue // omitted from its list: not run, as in cloud-init
+			}
+			if e.Frequency != "" {
+				ps.freq = e.Frequency
+			}
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
 // stageWork expands the plan of stage st into gated work: the modules
 // that have something to do, and each script a slot finds.
 func (b *booter) stageWork(st modules.Stage) []work {
 	var out []work
-	for _, step := range b.registry.ForStage(st) {
-		if s, ok := step.(modules.Scripts); ok {
-			out = append(out, b.slotWork(s)...)
+	steps := effectiveSteps(b.registry, b.cloudConfig, st)
+	for _, ps := range steps {
+		if s, ok := ps.m.(modules.Scripts); ok {
+			out = append(out, b.slotWork(s, ps.freq)...)
 			continue
 		}
-		if modules.ShouldRun(step, b.cloudConfig) {
-			out = append(out, b.moduleWork(step))
+		if modules.ShouldRun(ps.m, b.cloudConfig) {
+			out = append(out, b.moduleWork(ps.m, ps.freq))
 		}
 	}
 	return out
 }
 
-// slotWork is one item per script slot s finds.
-func (b *booter) slotWork(s modules.Scripts) []work {
+// slotWork is one item per script slot s finds, gated by freq (the
+// slot's own or a module list's); parts whose content type names their
+// frequency keep it.
+func (b *booter) slotWork(s modules.Scripts, freq state.Frequency) []work {
 	if s.Source() == modules.FromDirectory {
-		return b.dirWork(s.Name(), s.Dir(), s.Frequency())
+		return b.dirWork(s.Name(), s.Dir(), freq)
 	}
 	var out []work
 	for _, pk := range slotParts(s) {
+		f := pk.freq
+		if pk.kind == userdata.KindScript || pk.kind == userdata.KindBoothook {
+			f = freq
+		}
 		for _, p := range b.parts(pk.kind) {
-			out = append(out, b.partWork(s.Name(), p, pk.freq))
+			out = append(out, b.partWork(s.Name(), p, f))
 		}
 	}
 	return out
 }
 
-// moduleWork runs module m.
-func (b *booter) moduleWork(m modules.Module) work {
-	return work{name: m.Name(), freq: m.Frequency(), user: userCommands[m.Name()], run: func(ctx context.Context) (*int, error) {
+// moduleWork runs module m, gated by freq.
+func (b *booter) moduleWork(m modules.Module, freq state.Frequency) work {
+	return work{name: m.Name(), freq: freq, user: userCommands[m.Name()], run: func(ctx context.Context) (*int, error) {
 		env, closeEnv, err := b.moduleEnv()
 		if err != nil {
 			return nil, err

@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/ec2init/ec2init/agent"
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/modules/all"
 	"github.com/ec2init/ec2init/modules/users"
 )
 
@@ -31,4 +33,46 @@ func TestHyphenatedUserKeys(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), key) {
 		t.Fatalf("authorized_keys = %q, %v; want the key", b, err)
 	}
+}
+
+// TestModuleListFrequency is the EKS warm-pool pattern: a multi-part user
+// data with a boothook, a script and cloud_final_modules giving
+// scripts-user the frequency always, so the script runs again at a
+// reboot; final_message, omitted from the list, does not run; runcmd,
+// in cloud_config_modules which no document sets, keeps its place.
+func TestModuleListFrequency(t *testing.T) {
+	cfg := "#cloud-config\ncloud_final_modules:\n  - [scripts-user, always]\n  - scripts_per_boot\nfinal_message: not shown\n"
+	f := newFixture(t, multipart(
+		[3]string{"text/cloud-boothook", "hook.sh", counter("hook")},
+		[3]string{"text/x-shellscript", "node.sh", counter("node")},
+		[3]string{"text/cloud-config", "cfg.yaml", cfg},
+	))
+	st := f.boot(boot1)
+	if st.State != state.StateDone {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+	f.boot(boot2)
+	f.wantRuns("after a reboot", map[string]int{"hook": 2, "node": 2})
+	if strings.Contains(f.log.String(), "not shown") {
+		t.Errorf("final_message ran though the list omits it")
+	}
+	plan := agent.PlanFor(all.Registry(), configOf(t, cfg))
+	var got []string
+	for _, it := range plan {
+		if it.Stage == "final" {
+			got = append(got, it.Name+"/"+string(it.Frequency))
+		}
+	}
+	if want := "software/always scripts_per_boot/per-boot scripts_user/always runcmd/per-instance"; strings.Join(got, " ") != want {
+		t.Errorf("final plan %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+func configOf(t *testing.T, body string) *config.CloudConfig {
+	t.Helper()
+	d, err := config.ParseDoc("test", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.Merge(d)
 }

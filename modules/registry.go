@@ -2,7 +2,10 @@ package modules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
 )
@@ -154,6 +157,10 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 		if k.Value == "merge_how" || k.Value == "merge_type" {
 			continue
 		}
+		if slices.Contains(config.ModuleListKeys, k.Value) {
+			out = append(out, r.checkModuleList(d.Source, k.Value, v)...)
+			continue
+		}
 		m, ok := r.Owner(k.Value)
 		if !ok {
 			out = append(out, config.Diagnostic{Source: d.Source, Line: k.Line, Column: k.Column, Path: k.Value,
@@ -171,5 +178,45 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// moduleListType is an item of a module list as cloud-init reads it.
+var moduleListType = config.ListOf(config.OneOf(
+	config.String(),
+	config.ListOf(config.Any()),
+	config.Object(
+		config.Field{Name: "name", Type: config.String(), Required: true},
+		config.Field{Name: "frequency", Type: config.String()},
+		config.Field{Name: "args", Type: config.Any()},
+	),
+))
+
+// checkModuleList validates module list key (cloud_final_modules, ...):
+// its shape, and, as warnings, names that are no module of r (cloud-init
+// warns and goes on) and frequencies it does not know.
+func (r *Registry) checkModuleList(source, key string, v *yaml.Node) []config.Diagnostic {
+	if v.Tag == "!!null" {
+		return nil
+	}
+	out := config.Validate(source, key, v, moduleListType)
+	if config.HasErrors(out) {
+		return out
+	}
+	c := config.Merge(config.Doc{Source: source, Root: &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: key}, v}}})
+	entries, warns, _ := c.ModuleList(key)
+	for _, w := range warns {
+		out = append(out, config.Diagnostic{Source: source, Line: v.Line, Column: v.Column, Path: key, Severity: config.SeverityWarning, Message: w})
+	}
+	names := map[string]bool{}
+	for _, m := range r.steps {
+		names[m.Name()] = true
+	}
+	for i, e := range entries {
+		if !names[e.Name] {
+			out = append(out, config.Diagnostic{Source: source, Line: e.Line, Column: v.Column, Path: fmt.Sprintf("%s[%d]", key, i),
+				Severity: config.SeverityWarning, Message: fmt.Sprintf("%s is not an ec2init module; skipped", e.Name)})
+		}
+	}
 	return out
 }

@@ -50,3 +50,27 @@ func ParseStages(s string) ([]Stage, error) {
 	}
 	return out, nil
 }
+
+// cloudInitLists is the module list of cloud-init's default cloud.cfg each
+// module of ec2init's is in: a user's cloud_init_modules,
+// cloud_config_modules or cloud_final_modules chooses among them.
+// ec2init's own modules (software) and the boothooks are in none and run
+// whatever the lists say.
+var cloudInitLists = map[string]string{
+	"bootcmd": "cloud_init_modules", "write_files": "cloud_init_modules", "growpart": "cloud_init_modules",
+	"resizefs": "cloud_init_modules", "disk_setup": "cloud_init_modules", "mounts": "cloud_init_modules",
+	"set_hostname": "cloud_init_modules", "update_hostname": "cloud_init_modules", "update_etc_hosts": "cloud_init_modules",
+	"ca_certs": "cloud_init_modules", "users_groups": "cloud_init_modules", "ssh": "cloud_init_modules",
+	"set_passwords": "cloud_config_modules", "locale": "cloud_config_modules", "apt_configure": "cloud_config_modules",
+	"yum_add_repo": "cloud_config_modules", "ntp": "cloud_config_modules", "timezone": "cloud_config_modules",
+	"runcmd": "cloud_config_modules", "ssh_import_id": "cloud_config_modules",
+	"package_update_upgrade_install": "cloud_final_modules", "write_files_deferred": "cloud_final_modules",
+	"scripts_per_once": "cloud_final_modules", "scripts_per_boot": "cloud_final_modules",
+	"scripts_per_instance": "cloud_final_modules", "scripts_user": "cloud_final_modules",
+	"ssh_authkey_fingerprints": "cloud_final_modules", "keys_to_console": "cloud_final_modules",
+	"final_message": "cloud_final_modules", "power_state_change": "cloud_final_modules",
+}
+
+// CloudInitList is the cloud-init module list module name is in by
+// default ("" for none: ec2init's own work, run whatever the lists say).
+func CloudInitList(name string) string { return cloudInitLists[name] }

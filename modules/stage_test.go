@@ -27,3 +27,11 @@ func TestParseStages(t *testing.T) {
 		}
 	}
 }
+
+func TestCloudInitList(t *testing.T) {
+	for name, want := range map[string]string{"scripts_user": "cloud_final_modules", "users_groups": "cloud_init_modules", "runcmd": "cloud_config_modules", "software": "", "boothook": ""} {
+		if got := CloudInitList(name); got != want {
+			t.Errorf("CloudInitList(%s) = %q, want %q", name, got, want)
+		}
+	}
+}

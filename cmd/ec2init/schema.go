@@ -123,10 +123,16 @@ func newModulesCommand() *cobra.Command {
 				_, err := io.WriteString(cmd.OutOrStdout(), modules.ModulesMarkdown(all.Registry()))
 				return err
 			}
+			// The plan, as the boot runs it (agent.Plan): slots included.
+			reg := all.Registry()
+			keys := map[string]string{}
+			for _, m := range reg.All() {
+				keys[m.Name()] = strings.Join(modules.KeyNames(m), ", ")
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MODULE\tSTAGE\tFREQUENCY\tKEYS")
-			for _, m := range all.Registry().All() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name(), m.Stage(), m.Frequency(), strings.Join(modules.KeyNames(m), ", "))
+			fmt.Fprintln(tw, "STAGE\tORDER\tMODULE\tFREQUENCY\tKEYS")
+			for _, it := range agent.Plan(reg) {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", it.Stage, it.Order, it.Name, it.Frequency, keys[it.Name])
 			}
 			return tw.Flush()
 		},
