@@ -59,9 +59,11 @@ type PackageUpdateUpgradeInstall struct {
 var packageItemType = config.OneOf(
 	config.String(),
 	config.ListOf(config.String()), // [name] or [name, version]
-	// {apt: [...], snap: [...]}: not supported; an object with no known
-	// keys makes each of them a warning by name rather than an error.
-	config.Object(),
+	// {apt: [...], snap: [...]}: per package manager (cloud-init 23.4+).
+	config.Object(
+		config.Field{Name: "apt", Type: config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()))), Doc: "Packages for apt-get."},
+		config.Field{Name: "snap", Type: config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()))), Doc: "Snaps for snap install; a version is the channel."},
+	),
 )
 
 func (PackageUpdateUpgradeInstall) Name() string                 { return "package_update_upgrade_install" }
@@ -90,9 +92,9 @@ func (PackageUpdateUpgradeInstall) Schema() modules.Schema {
 type request struct {
 	update, upgrade, reboot bool
 	pkgs                    []pkgmgr.Package
-	// skipped names the items not supported (package-manager mappings).
-	skipped []string
-	amazon  amazonRequest
+	// aptPkgs are the apt: items of mappings, snaps the snap: items.
+	aptPkgs, snaps []pkgmgr.Package
+	amazon         amazonRequest
 }
 
 func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
@@ -101,16 +103,21 @@ func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, 
 	if err != nil {
 		return err
 	}
-	for _, s := range req.skipped {
-		log.Warn("packages: item not supported by ec2init; skipped", zap.String("item", s))
-		fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages: %s is not supported (package-manager mappings such as apt:/snap:); skipped\n", s)
-	}
 	mgr := pkgmgr.Manager{AptOptions: m.AptOptions, DnfOptions: m.DnfOptions, LockRetry: m.LockRetry}
 	tool, err := mgr.Open(env)
 	if err != nil {
 		return err
 	}
 	preq := pkgmgr.Request{Update: req.update, Upgrade: req.upgrade, Packages: req.pkgs}
+	if len(req.aptPkgs) > 0 {
+		if tool.Apt() {
+			preq.Packages = append(preq.Packages, req.aptPkgs...)
+		} else {
+			// As cloud-init: a package manager the distribution lacks is skipped.
+			log.Warn("packages: apt items on an image without apt-get; skipped", zap.Strings("packages", names(req.aptPkgs)))
+			fmt.Fprintf(env.ConsoleWriter(), "ec2init: packages: apt items %v skipped: this image has no apt-get\n", names(req.aptPkgs))
+		}
+	}
 	switch a := req.amazon; {
 	case tool.Apt() && len(a.set) > 0:
 		// Amazon Linux's keys: upstream cloud-init ignores them elsewhere.
@@ -135,7 +142,13 @@ func (m PackageUpdateUpgradeInstall) Run(ctx context.Context, env *modules.Env, 
 		}
 		errs = append(errs, err)
 	}
-	if req.reboot && (req.upgrade || len(req.pkgs) > 0) {
+	if err := installSnaps(ctx, env, m.LockRetry, req.snaps); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		errs = append(errs, err)
+	}
+	if req.reboot && (req.upgrade || len(preq.Packages) > 0 || len(req.snaps) > 0) {
 		if err := requestReboot(env); err != nil {
 			errs = append(errs, err)
 		}
@@ -178,12 +191,17 @@ func parseRequest(cfg *config.CloudConfig) (request, error) {
 	}
 	var bad []string
 	for i, item := range v.Node.Content {
-		p, skip, err := parseItem(item)
+		p, mapping, err := parseItem(item)
+		if mapping {
+			var apt, snap []pkgmgr.Package
+			apt, snap, err = parseMapping(item)
+			req.aptPkgs = append(req.aptPkgs, apt...)
+			req.snaps = append(req.snaps, snap...)
+		}
 		switch {
 		case err != nil:
 			bad = append(bad, fmt.Sprintf("packages[%d] (line %d): %v", i, item.Line, err))
-		case skip:
-			req.skipped = append(req.skipped, fmt.Sprintf("packages[%d] (line %d)", i, item.Line))
+		case mapping:
 		default:
 			req.pkgs = append(req.pkgs, p)
 		}
@@ -194,9 +212,9 @@ func parseRequest(cfg *config.CloudConfig) (request, error) {
 	return req, nil
 }
 
-// parseItem reads "name" or [name] or [name, version]; a mapping is
-// skipped (cloud-init's per-manager lists).
-func parseItem(n *yaml.Node) (p pkgmgr.Package, skip bool, err error) {
+// parseItem reads "name" or [name] or [name, version]; a mapping
+// (cloud-init's per-manager lists) is reported for parseMapping.
+func parseItem(n *yaml.Node) (p pkgmgr.Package, mapping bool, err error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		p.Name = n.Value

@@ -52,7 +52,7 @@ func fakeEnv(t *testing.T, osRelease string) (*modules.Env, string, *bytes.Buffe
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, tool := range []string{"apt-get", "dnf", "yum"} {
+	for _, tool := range []string{"apt-get", "dnf", "yum", "snap"} {
 		testkit.FakeTool(t, bin, tool, fakeTool)
 	}
 	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath, "FAKE_DIR": dir}
@@ -140,9 +140,16 @@ func TestPackageUpdateUpgradeInstall(t *testing.T) {
 			want: []string{aptBase + " update | DEBIAN_FRONTEND=noninteractive", aptBase + " install curl | DEBIAN_FRONTEND=noninteractive"}},
 		{name: "no reboot after an update alone", os: debianOS, files: []string{RebootRequiredFile}, cfg: "package_update: true\npackage_reboot_if_required: true\n",
 			want: []string{aptBase + " update | DEBIAN_FRONTEND=noninteractive"}},
-		{name: "mappings skipped by name", os: debianOS, cfg: "packages:\n  - curl\n  - apt: [jq]\n    snap: [lxd]\n",
-			want:    []string{aptBase + " update | DEBIAN_FRONTEND=noninteractive", aptBase + " install curl | DEBIAN_FRONTEND=noninteractive"},
-			console: "packages[1] (line 3) is not supported"},
+		{name: "apt and snap mappings", os: ubuntuOS, files: []string{"/usr/bin/snap"},
+			cfg: "packages:\n  - curl\n  - apt: [jq, [nginx, \"1.18\"]]\n    snap: [lxd, [go, 1.22/stable]]\n",
+			want: []string{aptBase + " update | DEBIAN_FRONTEND=noninteractive", aptBase + " install curl jq nginx=1.18 | DEBIAN_FRONTEND=noninteractive",
+				"snap install lxd | DEBIAN_FRONTEND=", "snap install go --channel=1.22/stable | DEBIAN_FRONTEND="}},
+		{name: "snap missing", os: debianOS, cfg: "packages:\n  - snap: [lxd]\n",
+			wantErr: "packages: snap items [lxd] need snapd, which this image lacks (no /usr/bin/snap)"},
+		{name: "apt mapping on dnf", os: amznOS, files: []string{"/usr/bin/dnf"}, cfg: "packages:\n  - {apt: [jq]}\n  - git\n",
+			want:    []string{"dnf -y makecache | DEBIAN_FRONTEND=", "dnf -y install git | DEBIAN_FRONTEND="},
+			console: "apt items [jq] skipped: this image has no apt-get"},
+		{name: "unknown manager", os: debianOS, cfg: "packages:\n  - {brew: [jq]}\n", wantErr: `packages[0] (line 2): unknown package manager "brew"`},
 		{name: "option injection refused", os: debianOS, cfg: "packages: [curl, --allow-unauthenticated, [jq, \"1 2\"]]\n",
 			wantErr: `packages[1] (line 1): package name "--allow-unauthenticated" starts with '-'; packages[2] (line 1): version "1 2" contains whitespace`},
 		{name: "too many words", os: debianOS, cfg: "packages: [[a, b, c]]\n", wantErr: "packages[0] (line 1): expected [name] or [name, version]"},
@@ -224,14 +231,14 @@ func TestPackagesSchema(t *testing.T) {
 	got := modtest.Diagnostics(t, `packages:
   - curl
   - [nginx, 1.18]
-  - {apt: [jq]}
+  - {apt: [jq], brew: [x]}
   - 3
 package_update: maybe
 package_reboot_if_required: true
 `, PackageUpdateUpgradeInstall{})
 	for _, w := range []string{
 		"u.yaml:3:13: error: packages[1][1]: expected string, got number 1.18 (quote it to make it a string)",
-		`u.yaml:4:6: warning: packages[2].apt: unknown key "apt"`,
+		`u.yaml:4:17: warning: packages[2].brew: unknown key "brew"`,
 		"u.yaml:5:5: error: packages[3]",
 		"u.yaml:6:17: error: package_update: expected boolean",
 	} {

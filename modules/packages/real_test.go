@@ -35,6 +35,9 @@ import (
 // would need a root with /bin/sh (dpkg chroots to run them), so the test
 // package has none. The host's dpkg database is checked to be untouched.
 func TestRealApt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow (real apt-get update, install and upgrade, a held lock for a second); run without -short")
+	}
 	testkit.RequireRoot(t, "needs root: dpkg --root and apt's lock files")
 	for _, tool := range []string{"apt-get", "dpkg", "dpkg-deb", "apt-ftparchive"} {
 		if _, err := exec.LookPath(tool); err != nil {
