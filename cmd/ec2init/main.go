@@ -28,6 +28,9 @@ func run(ctx context.Context, argv []string) error {
 	if filepath.Base(argv[0]) == "ec2-metadata" {
 		return runMetadata(ctx, newEnv("/"), argv[1:], os.Stdout)
 	}
+	if filepath.Base(argv[0]) == "cloud-init-per" {
+		return runCloudInitPer(ctx, newEnv("/"), argv[1:], os.Stdin, os.Stdout, os.Stderr)
+	}
 	root := newRootCommand()
 	root.SetArgs(argv[1:])
 	return root.ExecuteContext(ctx)

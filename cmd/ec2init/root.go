@@ -53,6 +53,7 @@ func newRootCommand() *cobra.Command {
 		newModulesCommand(),
 		newDaemonCommand(e),
 		newAnalyzeCommand(e),
+		newCloudInitPerCommand(e),
 	)
 	root.AddCommand(newManCommand(root))
 	return root
