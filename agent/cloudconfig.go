@@ -68,6 +68,7 @@ func LoadCloudConfig(srcs []ConfigSource, policy ConfigPolicy) (*LoadedConfig, e
 func checkDoc(src ConfigSource, reg *modules.Registry) (c CheckedDoc, doc config.Doc, ok bool) {
 	c = CheckedDoc{Source: src.Name, Body: src.Body}
 	doc, err := config.ParseDoc(src.Name, src.Body)
+	doc.MergeType = src.MergeType
 	if err != nil {
 		c.Err = err
 		var pe *config.ParseError

@@ -178,6 +178,9 @@ func hasIncludes(res *userdata.Result) bool {
 type ConfigSource struct {
 	Name string
 	Body []byte
+	// MergeType is a user-data part's Merge-Type header: how it merges into
+	// the documents before it (see config.Merge).
+	MergeType string
 }
 
 func cloudConfigParts(res *userdata.Result) []ConfigSource {

@@ -152,6 +152,10 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 	if d.Root == nil {
 		return nil
 	}
+	if config.MergesNothing(d) {
+		out = append(out, config.Diagnostic{Source: d.Source, Line: d.Root.Line, Column: d.Root.Column, Path: "merge_how",
+			Severity: config.SeverityWarning, Message: "the mergers name no dict(...): cloud-init merges nothing of this document, nor does ec2init"})
+	}
 	for i := 0; i+1 < len(d.Root.Content); i += 2 {
 		k, v := d.Root.Content[i], d.Root.Content[i+1]
 		if k.Value == "merge_how" || k.Value == "merge_type" {

@@ -16,6 +16,8 @@ import (
 type Doc struct {
 	Source string
 	Root   *yaml.Node // a mapping node; nil for an empty document
+	// MergeType is the part's Merge-Type MIME header, "" without one.
+	MergeType string
 }
 
 // ParseError is a cloud-config document that cannot be read: YAML syntax,
@@ -89,88 +91,45 @@ type CloudConfig struct {
 	values map[string]Value
 }
 
-// Merge combines docs the way cloud-init does by default: a later
-// document's key replaces an earlier one's (lists included). A document's
-// merge_how (cloud-init's syntax, e.g. "list(append)+dict(recurse_array)")
-// changes that for its own keys: list(append) appends to earlier lists and
-// dict(recurse...) merges mappings key by key.
+// Merge combines docs as cloud-init merges the cloud-config parts of user
+// data, each into the merge of the ones before it, by the part's mergers:
+// its merge_how (or merge_type) key, then its Merge-Type MIME header
+// (Doc.MergeType), e.g. "list(append)+dict(recurse_array)+str()"; without
+// either, "dict(replace)+list()+str()", under which a later document's key
+// replaces an earlier one's whole. See merger.go.
 func Merge(docs ...Doc) *CloudConfig {
 	c := &CloudConfig{values: map[string]Value{}}
 	for _, d := range docs {
 		if d.Root == nil {
 			continue
 		}
-		how := mergeHow(d.Root)
+		m := docMergers(d)
+		if !m.hasDict {
+			// cloud-init has no merger for the part's mapping: it keeps
+			// what the earlier parts gave (ValidateDoc warns).
+			continue
+		}
 		for i := 0; i+1 < len(d.Root.Content); i += 2 {
 			k, v := d.Root.Content[i], d.Root.Content[i+1]
 			if k.Value == "merge_how" || k.Value == "merge_type" {
 				continue
 			}
 			prev, ok := c.values[k.Value]
-			if ok {
-				v = mergeNodes(prev.Node, v, how)
+			if !ok {
+				c.values[k.Value] = Value{Node: v, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
+				continue
 			}
-			c.values[k.Value] = Value{Node: v, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
+			if v = deref(v); v.Kind == yaml.ScalarNode && v.Tag == "!!null" && m.dict.allowDelete {
+				delete(c.values, k.Value)
+				continue
+			}
+			merged := m.dictValue(prev.Node, v)
+			if merged != prev.Node {
+				c.values[k.Value] = Value{Node: merged, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
+			}
 		}
 	}
 	return c
-}
-
-type mergePolicy struct{ appendLists, recurseDicts bool }
-
-func mergeHow(root *yaml.Node) mergePolicy {
-	var spec string
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if k := root.Content[i].Value; k == "merge_how" || k == "merge_type" {
-			v := root.Content[i+1]
-			switch v.Kind {
-			case yaml.ScalarNode:
-				spec = v.Value
-			case yaml.SequenceNode:
-				// The list form: [{name: list, settings: [append]}, ...].
-				for _, item := range v.Content {
-					var m struct {
-						Name     string   `yaml:"name"`
-						Settings []string `yaml:"settings"`
-					}
-					if item.Decode(&m) == nil {
-						spec += "+" + m.Name + "(" + strings.Join(m.Settings, ",") + ")"
-					}
-				}
-			}
-		}
-	}
-	return mergePolicy{
-		appendLists:  strings.Contains(spec, "list(") && strings.Contains(spec[strings.Index(spec, "list("):], "append"),
-		recurseDicts: strings.Contains(spec, "dict(") && strings.Contains(spec, "recurse"),
-	}
-}
-
-func mergeNodes(prev, next *yaml.Node, how mergePolicy) *yaml.Node {
-	switch {
-	case how.appendLists && prev.Kind == yaml.SequenceNode && next.Kind == yaml.SequenceNode:
-		out := *next
-		out.Content = append(append([]*yaml.Node{}, prev.Content...), next.Content...)
-		return &out
-	case how.recurseDicts && prev.Kind == yaml.MappingNode && next.Kind == yaml.MappingNode:
-		out := *prev
-		out.Content = append([]*yaml.Node{}, prev.Content...)
-		for i := 0; i+1 < len(next.Content); i += 2 {
-			k, v := next.Content[i], next.Content[i+1]
-			replaced := false
-			for j := 0; j+1 < len(out.Content); j += 2 {
-				if out.Content[j].Value == k.Value {
-					out.Content[j+1] = mergeNodes(out.Content[j+1], v, how)
-					replaced = true
-				}
-			}
-			if !replaced {
-				out.Content = append(out.Content, k, v)
-			}
-		}
-		return &out
-	}
-	return next
 }
 
 // Keys lists the merged top-level keys, sorted.

@@ -43,9 +43,18 @@ func TestMerge(t *testing.T) {
 		{"later replaces", []string{"a: 1\n", "a: 2\n"}, "a", "2"},
 		{"lists replaced by default", []string{"runcmd: [x, y]\n", "runcmd: [z]\n"}, "runcmd", "- z"},
 		{"list append", []string{"runcmd: [x, w]\n", "merge_how: 'list(append)+dict(recurse_array)+str()'\nruncmd: [z]\n"}, "runcmd", "- x\n- w\n- z"},
-		{"list append, list form", []string{"packages: [a]\n", "merge_how:\n  - name: list\n    settings: [append]\npackages: [b]\n"}, "packages", "- a\n- b"},
+		{"list append, list form", []string{"packages: [a]\n", "merge_how:\n  - name: list\n    settings: [append]\n  - name: dict\n    settings: [recurse_array]\npackages: [b]\n"}, "packages", "- a\n- b"},
+		// cloud-init's runtime: no dict merger, nothing of the part is merged.
+		{"no dict merger: part not merged", []string{"packages: [a]\n", "merge_how: list(append)\npackages: [b]\n"}, "packages", "- a"},
+		{"no_replace keeps earlier scalars", []string{"hostname: a\n", "merge_how: dict(recurse_array)+list(append)\nhostname: b\n"}, "hostname", "a"},
+		{"str append", []string{"final_message: a\n", "merge_how: dict(no_replace,recurse_str)+str(append)\nfinal_message: b\n"}, "final_message", "ab"},
+		{"allow_delete", []string{"runcmd: [a]\n", "merge_how: dict(replace,allow_delete)\nruncmd: null\n"}, "runcmd", "<absent>"},
+		{"prepend, hyphens", []string{"runcmd: [a]\n", "merge_how: LIST(prepend)+Dict(Recurse-Array)\nruncmd: [b]\n"}, "runcmd", "- b\n- a"},
+		{"list replace by index, recursing", []string{"x: [[1, 2], c]\n", "merge_how: dict(recurse_array)+list(replace,recurse_array)\nx: [[3], d, e]\n"}, "x", "- - 3\n  - 2\n- d"},
 		{"dicts replaced by default", []string{"apt: {a: 1, b: 2}\n", "apt: {b: 3}\n"}, "apt", "b: 3"},
-		{"dict recurse", []string{"apt: {a: 1, b: 2}\n", "merge_how: dict(recurse_array)\napt: {b: 3, c: 4}\n"}, "apt", "a: 1\nb: 3\nc: 4"},
+		// dict(recurse_array) is no_replace: b keeps the earlier value.
+		{"dict recurse", []string{"apt: {a: 1, b: 2}\n", "merge_how: dict(recurse_array)\napt: {b: 3, c: 4}\n"}, "apt", "a: 1\nb: 2\nc: 4"},
+		{"dict replace recursing", []string{"apt: {a: 1, b: 2}\n", "merge_how: dict(replace)\napt: {b: 3}\n"}, "apt", "b: 3"},
 		{"untouched keys kept", []string{"a: 1\nb: 2\n", "a: 3\n"}, "b", "2"},
 		{"merge_how not a key", []string{"merge_how: list(append)\n"}, "merge_how", "<absent>"},
 	}
@@ -59,6 +68,13 @@ func TestMerge(t *testing.T) {
 				t.Errorf("%s = %q, want %q", tt.key, got, tt.want)
 			}
 		})
+	}
+	// The Merge-Type header of a MIME part: the first part's write_files
+	// are kept, the second's appended.
+	second := mustDoc(t, "p1", "write_files:\n  - path: /b\n")
+	second.MergeType = "list(append)+dict(recurse_array)+str()"
+	if got := render(t, Merge(mustDoc(t, "p0", "write_files:\n  - path: /a\n"), second), "write_files"); got != "- path: /a\n- path: /b" {
+		t.Errorf("Merge-Type header: write_files = %q", got)
 	}
 	c := Merge(mustDoc(t, "p0", "a: 1\n"), mustDoc(t, "p1", "\n\na: 2\n"))
 	if v, _ := c.Get("a"); v.Source != "p1" || v.KeyLine != 3 {

@@ -29,6 +29,17 @@ func (e entity) get(name string) (string, bool) {
 	return "", false
 }
 
+// mergeType is the part's Merge-Type header (or X-Merge-Type), as
+// cloud-init's cloud-config handler reads it; "" without one.
+func (e entity) mergeType() string {
+	for _, h := range []string{"Merge-Type", "X-Merge-Type"} {
+		if v, ok := e.get(h); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 // contentType is Python's get_content_type: the lower-cased type/subtype,
 // text/plain if missing or invalid (RFC 2045 5.2).
 func (e entity) contentType() string {
