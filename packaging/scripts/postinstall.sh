@@ -13,6 +13,9 @@ esac
 if [ ! -e /usr/bin/ec2-metadata ] && [ ! -L /usr/bin/ec2-metadata ]; then
   ln -s /usr/libexec/ec2init/ec2-metadata /usr/bin/ec2-metadata
 fi
+if [ ! -e /usr/bin/cloud-init-per ] && [ ! -L /usr/bin/cloud-init-per ]; then
+  ln -s /usr/libexec/ec2init/cloud-init-per /usr/bin/cloud-init-per
+fi
 
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload >/dev/null 2>&1 || true

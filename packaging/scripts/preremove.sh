@@ -17,4 +17,7 @@ fi
 if [ "$(readlink /usr/bin/ec2-metadata 2>/dev/null)" = /usr/libexec/ec2init/ec2-metadata ]; then
   rm -f /usr/bin/ec2-metadata
 fi
+if [ "$(readlink /usr/bin/cloud-init-per 2>/dev/null)" = /usr/libexec/ec2init/cloud-init-per ]; then
+  rm -f /usr/bin/cloud-init-per
+fi
 exit 0
