@@ -66,7 +66,7 @@ var itemType = config.Object(
 	config.Field{Name: "path", Type: config.String(), Required: true, Doc: "Absolute path of the file to write."},
 	config.Field{Name: "content", Type: config.String(), Default: "''", Doc: "Content, decoded as encoding says (a YAML !!binary value is decoded too)."},
 	config.Field{Name: "encoding", Type: config.Enum(encodingNames()...), Default: "text/plain", Doc: "How content is encoded: gzip, base64 or both (gz+b64)."},
-	config.Field{Name: "owner", Type: config.String(), Default: "root:root", Doc: "user:group owning the file and the directories created for it, as the root's /etc/passwd and /etc/group name them."},
+	config.Field{Name: "owner", Type: config.String(), Default: "root:root", Doc: "user:group owning the file and the directories created for it, as the root's /etc/passwd and /etc/group name them; a user alone (or user:) leaves the group root's, as cloud-init."},
 	config.Field{Name: "permissions", Type: config.OneOf(config.String(), config.Int()), Default: "'0644'", Doc: "Mode, as an octal string such as '0640' (or an integer)."},
 	config.Field{Name: "append", Type: config.Bool(), Default: "false", Doc: "Append content to the file instead of replacing it."},
 	config.Field{Name: "defer", Type: config.Bool(), Default: "false", Doc: "Write the file in the final stage, after users and packages."},
@@ -416,19 +416,51 @@ func discard(r io.Reader) error {
 
 // resolveOwner returns the item's owner. The default root:root is uid 0,
 // gid 0 everywhere, so it needs no /etc/passwd.
+//
+// As cloud-init's runtime (extract_usergroup, chownbyname): a part that is
+// empty, "-1" or "none" is left unchanged, which for a file (and the
+// directories) root creates is root's 0. So "owner: alice" (or "alice:")
+// is alice:root, not alice's login group.
 func (it item) resolveOwner(root *sys.Root) (sys.Owner, error) {
 	if it.owner == "" {
 		return sys.Owner{UID: 0, GID: 0}, nil
 	}
-	o, err := root.LookupOwner(it.owner)
+	u, g, _ := strings.Cut(it.owner, ":")
+	u, g = unsetPart(u), unsetPart(g)
+	var spec string
+	switch {
+	case u == "" && g == "":
+		return sys.Owner{UID: 0, GID: 0}, nil
+	case g == "":
+		spec = u
+	default:
+		spec = u + ":" + g
+	}
+	o, err := root.LookupOwner(spec)
 	if err != nil {
 		return sys.Owner{}, err
+	}
+	if g == "" {
+		o.GID = 0
+	}
+	if u == "" {
+		o.UID = 0
 	}
 	return o, nil
 }
 
+// unsetPart is "" for what cloud-init reads as no user or group.
+func unsetPart(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "-1" || strings.EqualFold(s, "none") {
+		return ""
+	}
+	return s
+}
+
 // write puts the item on disk: parents it creates get 0755 and the item's
-// owner (as cloud-init's write_file does); the file is replaced atomically,
+// owner, every one of them from the topmost missing down (as cloud-init's
+// write_file and ensure_dir do); existing parents are left alone; the file is replaced atomically,
 // or appended to, with its mode and owner set on the opened file. Every
 // step goes through sys.Root, which refuses a symlink a user could have
 // planted (~user/app.conf -> /etc/shadow) and acts relative to opened

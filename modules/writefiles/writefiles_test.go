@@ -268,6 +268,9 @@ func TestOwnerAndSetuid(t *testing.T) {
 	cfg := modtest.Config(t, `write_files:
 - {path: /srv/a/b/tool, owner: "svc:ops", permissions: '6755', content: x}
 - {path: /srv/log, owner: svc, append: true, content: y}
+- {path: /srv/c/d/conf, owner: "svc:", content: z}
+- {path: /opt/e/f, owner: ":ops", content: w}
+- {path: /opt/g, owner: "none:-1", content: v}
 `)
 	if err := (WriteFiles{}).Run(context.Background(), e, cfg); err != nil {
 		t.Fatal(err)
@@ -280,7 +283,15 @@ func TestOwnerAndSetuid(t *testing.T) {
 		{"/srv/a/b/tool", 1234, 2345, 0o755 | os.ModeSetuid | os.ModeSetgid},
 		{"/srv/a", 1234, 2345, 0o755 | os.ModeDir}, // created for the item: its owner
 		{"/srv", 1234, 2345, 0o755 | os.ModeDir},
-		{"/srv/log", 1234, 1234, 0o644},
+		// As cloud-init: a user without a group leaves the group root's.
+		{"/srv/log", 1234, 0, 0o644},
+		{"/srv/c/d/conf", 1234, 0, 0o644},
+		{"/srv/c/d", 1234, 0, 0o755 | os.ModeDir},
+		{"/srv/c", 1234, 0, 0o755 | os.ModeDir},
+		{"/opt/e/f", 0, 2345, 0o644},
+		{"/opt/e", 0, 2345, 0o755 | os.ModeDir},
+		{"/opt", 0, 2345, 0o755 | os.ModeDir}, // the topmost created, as ensure_dir
+		{"/opt/g", 0, 0, 0o644},
 	}
 	for _, tt := range tests {
 		fi, err := e.Root.Stat(tt.path)
