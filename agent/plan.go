@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
@@ -216,7 +218,14 @@ func (b *booter) slotWork(s modules.Scripts, freq state.Frequency) []work {
 		if pk.kind == userdata.KindScript || pk.kind == userdata.KindBoothook {
 			f = freq
 		}
-		for _, p := range b.parts(pk.kind) {
+		parts := b.parts(pk.kind)
+		if s.Source() == modules.FromUserData {
+			// cloud-init writes each script part to a file of its name
+			// (the MIME filename, else part-NNN) and run-parts runs the
+			// directory in lexical order, not in MIME order.
+			slices.SortStableFunc(parts, func(a, b userdata.Part) int { return strings.Compare(a.Name, b.Name) })
+		}
+		for _, p := range parts {
 			out = append(out, b.partWork(s.Name(), p, f))
 		}
 	}

@@ -76,3 +76,21 @@ func configOf(t *testing.T, body string) *config.CloudConfig {
 	}
 	return config.Merge(d)
 }
+
+// TestUserScriptsLexicalOrder: cloud-init's run-parts runs the scripts by
+// file name, not in MIME order.
+func TestUserScriptsLexicalOrder(t *testing.T) {
+	order := func(n string) string { return "#!/bin/sh\necho " + n + " >> \"$EC2INIT_ROOT/out/order\"\n" }
+	f := newFixture(t, multipart(
+		[3]string{"text/x-shellscript", "20-join.sh", order("20")},
+		[3]string{"text/x-shellscript", "10-prep.sh", order("10")},
+		[3]string{"text/x-shellscript", "30-done.sh", order("30")},
+	))
+	if st := f.boot(boot1); st.State != state.StateDone {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+	b, err := os.ReadFile(filepath.Join(f.root, "out/order"))
+	if err != nil || string(b) != "10\n20\n30\n" {
+		t.Errorf("order %q, %v; want 10, 20, 30", b, err)
+	}
+}
