@@ -60,9 +60,12 @@ func encodingNames() []string {
 	return []string{"gz", "gzip", "gz+base64", "gzip+base64", "gz+b64", "gzip+b64", "b64", "base64", "text/plain"}
 }
 
-// itemType is one write_files item. source is not declared: ec2init does
-// not fetch it, and the validator then names it as an unknown key.
+// itemType is one write_files item.
 var itemType = config.Object(
+	config.Field{Name: "source", Type: config.Object(
+		config.Field{Name: "uri", Type: config.String(), Required: true, Doc: "URL of the content (https, http, s3, file), fetched through the agent's fetcher."},
+		config.Field{Name: "headers", Type: config.MapOf(config.String()), Doc: "Request headers; not sent by ec2init (see docs/compatibility.md)."},
+	), Doc: "Fetch the content from a URL; content (decoded) is the fallback when the fetch fails."},
 	config.Field{Name: "path", Type: config.String(), Required: true, Doc: "Absolute path of the file to write."},
 	config.Field{Name: "content", Type: config.String(), Default: "''", Doc: "Content, decoded as encoding says (a YAML !!binary value is decoded too)."},
 	config.Field{Name: "encoding", Type: config.Enum(encodingNames()...), Default: "text/plain", Doc: "How content is encoded: gzip, base64 or both (gz+b64)."},
@@ -111,6 +114,10 @@ func (WriteFiles) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 			env.Logger().Warn("write_files: owner not found yet; the file is written in the final stage (write_files_deferred)",
 				zap.Int("item", it.index), zap.String("path", it.path), zap.Error(err))
 			pending = append(pending, pendingItem{Index: it.index, Path: it.path})
+			continue
+		}
+		if err := it.fetchSource(ctx, env); err != nil {
+			failures = append(failures, err)
 			continue
 		}
 		if err := it.write(env.Root, owner); err != nil {
@@ -182,6 +189,10 @@ func (WriteFilesDeferred) Run(ctx context.Context, env *modules.Env, cfg *config
 			failures = append(failures, fmt.Errorf("write_files[%d] %s: %w (still missing in the final stage)", it.index, it.path, err))
 			continue
 		}
+		if err := it.fetchSource(ctx, env); err != nil {
+			failures = append(failures, err)
+			continue
+		}
 		if err := it.write(env.Root, owner); err != nil {
 			failures = append(failures, err)
 		}
@@ -203,6 +214,10 @@ type item struct {
 	append   bool
 	deferred bool
 	err      error
+	// sourceURI is write_files[].source.uri: the content is fetched at
+	// write time, the decoded content being the fallback when hasContent.
+	sourceURI  string
+	hasContent bool
 }
 
 // parseItems reads every item; an item that cannot be understood carries
@@ -299,10 +314,11 @@ func parseItem(i int, n *yaml.Node) item {
 		return fail("encoding %q: expected one of %s", enc, strings.Join(encodingNames(), ", "))
 	}
 	c, hasContent := fields["content"]
-	if _, hasSource := fields["source"]; hasSource && (!hasContent || c.Tag == "!!null") {
-		// cloud-init falls back to content when the source fails; with no
-		// content there is nothing to write, and saying so beats an empty file.
-		return fail("source is not supported by ec2init and there is no content to fall back to")
+	if src, ok := fields["source"]; ok && src.Tag != "!!null" {
+		if err := it.parseSource(src); err != nil {
+			return fail("source: %w", err)
+		}
+		it.hasContent = hasContent && c.Tag != "!!null"
 	}
 	if !hasContent || c.Tag == "!!null" {
 		return it // an empty file, as cloud-init writes

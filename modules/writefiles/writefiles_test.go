@@ -70,7 +70,8 @@ func TestParseItem(t *testing.T) {
 		{name: "bad encoding", item: `{path: /a, encoding: rot13, content: x}`, wantErr: `write_files[0] /a: encoding "rot13": expected one of`},
 		{name: "bad base64", item: `{path: /a, encoding: b64, content: "!!s3cr3t!!"}`, wantErr: "write_files[0] /a: content: decoding b64: illegal base64"},
 		{name: "bad gzip", item: `{path: /a, encoding: gz+b64, content: "` + b64([]byte("s3cr3t")) + `"}`, wantErr: "content: decoding gz+b64: "},
-		{name: "source without content", item: `{path: /a, source: {uri: "https://x"}}`, wantErr: "source is not supported by ec2init"},
+		{name: "source without uri", item: `{path: /a, source: {headers: {a: b}}}`, wantErr: "source: uri is required"},
+		{name: "source unknown key", item: `{path: /a, source: {uri: "https://x", method: POST}}`, wantErr: `source: unknown key "method"`},
 		{name: "source with content falls back", item: `{path: /a, source: {uri: "https://x"}, content: y}`, path: "/a", content: "y", perm: 0o644},
 		{name: "append not bool", item: `{path: /a, append: maybe}`, wantErr: "append: expected true or false"},
 	}
@@ -347,7 +348,7 @@ func TestSchema(t *testing.T) {
 	d, err := config.ParseDoc("u.yaml", []byte(`write_files:
 - path: /a
   encoding: rot13
-  source: {uri: "https://example.com/x"}
+  source: {headers: {A: b}}
 - content: x
   append: 3
 - path: /b
@@ -364,7 +365,7 @@ func TestSchema(t *testing.T) {
 	all := strings.Join(got, "\n")
 	for _, w := range []string{
 		"u.yaml:3:13: error: write_files[0].encoding: expected one of gz",
-		`u.yaml:4:3: warning: write_files[0].source: unknown key "source"`,
+		`u.yaml:4:11: error: write_files[0].source: missing required key "uri"`,
 		`u.yaml:5:3: error: write_files[1]: missing required key "path"`,
 		"u.yaml:6:11: error: write_files[1].append: expected boolean",
 	} {
