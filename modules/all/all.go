@@ -6,6 +6,7 @@ package all
 import (
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/cacerts"
+	"github.com/ec2init/ec2init/modules/disableimds"
 	"github.com/ec2init/ec2init/modules/disksetup"
 	"github.com/ec2init/ec2init/modules/finalmessage"
 	"github.com/ec2init/ec2init/modules/growpart"
@@ -70,6 +71,7 @@ func Registry() *modules.Registry {
 		modules.ScriptsPerInstance(),
 		modules.ScriptsUser(),
 		runcmd.Runcmd{},
+		disableimds.DisableEC2Metadata{}, // after the boot: ec2init's stages ask IMDS
 		finalmessage.FinalMessage{},
 		powerstate.PowerState{},
 	)
