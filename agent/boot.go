@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ec2init/ec2init/agent/civiews"
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
@@ -74,6 +75,8 @@ type Options struct {
 	// returned, "done" after its semaphore was written. Crash tests kill
 	// the process there.
 	Hook func(point, name string)
+	// NoCloudInitViews turns off cloud-init's files (agent/civiews).
+	NoCloudInitViews bool
 }
 
 func (o Options) withDefaults() Options {
@@ -142,6 +145,7 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 	}
 	b := &booter{opts: opts, store: store, root: root, log: opts.Log, registry: opts.Registry,
 		cloudConfig: config.Merge()}
+	b.views = newCloudInitViews(opts, b)
 	b.beginStatus()
 	localOnly := len(opts.Stages) == 1 && opts.Stages[0] == modules.StageLocal
 	if localOnly {
@@ -216,6 +220,7 @@ type booter struct {
 	userDocs []config.Doc
 	registry *modules.Registry
 	env      map[string]string
+	views    *civiews.Writer // nil: off
 }
 
 // beginStatus continues this boot's status when an earlier stage of the
@@ -268,6 +273,7 @@ func (b *booter) saveRunStatus() {
 			b.log.Warn("write runtime status", zap.Error(err))
 		}
 	}
+	b.saveCloudInitViews()
 }
 
 func (b *booter) degrade(msg string) {

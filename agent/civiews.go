@@ -1,0 +1,35 @@
+package agent
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/civiews"
+	"github.com/ec2init/ec2init/agent/state"
+)
+
+// newCloudInitViews is the writer of cloud-init's files (civiews) for a
+// boot, nil when opts turn them off.
+func newCloudInitViews(opts Options, b *booter) *civiews.Writer {
+	if opts.NoCloudInitViews {
+		return nil
+	}
+	return civiews.New(civiews.Options{Root: b.root, Now: opts.Now, Version: opts.Version})
+}
+
+// saveCloudInitViews updates cloud-init's files from the status just
+// saved: the world-readable form only, as cloud-init's are world-readable
+// (user-data.txt excepted, 0600). ec2init's own records stay the truth; a
+// failure here is logged, never the boot's.
+func (b *booter) saveCloudInitViews() {
+	if b.views == nil {
+		return
+	}
+	var in civiews.Instance
+	if b.trans.InstanceID != "" { // decided in this process: the ids are right
+		in = civiews.Instance{ID: b.trans.InstanceID, PreviousID: b.trans.PreviousInstanceID,
+			UserData: func() ([]byte, error) { return b.store.ReadInstanceFile(state.UserDataRaw) }}
+	}
+	if err := b.views.Update(PublicStatus(b.status), in); err != nil {
+		b.log.Warn("write cloud-init views", zap.Error(err))
+	}
+}
