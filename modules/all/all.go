@@ -17,6 +17,7 @@ import (
 	"github.com/ec2init/ec2init/modules/packages"
 	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/runcmd"
+	"github.com/ec2init/ec2init/modules/seedrandom"
 	"github.com/ec2init/ec2init/modules/software"
 	"github.com/ec2init/ec2init/modules/ssh"
 	"github.com/ec2init/ec2init/modules/timezone"
@@ -34,6 +35,7 @@ func Registry() *modules.Registry {
 		// and files land on them), then the host's name (sshd's host keys
 		// and /etc/hosts use it), users before files (an owner may be
 		// new), ssh last
+		seedrandom.SeedRandom{},
 		runcmd.Bootcmd{},
 		growpart.Growpart{},
 		growpart.Resizefs{},
