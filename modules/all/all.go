@@ -16,6 +16,7 @@ import (
 	"github.com/ec2init/ec2init/modules/ntp"
 	"github.com/ec2init/ec2init/modules/packages"
 	"github.com/ec2init/ec2init/modules/powerstate"
+	"github.com/ec2init/ec2init/modules/resolvconf"
 	"github.com/ec2init/ec2init/modules/runcmd"
 	"github.com/ec2init/ec2init/modules/seedrandom"
 	"github.com/ec2init/ec2init/modules/software"
@@ -44,6 +45,7 @@ func Registry() *modules.Registry {
 		hostname.SetHostname{},
 		hostname.UpdateHostname{},
 		hostname.UpdateEtcHosts{},
+		resolvconf.ResolvConf{},
 		cacerts.CACerts{},
 		users.UsersGroups{},
 		writefiles.WriteFiles{},
