@@ -15,6 +15,7 @@ import (
 	"github.com/ec2init/ec2init/modules/mounts"
 	"github.com/ec2init/ec2init/modules/ntp"
 	"github.com/ec2init/ec2init/modules/packages"
+	"github.com/ec2init/ec2init/modules/phonehome"
 	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/resolvconf"
 	"github.com/ec2init/ec2init/modules/runcmd"
@@ -75,6 +76,7 @@ func Registry() *modules.Registry {
 		modules.ScriptsPerInstance(),
 		modules.ScriptsUser(),
 		runcmd.Runcmd{},
+		phonehome.PhoneHome{},
 		disableimds.DisableEC2Metadata{}, // after the boot: ec2init's stages ask IMDS
 		finalmessage.FinalMessage{},
 		powerstate.PowerState{},
