@@ -18,6 +18,7 @@ import (
 	"github.com/ec2init/ec2init/modules/phonehome"
 	"github.com/ec2init/ec2init/modules/powerstate"
 	"github.com/ec2init/ec2init/modules/resolvconf"
+	"github.com/ec2init/ec2init/modules/rsyslog"
 	"github.com/ec2init/ec2init/modules/runcmd"
 	"github.com/ec2init/ec2init/modules/seedrandom"
 	"github.com/ec2init/ec2init/modules/software"
@@ -48,6 +49,7 @@ func Registry() *modules.Registry {
 		hostname.UpdateEtcHosts{},
 		resolvconf.ResolvConf{},
 		cacerts.CACerts{},
+		rsyslog.Rsyslog{},
 		users.UsersGroups{},
 		writefiles.WriteFiles{},
 		ssh.SSH{},
