@@ -283,39 +283,93 @@ func yamlErrorLine(err error) string {
 }
 
 // templateVars are the instance facts "## template: jinja" parts see, in
-// cloud-init's instance-data shape (v1.* and ds.meta_data.*).
+// cloud-init's instance-data.json shape for EC2: v1 (standardized keys, in
+// both the hyphen and underscore spellings cloud-init writes), ds.meta_data
+// (the IMDS meta-data tree with IMDS's hyphenated names) and
+// ds.dynamic.instance-identity.document; userdata.VarsMap adds the
+// underscore aliases (ds.meta_data.placement.availability_zone) and the
+// top-level copies of v1 ({{ region }}). merged_cfg is cloud-init's
+// system config; ec2init has none at this point of the boot, so it is
+// empty and a template using it gets cloud-init's missing-variable marker.
 func templateVars(in *imds.Instance) userdata.VarsMap {
 	v1 := map[string]any{
 		"cloud_name":        "aws",
-		"cloud_id":          "aws",
+		"cloud-name":        "aws",
+		"cloud_id":          awsCloudID(in.Region),
 		"platform":          "ec2",
+		"subplatform":       "metadata (http://169.254.169.254)",
 		"instance_id":       in.InstanceID,
+		"instance-id":       in.InstanceID,
 		"local_hostname":    in.LocalHostname,
+		"local-hostname":    in.LocalHostname,
 		"region":            in.Region,
 		"availability_zone": in.AvailabilityZone,
-		"instance_type":     in.InstanceType,
-		"image_id":          in.AMIID,
-		"local_ipv4":        in.LocalIPv4,
-		"public_ipv4":       in.PublicIPv4,
+		"availability-zone": in.AvailabilityZone,
+		"public_ssh_keys":   publicSSHKeys(in.PublicKeys),
+		"machine":           unameMachine(),
+		// Not cloud-init's v1 keys, kept for templates written for ec2init.
+		"instance_type": in.InstanceType,
+		"image_id":      in.AMIID,
+		"local_ipv4":    in.LocalIPv4,
+		"public_ipv4":   in.PublicIPv4,
 	}
 	meta := map[string]any{
-		"instance_id":     in.InstanceID,
-		"instance_type":   in.InstanceType,
-		"ami_id":          in.AMIID,
-		"local_hostname":  in.LocalHostname,
-		"local_ipv4":      in.LocalIPv4,
-		"public_hostname": in.PublicHostname,
-		"public_ipv4":     in.PublicIPv4,
-		"mac":             in.MAC,
+		"instance-id":    in.InstanceID,
+		"instance-type":  in.InstanceType,
+		"ami-id":         in.AMIID,
+		"hostname":       in.Hostname,
+		"local-hostname": in.LocalHostname,
+		"local-ipv4":     in.LocalIPv4,
+		"mac":            in.MAC,
 		"placement": map[string]any{
-			"availability_zone":    in.AvailabilityZone,
-			"availability_zone_id": in.AvailabilityZoneID,
-			"region":               in.Region,
-			"group_name":           in.Placement.GroupName,
+			"availability-zone": in.AvailabilityZone,
+			"region":            in.Region,
 		},
 		"tags": map[string]any{"instance": stringMap(in.Tags)},
 	}
-	return userdata.VarsMap{"v1": v1, "ds": map[string]any{"meta_data": meta}}
+	optional := map[string]string{
+		"public-hostname":     in.PublicHostname,
+		"public-ipv4":         in.PublicIPv4,
+		"ami-launch-index":    in.AMILaunchIndex,
+		"reservation-id":      in.ReservationID,
+		"instance-life-cycle": in.InstanceLifeCycle,
+		"kernel-id":           in.KernelID,
+		"ramdisk-id":          in.RamdiskID,
+	}
+	for k, v := range optional {
+		if v != "" {
+			meta[k] = v
+		}
+	}
+	placement := meta["placement"].(map[string]any)
+	for k, v := range map[string]string{"availability-zone-id": in.AvailabilityZoneID, "group-name": in.Placement.GroupName,
+		"partition-number": in.Placement.PartitionNumber, "host-id": in.Placement.HostID} {
+		if v != "" {
+			placement[k] = v
+		}
+	}
+	if len(in.SecurityGroups) > 0 {
+		meta["security-groups"] = anyList(in.SecurityGroups)
+	}
+	if len(in.PublicKeys) > 0 {
+		keys := map[string]any{}
+		for _, k := range in.PublicKeys {
+			keys[k.Name] = []any{k.OpenSSHKey} // cloud-init's crawl of public-keys/
+		}
+		meta["public-keys"] = keys
+	}
+	if len(in.BlockDeviceMapping) > 0 {
+		bdm := map[string]any{}
+		for _, b := range in.BlockDeviceMapping {
+			bdm[b.Name] = b.Device
+		}
+		meta["block-device-mapping"] = bdm
+	}
+	ds := map[string]any{"meta_data": meta}
+	if doc := in.IdentityDocument; doc != nil {
+		ds["dynamic"] = map[string]any{"instance-identity": map[string]any{"document": identityDocument(doc)}}
+	}
+	return userdata.VarsMap{"v1": v1, "ds": ds, "merged_cfg": map[string]any{}}
 }
 
 func stringMap(m map[string]string) map[string]any {

@@ -13,10 +13,10 @@ var (
 	// ErrTooLarge: decompressed or decoded user data went over Options.MaxSize,
 	// or there were more than Options.MaxParts parts.
 	ErrTooLarge = errors.New("user data too large")
-	// ErrTemplate: a jinja part uses something this package cannot render.
-	ErrTemplate = errors.New("unsupported template")
-	// ErrUndefined: a jinja part names a variable Vars does not define.
-	ErrUndefined = errors.New("undefined template variable")
+	// ErrTemplate: a jinja part cannot be rendered (a syntax error, a
+	// refused include, a limit). An undefined variable is not an error: it
+	// renders as cloud-init renders it, with a warning.
+	ErrTemplate = errors.New("template error")
 	// ErrInclude: an #include could not be resolved (bad URL, fetch failure,
 	// too deep, too many).
 	ErrInclude = errors.New("include failed")

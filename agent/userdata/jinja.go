@@ -2,114 +2,137 @@ package userdata
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// Vars supplies instance facts to "## template: jinja" parts. Lookup gets the
-// dotted path written in the template, e.g. "v1.instance_id" or
-// "ds.meta_data.placement.availability_zone".
+// Vars supplies the instance data "## template: jinja" parts see, shaped
+// like cloud-init's instance-data.json ({"v1": {...}, "ds": {...},
+// "merged_cfg": {...}}).
 type Vars interface {
-	Lookup(path string) (string, bool)
+	TemplateData() map[string]any
 }
 
-// VarsFunc adapts a function to Vars.
-type VarsFunc func(path string) (string, bool)
-
-// Lookup calls f.
-func (f VarsFunc) Lookup(path string) (string, bool) { return f(path) }
-
-// VarsMap is instance data shaped like cloud-init's instance-data.json
-// ({"v1": {...}, "ds": {"meta_data": {...}}}). As in cloud-init, a path
-// segment matches a key with '-' or '.' written as '_' (meta-data is
-// meta_data) and v1 keys are also reachable at the top level ({{ region }}).
+// VarsMap is instance data shaped like cloud-init's instance-data.json.
 type VarsMap map[string]any
 
-// Lookup finds path and formats the value as Python would print it (True,
-// None, 5). Maps and lists are not values.
-func (m VarsMap) Lookup(path string) (string, bool) {
-	segs := strings.Split(path, ".")
-	if v, ok := lookupPath(map[string]any(m), segs); ok {
-		return v, true
-	}
-	if v1, ok := m["v1"]; ok {
-		return lookupPath(v1, segs)
-	}
-	return "", false
+// TemplateData returns m as cloud-init's convert_jinja_instance_data hands
+// it to jinja: every key holding '-' or '.' also under an alias with '_'
+// (meta-data is meta_data, availability-zone is availability_zone), and the
+// keys of v1 (and any vN) copied to the top level ({{ region }}). m itself
+// is not changed.
+func (m VarsMap) TemplateData() map[string]any {
+	out, _ := aliased(map[string]any(m), true).(map[string]any)
+	return out
 }
 
-func lookupPath(cur any, segs []string) (string, bool) {
-	for _, s := range segs {
-		var ok bool
-		if cur, ok = child(cur, s); !ok {
-			return "", false
-		}
-	}
-	return scalar(cur)
-}
+var aliasRe = strings.NewReplacer("-", "_", ".", "_")
 
-func child(cur any, key string) (any, bool) {
-	var m map[string]any
-	switch c := cur.(type) {
-	case map[string]any:
-		m = c
-	case VarsMap:
-		m = c
-	case map[string]string:
-		v, ok := c[key]
-		return v, ok
-	default:
-		return nil, false
-	}
-	if v, ok := m[key]; ok {
-		return v, true
-	}
-	var aliases []string // sorted, so a clash resolves the same way every time
-	for k := range m {
-		if strings.NewReplacer("-", "_", ".", "_").Replace(k) == key {
-			aliases = append(aliases, k)
-		}
-	}
-	if len(aliases) == 0 {
-		return nil, false
-	}
-	sort.Strings(aliases)
-	return m[aliases[0]], true
-}
-
-func scalar(v any) (string, bool) {
+// aliased deep-copies v, adding cloud-init's key aliases to every map.
+func aliased(v any, top bool) any {
 	switch x := v.(type) {
-	case string:
-		return x, true
-	case bool:
-		if x {
-			return "True", true
+	case VarsMap:
+		return aliased(map[string]any(x), top)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
 		}
-		return "False", true
-	case nil:
-		return "None", true
+		sort.Strings(keys) // as cloud-init: sorted, so a clash resolves the same way every time
+		for _, k := range keys {
+			out[k] = aliased(x[k], false)
+		}
+		for _, k := range keys {
+			if a := aliasRe.Replace(k); a != k {
+				out[a] = out[k]
+			}
+		}
+		if top {
+			for _, k := range keys {
+				if sub, ok := out[k].(map[string]any); ok && isVersionKey(k) {
+					for sk, sv := range sub {
+						out[sk] = sv
+					}
+				}
+			}
+		}
+		return out
+	case map[string]string:
+		m := make(map[string]any, len(x))
+		for k, s := range x {
+			m[k] = s
+		}
+		return aliased(m, false)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = aliased(e, false)
+		}
+		return out
 	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case int, int64, int32, uint, uint64, uint32, fmt.Stringer:
-		return fmt.Sprint(x), true
+		// JSON has one number type; instance data's integers are Python ints
+		// in cloud-init and print without ".0".
+		if x == float64(int64(x)) && x < 1<<53 && x > -(1<<53) {
+			return int64(x)
+		}
+		return x
+	case []string:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = e
+		}
+		return out
 	}
-	return "", false
+	return v
 }
+
+// isVersionKey is cloud-init's r"v\d+$".
+func isVersionKey(k string) bool {
+	if len(k) < 2 || k[0] != 'v' {
+		return false
+	}
+	_, err := strconv.Atoi(k[1:])
+	return err == nil && !strings.ContainsAny(k[1:], "+-")
+}
+
+// MissingVarPrefix is what cloud-init renders in place of an undefined
+// variable (cloudinit/templater.py MISSING_JINJA_PREFIX), followed by the
+// variable's last name.
+const MissingVarPrefix = "CI_MISSING_JINJA_VAR/"
 
 var (
 	jinjaHeader = regexp.MustCompile(`(?i)^##\s*template:\s*jinja\s*$`)
-	varPath     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+	missingRe   = regexp.MustCompile(regexp.QuoteMeta(MissingVarPrefix) + `[^\s]+`)
 )
+
+// Limits bound one template's rendering: templates come from the user data
+// and run inside the boot.
+type Limits struct {
+	MaxOutput int64         // bytes a template may produce
+	Timeout   time.Duration // wall time of one render
+	MaxSteps  int           // loop iterations of one render (range items, for bodies)
+}
+
+// DefaultLimits are far beyond what real user data renders (EC2 caps user
+// data at 16 KiB) and small enough not to stall a boot.
+var defaultLimits = Limits{MaxOutput: 4 << 20, Timeout: 5 * time.Second, MaxSteps: 1_000_000}
 
 // render fills a jinja part and classifies the result the way cloud-init's
 // jinja handler does: only #cloud-config (and -jsonp) and #! scripts are run
-// from a template; anything else becomes KindUnknown. Only {{ path.to.var }}
-// and {# comments #} are supported: every other construct is an error naming
-// the line, never passed through. index is the part's index, for errors.
+// from a template; anything else becomes KindUnknown. Undefined variables
+// render as cloud-init renders them and are warned about by name. index is
+// the part's index, for errors.
 func render(p Part, vars Vars, index int) (Part, error) {
+	return renderWith(p, vars, index, defaultLimits)
+}
+
+func renderWith(p Part, vars Vars, index int, lim Limits) (Part, error) {
 	fail := func(line int, err error) (Part, error) {
 		return p, &PartError{Part: index, Filename: p.Filename, ContentType: p.ContentType, Line: line, Err: err}
 	}
@@ -118,17 +141,27 @@ func render(p Part, vars Vars, index int) (Part, error) {
 	if !jinjaHeader.Match(bytes.TrimRight(first, "\r")) {
 		return fail(1, fmt.Errorf(`%w: the first line must be "## template: jinja"`, ErrTemplate))
 	}
+	rest = toLF(rest)
 	// Jinja drops one trailing newline and cloud-init puts "\n" back.
 	addNL := bytes.HasSuffix(rest, []byte("\n"))
 	rest = trimEOL(rest)
-	out, line, err := renderTemplate(rest, vars)
+	out, err := execTemplate(rest, vars.TemplateData(), lim)
 	if err != nil {
-		return fail(line+1, err) // +1: the header line
+		var te *templateError
+		line := 0
+		if errors.As(err, &te) && te.line > 0 {
+			line = te.line + 1 // +1: the header line
+		}
+		return fail(line, err)
 	}
 	if addNL {
 		out = append(out, '\n')
 	}
 	p.Body, p.Template = out, true
+	if names := missingNames(out); len(names) > 0 {
+		p.warns = append(p.warns, warned{WarnUndefined,
+			"template variables not defined (rendered as " + MissingVarPrefix + "<name>, as cloud-init does): " + strings.Join(names, ", ")})
+	}
 	p.ContentType = typeFromStartsWith(out)
 	switch p.ContentType {
 	case TypeCloudConfig, TypeCloudConfigJSONP, TypeScript:
@@ -141,102 +174,33 @@ func render(p Part, vars Vars, index int) (Part, error) {
 	return p, nil
 }
 
-// renderTemplate expands src; on error it returns the 1-based line of src
-// where the offending tag starts.
-func renderTemplate(src []byte, vars Vars) ([]byte, int, error) {
-	var out bytes.Buffer
-	line := 1
-	for len(src) > 0 {
-		j := tagStart(src)
-		if j < 0 {
-			writeText(&out, src)
-			break
+// WarnUndefined: a jinja part uses variables the instance data does not
+// define (cloud-init's "Could not render jinja template variables").
+const WarnUndefined WarnCode = "undefined-variable"
+
+// missingNames are the undefined variables in out, as cloud-init finds them
+// (by the marker in the rendered text), each once, in order.
+func missingNames(out []byte) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, m := range missingRe.FindAll(out, -1) {
+		n := string(m[len(MissingVarPrefix):])
+		if len(n) > 64 {
+			n = n[:64] + "..."
 		}
-		writeText(&out, src[:j])
-		line += bytes.Count(src[:j], []byte("\n")) + bytes.Count(src[:j], []byte("\r")) - bytes.Count(src[:j], []byte("\r\n"))
-		tag, src2 := src[j:j+2], src[j+2:]
-		switch string(tag) {
-		case "{%":
-			return nil, line, fmt.Errorf("%w: jinja statements ({%% ... %%}) are not supported", ErrTemplate)
-		case "{#":
-			k := bytes.Index(src2, []byte("#}"))
-			if k < 0 {
-				return nil, line, fmt.Errorf("%w: comment {# is not closed", ErrTemplate)
-			}
-			line += bytes.Count(src2[:k], []byte("\n"))
-			// cloud-init renders with trim_blocks: a comment eats the line break after it.
-			src = src2[k+2:]
-			if n := len(src) - len(bytes.TrimPrefix(bytes.TrimPrefix(src, []byte("\r")), []byte("\n"))); n > 0 {
-				line++
-				src = src[n:]
-			}
-			continue
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, strconv.Quote(n))
 		}
-		k := bytes.Index(src2, []byte("}}"))
-		if k < 0 {
-			return nil, line, fmt.Errorf("%w: {{ is not closed", ErrTemplate)
-		}
-		expr := string(src2[:k])
-		v, err := evalExpr(expr, vars)
-		if err != nil {
-			return nil, line, err
-		}
-		out.WriteString(v)
-		line += strings.Count(expr, "\n")
-		src = src2[k+2:]
 	}
-	return out.Bytes(), line, nil
+	return names
 }
 
-// tagStart finds the next "{{", "{%" or "{#".
-func tagStart(b []byte) int {
-	for i := 0; ; {
-		j := bytes.IndexByte(b[i:], '{')
-		if j < 0 || i+j+1 >= len(b) {
-			return -1
-		}
-		i += j
-		if c := b[i+1]; c == '{' || c == '%' || c == '#' {
-			return i
-		}
-		i++
+// toLF turns \r\n and \r into \n, as Jinja's newline handling does.
+func toLF(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\r")) {
+		return b
 	}
-}
-
-// writeText copies template text, turning \r\n and \r into \n as Jinja does.
-func writeText(out *bytes.Buffer, b []byte) {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\r')
-		if i < 0 {
-			out.Write(b)
-			return
-		}
-		out.Write(b[:i])
-		out.WriteByte('\n')
-		b = b[i+1:]
-		if len(b) > 0 && b[0] == '\n' {
-			b = b[1:]
-		}
-	}
-}
-
-// evalExpr evaluates what is between {{ and }}: a variable path only.
-func evalExpr(expr string, vars Vars) (string, error) {
-	e := strings.TrimSpace(expr)
-	switch {
-	case strings.HasPrefix(expr, "-") || strings.HasPrefix(expr, "+") || strings.HasSuffix(expr, "-") || strings.HasSuffix(expr, "+"):
-		return "", fmt.Errorf("%w: whitespace control ({{- -}}) is not supported", ErrTemplate)
-	case strings.Contains(e, "|"):
-		return "", fmt.Errorf("%w: jinja filters (|) are not supported", ErrTemplate)
-	case !varPath.MatchString(e):
-		return "", fmt.Errorf("%w: only {{ variable.path }} expressions are supported", ErrTemplate)
-	}
-	v, ok := vars.Lookup(e)
-	if !ok {
-		if len(e) > 128 {
-			e = e[:128] + "..."
-		}
-		return "", fmt.Errorf("%w %q", ErrUndefined, e)
-	}
-	return v, nil
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
 }
