@@ -39,11 +39,13 @@ func TestHyphenatedUserKeys(t *testing.T) {
 // data with a boothook, a script and cloud_final_modules giving
 // scripts-user the frequency always, so the script runs again at a
 // reboot; final_message, omitted from the list, does not run; runcmd,
-// in cloud_config_modules which no document sets, keeps its place.
+// and disable_ec2_metadata, in cloud_config_modules which no document
+// sets, keep their place.
 func TestModuleListFrequency(t *testing.T) {
 	cfg := "#cloud-config\ncloud_final_modules:\n  - [scripts-user, always]\n  - scripts_per_boot\nfinal_message: not shown\n"
 	f := newFixture(t, multipart(
-		[3]string{"text/cloud-boothook", "hook.sh", counter("hook")},
+		// The documented boothook form: the header line, then "#!".
+		[3]string{"text/cloud-boothook", "hook.sh", "#cloud-boothook\n" + counter("hook")},
 		[3]string{"text/x-shellscript", "node.sh", counter("node")},
 		[3]string{"text/cloud-config", "cfg.yaml", cfg},
 	))
@@ -63,7 +65,7 @@ func TestModuleListFrequency(t *testing.T) {
 			got = append(got, it.Name+"/"+string(it.Frequency))
 		}
 	}
-	if want := "software/always scripts_per_boot/per-boot scripts_user/always runcmd/per-instance"; strings.Join(got, " ") != want {
+	if want := "software/always scripts_per_boot/per-boot scripts_user/always runcmd/per-instance disable_ec2_metadata/always"; strings.Join(got, " ") != want {
 		t.Errorf("final plan %q, want %q", strings.Join(got, " "), want)
 	}
 }

@@ -227,7 +227,7 @@ func (b *booter) partWork(prefix string, p userdata.Part, freq state.Frequency) 
 		if err != nil {
 			return nil, err
 		}
-		if err := b.root.WriteFile(rel, p.Body, 0o700, nil); err != nil {
+		if err := b.root.WriteFile(rel, p.Executable(), 0o700, nil); err != nil {
 			return nil, fmt.Errorf("write script: %w", err)
 		}
 		return b.runScript(ctx, name, rel)

@@ -84,6 +84,29 @@ func normalizeScript(b []byte) []byte {
 	return b
 }
 
+// boothookHeader is the first line that makes a part a boothook.
+const boothookHeader = "#cloud-boothook"
+
+// stripBoothookHeader drops a boothook's "#cloud-boothook" and the
+// whitespace after it, as cloud-init's boot_hook handler does before it
+// writes the file: the documented form, "#cloud-boothook" then "#!/bin/sh",
+// is then a script with its "#!" line first, and a CRLF file is made LF
+// (cloud-init's dos2unix). cloud-init executes what is left directly (subp,
+// no shell), so a boothook with no "#!" after the header fails there with
+// "Exec format error" (Python's subprocess never falls back to /bin/sh, as
+// execvp would), is logged, and the boot goes on: ec2init fails that
+// boothook the same way, and warns about it at parse time. Unlike
+// cloud-init, the header is also found after leading whitespace and in any
+// case, as the part was classified.
+func stripBoothookHeader(b []byte) []byte {
+	n := leadingSpace(b)
+	if len(b)-n < len(boothookHeader) || !bytes.EqualFold(b[n:n+len(boothookHeader)], []byte(boothookHeader)) {
+		return b
+	}
+	rest := b[n+len(boothookHeader):]
+	return normalizeScript(rest[leadingSpace(rest):])
+}
+
 // stripBOM drops a leading byte order mark: YAML and shell would see it as
 // content.
 func stripBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte(bom)) }

@@ -1,6 +1,7 @@
 package userdata
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 )
@@ -153,8 +154,23 @@ func (r *Result) finalize() {
 		for _, w := range p.warns {
 			r.Warnings = append(r.Warnings, Warning{Part: i, Filename: p.Filename, ContentType: p.ContentType, Code: w.code, Message: w.msg})
 		}
+		if p.Kind == KindBoothook && !bytes.HasPrefix(p.Executable(), []byte("#!")) {
+			// Told here, not kept in p.warns: finalize runs again after Resolve.
+			r.Warnings = append(r.Warnings, Warning{Part: i, Filename: p.Filename, ContentType: p.ContentType, Code: WarnNotExecutable,
+				Message: "boothook has no #! line after #cloud-boothook and cannot be executed (cloud-init fails it too: Exec format error); add #!/bin/sh"})
+		}
 	}
 	nameParts(r.Parts)
+}
+
+// Executable is the file the agent writes and executes for a script or
+// boothook part: Body, less a boothook's "#cloud-boothook" header (see
+// stripBoothookHeader). Body stays what cloud-init hands its handler.
+func (p Part) Executable() []byte {
+	if p.Kind == KindBoothook {
+		return stripBoothookHeader(p.Body)
+	}
+	return p.Body
 }
 
 // ForLaunchIndex keeps the parts meant for the instance with this
