@@ -61,6 +61,8 @@ var cloudInitLists = map[string]string{
 	"resizefs": "cloud_init_modules", "disk_setup": "cloud_init_modules", "mounts": "cloud_init_modules",
 	"set_hostname": "cloud_init_modules", "update_hostname": "cloud_init_modules", "update_etc_hosts": "cloud_init_modules",
 	"ca_certs": "cloud_init_modules", "users_groups": "cloud_init_modules", "ssh": "cloud_init_modules",
+	"seed_random": "cloud_init_modules", "rsyslog": "cloud_init_modules", "resolv_conf": "cloud_init_modules",
+	"disable_ec2_metadata": "cloud_config_modules", "phone_home": "cloud_final_modules",
 	"set_passwords": "cloud_config_modules", "locale": "cloud_config_modules", "apt_configure": "cloud_config_modules",
 	"yum_add_repo": "cloud_config_modules", "ntp": "cloud_config_modules", "timezone": "cloud_config_modules",
 	"runcmd": "cloud_config_modules", "ssh_import_id": "cloud_config_modules",

@@ -11,7 +11,8 @@ import (
 
 // shellify makes the script cloud-init's util.shellify makes of items: a
 // "#!/bin/sh" line, then one line per item, a string as written, a list as
-// its words each in single quotes (a ' inside as '\”), joined by spaces.
+// its words each in single quotes (a quote inside is closed, escaped and
+// reopened), joined by spaces.
 // A null item (a YAML comment left as an item) is skipped. A word is the
 // str() Python gives its value (3.5, True, None, 2024-01-02). What
 // cloud-init cannot shellify (an item that is a number or a mapping) is an
