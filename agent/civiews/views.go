@@ -62,6 +62,9 @@ type Instance struct {
 	// UserData reads the raw user data; an error matching fs.ErrNotExist
 	// means not fetched yet (the view is written later).
 	UserData func() ([]byte, error)
+	// Data builds the instance data (see WriteInstanceData), nil when
+	// the instance's facts are not known yet. Written once per Writer.
+	Data func() (map[string]any, error)
 }
 
 // Options configures a Writer.
@@ -87,6 +90,7 @@ type Writer struct {
 	resultState  int // 0 unknown, 1 written, 2 removed
 	instanceDone bool
 	userDataDone bool
+	dataDone     bool
 }
 
 // New returns a Writer.
@@ -123,6 +127,17 @@ func (w *Writer) Update(st state.Status, in Instance) error {
 	if in.ID != "" {
 		if err := w.writeInstance(in); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if in.Data != nil && !w.dataDone {
+		data, err := in.Data()
+		if err == nil {
+			err = w.WriteInstanceData(data)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instance data: %w", err))
+		} else {
+			w.dataDone = true
 		}
 	}
 	if err := w.writeStatus(st, in.ID); err != nil {
