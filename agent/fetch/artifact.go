@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/redact"
 )
 
 // ErrChecksum is a download whose digest differs from the expected one.
@@ -43,6 +45,14 @@ type Source struct {
 	// AllowInsecure permits http:// for URL, ChecksumURL and an http S3
 	// endpoint.
 	AllowInsecure bool
+	// Mirrors are tried in order when URL fails (after its retries):
+	// unreachable, not found, or bytes that fail verification. Every
+	// source is held to the same checksum and signature.
+	Mirrors []string
+	// Signature, when set, is a detached signature the bytes must verify
+	// against, checked in the same pass as the hash. With it the checksum
+	// is optional (the artifact is then cached under its computed SHA-256).
+	Signature *Signature
 }
 
 // Artifact is a verified file in the content-addressed cache.
@@ -57,6 +67,12 @@ type Artifact struct {
 	Size int64
 	// Cached is true when nothing was downloaded (already in the cache).
 	Cached bool
+	// URL is the source the bytes came from (a mirror's, when the
+	// first failed), without credentials; empty for a cache hit.
+	URL string
+	// Signer names the key that verified the signature ("minisign key
+	// ID", "openpgp key FINGERPRINT"); empty without a signature.
+	Signer string
 }
 
 // ArtifactOptions configures an ArtifactFetcher. Zero values take the
@@ -197,28 +213,114 @@ func (f *ArtifactFetcher) Fetch(ctx context.Context, name string, src Source) (A
 }
 
 func (f *ArtifactFetcher) fetch(ctx context.Context, name string, src Source) (Artifact, error) {
-	u, rem, err := f.resolve(src.URL, src.AllowInsecure)
+	type target struct {
+		raw string
+		u   *url.URL
+		rem remote
+	}
+	var targets []target
+	for _, raw := range append([]string{src.URL}, src.Mirrors...) {
+		u, rem, err := f.resolve(raw, src.AllowInsecure)
+		if err != nil {
+			return Artifact{}, err
+		}
+		targets = append(targets, target{raw, u, rem})
+	}
+	sig, err := f.prepareSignature(ctx, name, src)
 	if err != nil {
 		return Artifact{}, err
 	}
-	want, err := f.expectedDigest(ctx, name, src, u)
+	want, err := f.expectedDigest(ctx, name, src, targets[0].u)
 	if err != nil {
 		return Artifact{}, err
 	}
-	if a, ok, err := f.lookup(want); err != nil || ok {
+	if a, ok, err := f.cached(want, sig); err != nil || ok {
 		if ok {
-			f.opts.Log.Debug("artifact cache hit", zap.String("name", name), zap.String(want.algo, want.sum))
+			f.opts.Log.Debug("artifact cache hit", zap.String("name", name), zap.String(a.Algo, a.Sum))
 		}
 		return a, err
 	}
-	key := partialKey(src.URL, want)
+	var errs []error
+	for i, t := range targets {
+		a, err := f.download(ctx, name, t.raw, t.u, t.rem, want, sig)
+		if err == nil {
+			return a, nil
+		}
+		var local *localError
+		if ctx.Err() != nil || errors.As(err, &local) {
+			return Artifact{}, err
+		}
+		errs = append(errs, err)
+		if i+1 < len(targets) {
+			f.opts.Log.Warn("artifact source failed; trying the next",
+				zap.String("name", name), zap.String("url", redact.URL(t.u.String())),
+				zap.String("next", redact.URL(targets[i+1].u.String())), zap.Error(err))
+		}
+	}
+	if len(errs) == 1 {
+		return Artifact{}, errs[0]
+	}
+	return Artifact{}, fmt.Errorf("all %d sources failed: %w", len(errs), errors.Join(errs...))
+}
+
+// cached returns the verified artifact from the cache, if there: by its
+// checksum, or (signature only) by what the signature verified before.
+// With a signature, a cached file is verified against it once.
+func (f *ArtifactFetcher) cached(want expected, sig *sigCheck) (Artifact, bool, error) {
+	byIndex := false
+	if want.sum == "" {
+		e, ok := f.signedLookup(sig)
+		if !ok {
+			return Artifact{}, false, nil
+		}
+		want, byIndex = e, true
+	}
+	a, ok, err := f.lookup(want)
+	if err != nil || !ok || sig == nil {
+		return a, ok, err
+	}
+	if e, ok := f.signedLookup(sig); ok && e == want && !f.opts.VerifyCache {
+		a.Signer = sig.signer(nil)
+		if sig.key.kind == SigOpenPGP {
+			// The fingerprint is known only from a verification.
+			signer, err := sig.verifyFile(a.Path)
+			if err == nil {
+				a.Signer = signer
+			}
+		}
+		return a, true, nil
+	}
+	signer, err := sig.verifyFile(a.Path)
+	switch {
+	case err != nil && byIndex:
+		// The index points at content the signature no longer verifies:
+		// fetch again.
+		return Artifact{}, false, nil
+	case err != nil:
+		return Artifact{}, false, err
+	}
+	if err := f.signedRecord(sig, want); err != nil {
+		return Artifact{}, false, err
+	}
+	a.Signer = signer
+	return a, true, nil
+}
+
+// download fetches one source into the cache, under the partial file's
+// lock.
+func (f *ArtifactFetcher) download(ctx context.Context, name, raw string, u *url.URL, rem remote, want expected, sig *sigCheck) (Artifact, error) {
+	pk := want
+	if want.sum == "" {
+		pk = expected{algo: "signed", sum: sig.id}
+	}
+	key := partialKey(raw, pk)
 	unlock, err := lockFile(ctx, filepath.Join(f.opts.CacheDir, partialDir, key+".lock"))
 	if err != nil {
 		return Artifact{}, err
 	}
 	defer unlock()
 	// Another process or goroutine may have finished it while we waited.
-	if a, ok, err := f.lookup(want); err != nil || ok {
+	if a, ok, err := f.cached(want, sig); err != nil || ok {
 		return a, err
 	}
 	d := &download{
@@ -227,9 +329,21 @@ func (f *ArtifactFetcher) fetch(ctx context.Context, name string, src Source) (A
 		url:     u,
 		rem:     rem,
 		want:    want,
+		sig:     sig,
 		partial: filepath.Join(f.opts.CacheDir, partialDir, key),
 	}
-	return d.run(ctx)
+	a, err := d.run(ctx)
+	if err != nil {
+		return Artifact{}, err
+	}
+	if sig != nil {
+		if err := f.signedRecord(sig, expected{algo: a.Algo, sum: a.Sum}); err != nil {
+			return Artifact{}, err
+		}
+		a.Signer = d.signer
+	}
+	a.URL = redact.URL(u.String())
+	return a, nil
 }
 
 // FetchAll fetches items in parallel, at most parallel at once (1 when

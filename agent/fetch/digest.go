@@ -76,8 +76,12 @@ func (f *ArtifactFetcher) expectedDigest(ctx context.Context, name string, src S
 			n++
 		}
 	}
-	if n != 1 {
-		return expected{}, errors.New("exactly one of sha256, sha512 and a checksum URL is required")
+	switch {
+	case n == 0 && src.Signature != nil:
+		// The signature alone: the digest is the one computed.
+		return expected{algo: "sha256"}, nil
+	case n != 1:
+		return expected{}, errors.New("exactly one of sha256, sha512 and a checksum URL (or a signature) is required")
 	}
 	switch {
 	case src.SHA256 != "":
@@ -94,7 +98,7 @@ func (f *ArtifactFetcher) expectedDigest(ctx context.Context, name string, src S
 	if err != nil {
 		return expected{}, fmt.Errorf("checksum URL: %w", err)
 	}
-	body, err := f.getSmall(ctx, name, cu, rem)
+	body, err := f.getSmallCapped(ctx, name, cu, rem, maxChecksumBytes)
 	if err != nil {
 		return expected{}, fmt.Errorf("checksum file: %w", err)
 	}
@@ -105,8 +109,9 @@ func (f *ArtifactFetcher) expectedDigest(ctx context.Context, name string, src S
 	return e, nil
 }
 
-// getSmall reads a small object whole (a checksum file), with retries.
-func (f *ArtifactFetcher) getSmall(ctx context.Context, name string, u *url.URL, rem remote) ([]byte, error) {
+// getSmallCapped reads a small object whole (a checksum file, a
+// signature, a version manifest), at most max bytes, with retries.
+func (f *ArtifactFetcher) getSmallCapped(ctx context.Context, name string, u *url.URL, rem remote, max int64) ([]byte, error) {
 	var body []byte
 	attempts, err := f.retry.run(ctx, name, u, func(ctx context.Context, cancel context.CancelCauseFunc) (bool, error) {
 		// The idle timeout, as for artifacts; a checksum file is small
@@ -118,7 +123,7 @@ func (f *ArtifactFetcher) getSmall(ctx context.Context, name string, u *url.URL,
 			return false, err
 		}
 		defer resp.body.Close()
-		body, err = readCapped(resp.body, maxChecksumBytes)
+		body, err = readCapped(resp.body, max)
 		return false, err
 	})
 	if err != nil {
@@ -127,17 +132,56 @@ func (f *ArtifactFetcher) getSmall(ctx context.Context, name string, u *url.URL,
 	return body, nil
 }
 
-// hashWriter writes at off into the partial file and into h, so the bytes
-// on disk before off and the bytes hashed are always the same.
+// hashWriter writes at off into the partial file, into h and into the
+// signature's verifier (when there is a signature), so the bytes on disk
+// before off, the bytes hashed and the bytes verified are always the same.
 type hashWriter struct {
 	file *os.File
 	h    hash.Hash
 	off  int64
+	sig  *sigCheck
+	v    verifier
 }
 
 func (w *hashWriter) Write(p []byte) (int, error) {
 	n, err := w.file.WriteAt(p, w.off)
-	w.h.Write(p[:n])
+	w.hashes().Write(p[:n])
 	w.off += int64(n)
 	return n, err
+}
+
+// hashes is where written bytes go besides the file: the hash and the
+// verifier, started on first use.
+func (w *hashWriter) hashes() io.Writer {
+	if w.sig == nil {
+		return w.h
+	}
+	if w.v == nil {
+		w.v = w.sig.newVerifier()
+	}
+	return hashAndVerify{w.h, w.v}
+}
+
+type hashAndVerify struct {
+	h hash.Hash
+	v verifier
+}
+
+func (hv hashAndVerify) Write(p []byte) (int, error) {
+	hv.h.Write(p)
+	hv.v.Write(p)
+	return len(p), nil
+}
+
+// resetHash starts the hash and the verifier over.
+func (w *hashWriter) resetHash() {
+	w.h.Reset()
+	w.closeVerifier()
+}
+
+func (w *hashWriter) closeVerifier() {
+	if w.v != nil {
+		w.v.close()
+		w.v = nil
+	}
 }

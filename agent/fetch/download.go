@@ -34,7 +34,10 @@ type download struct {
 	url     *url.URL
 	rem     remote
 	want    expected
+	sig     *sigCheck
 	partial string
+	// signer names the key that verified sig.
+	signer string
 
 	file  *os.File
 	w     *hashWriter
@@ -69,10 +72,11 @@ func (d *download) run(ctx context.Context) (Artifact, error) {
 		}
 	}
 	d.start = time.Now()
-	d.w = &hashWriter{file: d.file, h: d.want.newHash(), off: -1}
+	d.w = &hashWriter{file: d.file, h: d.want.newHash(), off: -1, sig: d.sig}
+	defer d.w.closeVerifier()
 	attempts, err := d.f.retry.run(ctx, d.name, d.url, d.attempt)
 	if err != nil {
-		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge) {
+		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrSignature) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge) {
 			d.discard()
 		}
 		return Artifact{}, &Error{URL: redact.URL(d.url.String()), Attempts: attempts, Err: err}
@@ -162,8 +166,8 @@ func (d *download) sync() error {
 	if d.w.off == fi.Size() {
 		return nil
 	}
-	d.w.h.Reset()
-	if _, err := io.Copy(d.w.h, io.NewSectionReader(d.file, 0, fi.Size())); err != nil {
+	d.w.resetHash()
+	if _, err := io.Copy(d.w.hashes(), io.NewSectionReader(d.file, 0, fi.Size())); err != nil {
 		return &localError{fmt.Errorf("partial file: %w", err)}
 	}
 	d.w.off = fi.Size()
@@ -175,29 +179,47 @@ func (d *download) reset() error {
 	if err := d.file.Truncate(0); err != nil {
 		return &localError{fmt.Errorf("partial file: %w", err)}
 	}
-	d.w.h.Reset()
+	d.w.resetHash()
 	d.w.off = 0
 	d.meta = meta{URL: d.meta.URL, Total: -1}
 	_ = os.Remove(d.metaPath())
 	return nil
 }
 
-// verify compares the digest of the complete partial file. A mismatch after
-// a resume starts over once from byte 0 (the origin may have replaced the
-// file between the two parts); otherwise it is final.
+// verify compares the digest of the complete partial file, and checks its
+// signature. A failure after a resume starts over once from byte 0 (the
+// origin may have replaced the file between the two parts); otherwise it
+// is final. With no checksum given, the digest computed is the one the
+// artifact is cached under.
 func (d *download) verify() error {
 	sum := hex.EncodeToString(d.w.h.Sum(nil))
-	if sum == d.want.sum {
+	var err error
+	switch {
+	case d.want.sum != "" && sum != d.want.sum:
+		err = fmt.Errorf("%w: %s is %s, want %s", ErrChecksum, d.want.algo, sum, d.want.sum)
+	case d.sig != nil:
+		d.w.hashes() // an empty artifact has written nothing yet
+		d.signer, err = d.w.v.finish()
+		// The verifier has had its stream; a retry needs a new one.
+		d.w.v = nil
+		if err != nil && !errors.Is(err, ErrSignature) {
+			err = fmt.Errorf("%w: %w", ErrSignature, err)
+		}
+	}
+	if err == nil {
+		if d.want.sum == "" {
+			d.want.sum = sum
+		}
 		return nil
 	}
 	if d.resumedAt > 0 && !d.restarted {
 		d.restarted = true
 		d.resumedAt = 0
 		d.f.opts.Log.Warn("resumed artifact failed verification; downloading it whole",
-			zap.String("name", d.name), zap.String("url", redact.URL(d.url.String())))
+			zap.String("name", d.name), zap.String("url", redact.URL(d.url.String())), zap.Error(err))
 		return errors.Join(d.reset(), errRestart)
 	}
-	return fmt.Errorf("%w: %s is %s, want %s", ErrChecksum, d.want.algo, sum, d.want.sum)
+	return err
 }
 
 // errRestart asks for another attempt from byte 0, at once.

@@ -114,7 +114,7 @@ func retriable(ctx context.Context, err error) (bool, time.Duration) {
 	var re *awshttp.ResponseError
 	switch {
 	case errors.As(err, &local),
-		errors.Is(err, ErrNotFound), errors.Is(err, ErrChecksum), errors.Is(err, ErrRedirect),
+		errors.Is(err, ErrNotFound), errors.Is(err, ErrChecksum), errors.Is(err, ErrSignature), errors.Is(err, ErrRedirect),
 		errors.Is(err, ErrTooLarge), errors.Is(err, errNotAllowed), errors.Is(err, errNoRole),
 		errors.As(err, &cve):
 		return false, 0
