@@ -221,6 +221,9 @@ type booter struct {
 	registry *modules.Registry
 	env      map[string]string
 	views    *civiews.Writer // nil: off
+	// out is the running stage's output sink (output.go); nil outside a
+	// stage (userdata run-script), where output goes to the log and console.
+	out *stageOutput
 }
 
 // beginStatus continues this boot's status when an earlier stage of the

@@ -43,6 +43,19 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 	b.saveRunStatus()
 	log := b.log.With(zap.String("stage", string(st)))
 	log.Info("stage start")
+	out, err := b.openStageOutput(ctx, st)
+	if err != nil {
+		b.degrade(fmt.Sprintf("stage %s: %v", st, err))
+	}
+	b.out = out
+	defer func() {
+		if b.out != nil {
+			if err := b.out.Close(); err != nil {
+				b.degrade(fmt.Sprintf("output (%s): %v", outputMode(st), err))
+			}
+			b.out = nil
+		}
+	}()
 
 	for _, w := range b.stageWork(st) {
 		if ctx.Err() != nil {
@@ -76,13 +89,9 @@ func runModule(ctx context.Context, m modules.Module, env *modules.Env, cfg *con
 // moduleEnv is what a module sees; its command output goes to the output
 // log and the console like scripts'.
 func (b *booter) moduleEnv() (*modules.Env, func(), error) {
-	logFile, err := b.root.OpenLog(state.OutputLogFile)
+	out, closeOut, err := b.output()
 	if err != nil {
-		return nil, nil, fmt.Errorf("open output log: %w", err)
-	}
-	var out io.Writer = logFile
-	if b.opts.Console != nil {
-		out = io.MultiWriter(logFile, b.opts.Console)
+		return nil, nil, err
 	}
 	env, err := NewModuleEnv(ModuleEnvOptions{
 		Root:               b.root,
@@ -98,10 +107,23 @@ func (b *booter) moduleEnv() (*modules.Env, func(), error) {
 		Version:            b.opts.Version,
 	})
 	if err != nil {
-		logFile.Close()
+		closeOut()
 		return nil, nil, err
 	}
-	return env, func() { logFile.Close() }, nil
+	return env, closeOut, nil
+}
+
+// output is where a command's output goes: the stage's sink, or outside a
+// stage the output log and the console.
+func (b *booter) output() (io.Writer, func(), error) {
+	if b.out != nil {
+		return b.out.w, func() {}, nil
+	}
+	logFile, err := b.root.OpenLog(state.OutputLogFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open output log: %w", err)
+	}
+	return teeTo(logFile, b.opts.Console), func() { logFile.Close() }, nil
 }
 
 func (b *booter) parts(kind userdata.Kind) []userdata.Part {
@@ -279,15 +301,11 @@ func (b *booter) dirWork(prefix, sub string, freq state.Frequency) []work {
 // instance facts, stdin on /dev/null, its output appended to the output
 // log and mirrored to the console.
 func (b *booter) runScript(ctx context.Context, name, file string) (*int, error) {
-	logFile, err := b.root.OpenLog(state.OutputLogFile)
+	out, closeOut, err := b.output()
 	if err != nil {
-		return nil, fmt.Errorf("open output log: %w", err)
+		return nil, err
 	}
-	defer logFile.Close()
-	var out io.Writer = logFile
-	if b.opts.Console != nil {
-		out = io.MultiWriter(logFile, b.opts.Console)
-	}
+	defer closeOut()
 	runner := &sys.Runner{Root: b.root, Chroot: b.opts.Chroot, Log: b.log, Env: b.env}
 	res, err := runner.RunScript(ctx, file, sys.Cmd{
 		Name:    name,

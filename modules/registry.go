@@ -165,6 +165,10 @@ func (r *Registry) ValidateDoc(d config.Doc) []config.Diagnostic {
 			out = append(out, r.checkModuleList(d.Source, k.Value, v)...)
 			continue
 		}
+		if k.Value == config.OutputKey { // the agent's, not a module's: see agent/output.go
+			out = append(out, config.Validate(d.Source, k.Value, v, config.OutputType)...)
+			continue
+		}
 		m, ok := r.Owner(k.Value)
 		if !ok {
 			out = append(out, config.Diagnostic{Source: d.Source, Line: k.Line, Column: k.Column, Path: k.Value,
