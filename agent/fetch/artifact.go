@@ -133,6 +133,10 @@ type ArtifactFetcher struct {
 
 	s3mu sync.Mutex
 	s3   *s3.Client
+	// s3Regional are clients for buckets in other regions, by region;
+	// s3BucketRegion is where such a bucket was found.
+	s3Regional     map[string]*s3.Client
+	s3BucketRegion map[string]string
 }
 
 const (
@@ -185,8 +189,10 @@ func NewArtifactFetcher(opts ArtifactOptions) (*ArtifactFetcher, error) {
 		tr, s3tr = newTransport(tlsConf, opts.Timeout), newTransport(tlsConf, opts.Timeout)
 	}
 	return &ArtifactFetcher{
-		opts:  opts,
-		retry: policy{attempts: opts.Attempts, base: opts.BaseBackoff, max: opts.MaxBackoff, maxRetryAfter: opts.MaxRetryAfter, log: opts.Log},
+		s3Regional:     map[string]*s3.Client{},
+		s3BucketRegion: map[string]string{},
+		opts:           opts,
+		retry:          policy{attempts: opts.Attempts, base: opts.BaseBackoff, max: opts.MaxBackoff, maxRetryAfter: opts.MaxRetryAfter, log: opts.Log},
 		client: &http.Client{
 			Transport:     tr,
 			CheckRedirect: refuseDowngrade,

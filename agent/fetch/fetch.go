@@ -2,8 +2,10 @@
 // instance: https by default, retries with backoff and jitter, size caps,
 // and no redirect that downgrades https to http. Fetcher.Get reads small
 // bodies (user-data #include); ArtifactFetcher downloads software
-// artifacts from https, s3 and file URLs into a verified,
-// content-addressed cache, resuming and hashing as it goes.
+// artifacts from https, s3 and file URLs (and their mirrors) into a
+// verified, content-addressed cache, resuming, hashing and checking a
+// detached signature as it goes; ResolveVersion finds the newest version
+// from a manifest or an S3 prefix.
 package fetch
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"go.uber.org/zap"
 
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/redact"
@@ -34,10 +35,6 @@ type s3Remote struct {
 
 func (r s3Remote) open(ctx context.Context, u *url.URL, offset int64, v validator) (*response, error) {
 	bucket, key := u.Host, strings.TrimPrefix(u.Path, "/")
-	client, err := r.f.s3Client(ctx, r.allowInsecure)
-	if err != nil {
-		return nil, err
-	}
 	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
 	if offset > 0 {
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
@@ -47,7 +44,12 @@ func (r s3Remote) open(ctx context.Context, u *url.URL, offset int64, v validato
 			in.IfMatch = aws.String(v.ETag)
 		}
 	}
-	out, err := client.GetObject(ctx, in)
+	var out *s3.GetObjectOutput
+	err := r.f.withS3(ctx, r.allowInsecure, bucket, func(c *s3.Client) error {
+		var err error
+		out, err = c.GetObject(ctx, in)
+		return err
+	})
 	if err != nil {
 		return nil, s3Error(bucket, key, err)
 	}
@@ -194,6 +196,63 @@ func (f *ArtifactFetcher) s3Client(ctx context.Context, allowInsecure bool) (*s3
 	}
 	f.s3 = s3.New(o)
 	return f.s3, nil
+}
+
+// withS3 runs op with the client for bucket's region: the instance's
+// region at first; when S3 answers that the bucket is in another (a 301
+// PermanentRedirect, or a 400 for the wrong signing region, carrying
+// x-amz-bucket-region), op runs again in that region and the bucket's
+// region is remembered. The endpoint (a VPC or S3-compatible one) stays
+// the configured one: only the signing region and the default endpoint's
+// region change.
+func (f *ArtifactFetcher) withS3(ctx context.Context, allowInsecure bool, bucket string, op func(*s3.Client) error) error {
+	client, err := f.s3Client(ctx, allowInsecure)
+	if err != nil {
+		return err
+	}
+	f.s3mu.Lock()
+	if r, ok := f.s3BucketRegion[bucket]; ok {
+		client = f.s3InRegion(client, r)
+	}
+	f.s3mu.Unlock()
+	err = op(client)
+	region := bucketRegionHint(err)
+	if region == "" || region == client.Options().Region {
+		return err
+	}
+	f.opts.Log.Info("s3 bucket is in another region; following it",
+		zap.String("bucket", bucket), zap.String("from", client.Options().Region), zap.String("region", region))
+	f.s3mu.Lock()
+	client = f.s3InRegion(client, region)
+	f.s3BucketRegion[bucket] = region
+	f.s3mu.Unlock()
+	return op(client)
+}
+
+// s3InRegion is base's client for region, made once; f.s3mu is held.
+func (f *ArtifactFetcher) s3InRegion(base *s3.Client, region string) *s3.Client {
+	if c, ok := f.s3Regional[region]; ok {
+		return c
+	}
+	c := s3.New(base.Options(), func(o *s3.Options) { o.Region = region })
+	f.s3Regional[region] = c
+	return c
+}
+
+// bucketRegionHint is the region an S3 error answer names for its bucket
+// (x-amz-bucket-region), when it looks like one.
+func bucketRegionHint(err error) string {
+	var re *awshttp.ResponseError
+	if err == nil || !errors.As(err, &re) || re.Response == nil {
+		return ""
+	}
+	r := re.Response.Header.Get("X-Amz-Bucket-Region")
+	if r == "" || len(r) > 32 || strings.ContainsFunc(r, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-')
+	}) {
+		return ""
+	}
+	return r
 }
 
 // imdsCredentials reads the instance role's temporary credentials through
