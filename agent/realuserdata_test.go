@@ -96,3 +96,18 @@ func TestUserScriptsLexicalOrder(t *testing.T) {
 		t.Errorf("order %q, %v; want 10, 20, 30", b, err)
 	}
 }
+
+// TestBrokenTemplateSkipsOnlyItsPart: a jinja part that cannot be rendered
+// is not run and is named with its line, as cloud-init's jinja handler
+// skips it; the other parts still run.
+func TestBrokenTemplateSkipsOnlyItsPart(t *testing.T) {
+	f := newFixture(t, multipart(
+		[3]string{"text/jinja2", "broken.sh", "## template: jinja\n#!/bin/sh\n{% if v1.region %}\necho run >> \"$EC2INIT_ROOT/out/broken\"\n"},
+		[3]string{"text/x-shellscript", "fine.sh", counter("fine")},
+	))
+	st := f.boot(boot1)
+	f.wantRuns("boot", map[string]int{"fine": 1, "broken": 0})
+	if st.State != state.StateDegraded || !strings.Contains(strings.Join(st.Degraded, "\n"), `"broken.sh" (text/jinja2): line 4: template error`) {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+}

@@ -131,7 +131,7 @@ func TestRenderErrors(t *testing.T) {
 		{"unclosed comment (bash ${#array})", "#!/bin/sh\necho ${#a[@]}\n", ErrTemplate,
 			`user data: part 0 "part-001" (text/jinja2): line 3: template error: comment {# is not closed (a shell ${#var} needs {% raw %} ... {% endraw %})`},
 		{"unclosed if", "#!/bin/sh\n{% if v1.region %}\necho\n", ErrTemplate,
-			`user data: part 0 "part-001" (text/jinja2): line 4: template error: Unexpected EOF, expected tag elif or else or endif.`},
+			`user data: part 0 "part-001" (text/jinja2): line 4: template error: Unexpected EOF, expected tag elif or else or endif`},
 		{"unknown tag", "#cloud-config\nruncmd:\n{% frobnicate %}\n", ErrTemplate,
 			`user data: part 0 "part-001" (text/jinja2): line 4: template error: ControlStructure 'frobnicate' not found (or beginning not provided)`},
 		{"include refused", "#!/bin/sh\n{% include '/etc/shadow' %}\n", ErrTemplate,
@@ -143,13 +143,23 @@ func TestRenderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte("## template: jinja\n"+tt.body), Options{Vars: vars})
-			if err == nil || err.Error() != tt.want {
-				t.Fatalf("err = %v\nwant  %s", err, tt.want)
+			// The part is skipped with a warning, as cloud-init skips it.
+			res, err := Parse([]byte("## template: jinja\n"+tt.body), Options{Vars: vars})
+			if err != nil {
+				t.Fatal(err)
 			}
+			want := tt.want + "; the part is not run (cloud-init skips it too)"
+			if len(res.Warnings) != 1 || res.Warnings[0].Code != WarnTemplate || res.Warnings[0].String() != want {
+				t.Fatalf("warnings %v\nwant  %s", res.Warnings, want)
+			}
+			if len(res.Parts) != 1 || res.Parts[0].Kind != KindUnknown {
+				t.Errorf("parts %v: want one part, not run", describeAll(res))
+			}
+			// Rendered alone, the same template is an ErrTemplate naming its line.
+			_, err = render(Part{Kind: KindJinja, Filename: "part-001", ContentType: TypeJinja, Body: []byte("## template: jinja\n" + tt.body)}, vars, 0)
 			var pe *PartError
-			if !errors.Is(err, tt.is) || !errors.As(err, &pe) {
-				t.Errorf("error chain: is %v: %v, PartError %+v", tt.is, errors.Is(err, tt.is), pe)
+			if !errors.Is(err, tt.is) || !errors.As(err, &pe) || strings.TrimSuffix(err.Error(), ".") != tt.want {
+				t.Errorf("render: %v, want %s", err, tt.want)
 			}
 		})
 	}
@@ -161,8 +171,8 @@ func TestRenderTargets(t *testing.T) {
 		"Content-Type: text/jinja2\n\n## template: jinja\n#cloud-boothook\necho",
 		"Content-Type: text/jinja2\n\n## template: jinja\n{# nothing #}",
 		"Content-Type: text/jinja2\n\nno header line"), Options{Vars: VarsMap{}})
-	if err == nil || !strings.Contains(err.Error(), `part 1 "part-003" (text/jinja2): line 1: template error: the first line must be "## template: jinja"`) {
-		t.Fatalf("err = %v", err)
+	if err != nil || len(res.Warnings) != 2 || !strings.Contains(res.Warnings[1].String(), `part 1 "part-003" (text/jinja2): line 1: template error: the first line must be "## template: jinja"`) {
+		t.Fatalf("err = %v, warnings %v", err, res.Warnings)
 	}
 	res, err = Parse(mimeMsg(
 		"Content-Type: text/jinja2\n\n## template: jinja\n#cloud-boothook\necho",
@@ -282,12 +292,9 @@ runcmd:
 
 func TestRenderErrorKeepsSecrets(t *testing.T) {
 	// gonja quotes the whole source in its parse errors; ours must not.
-	_, err := Parse([]byte("## template: jinja\n#cloud-config\npassword: hunter2-secret\n{% endif %}\n"), Options{Vars: VarsMap{}})
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("err = %v", err)
-	}
-	var pe *PartError
-	if !errors.As(err, &pe) || pe.Line != 4 {
-		t.Errorf("line: %+v", pe)
+	res, err := Parse([]byte("## template: jinja\n#cloud-config\npassword: hunter2-secret\n{% endif %}\n"), Options{Vars: VarsMap{}})
+	if err != nil || len(res.Warnings) != 1 || strings.Contains(res.Warnings[0].String(), "hunter2") ||
+		!strings.Contains(res.Warnings[0].String(), "line 4: ") {
+		t.Fatalf("err = %v, warnings %v", err, res.Warnings)
 	}
 }

@@ -2,6 +2,7 @@ package userdata
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -182,9 +183,23 @@ func (p *parser) attach(part Part, fromArchive bool) error {
 // nothing in it that nothing would handle.
 func (p *parser) finish(part *Part, index int) (keep bool, err error) {
 	if part.Kind == KindJinja && p.opts.Vars != nil {
-		if *part, err = render(*part, p.opts.Vars, index); err != nil {
+		rendered, err := render(*part, p.opts.Vars, index)
+		var pe *PartError
+		switch {
+		case errors.Is(err, ErrTemplate) && errors.As(err, &pe):
+			// As cloud-init's jinja handler: a template that cannot be
+			// rendered is that part skipped, with a warning; the others run.
+			part.Kind = KindUnknown
+			msg := strings.TrimSuffix(pe.Err.Error(), ".")
+			if pe.Line > 0 {
+				msg = fmt.Sprintf("line %d: %s", pe.Line, msg)
+			}
+			part.warns = append(part.warns, warned{WarnTemplate, msg + "; the part is not run (cloud-init skips it too)"})
+			return true, nil
+		case err != nil:
 			return false, err
 		}
+		*part = rendered
 	}
 	if part.Kind == KindUnknown && len(part.Body) == 0 {
 		return false, nil // cloud-init: "Empty payload", nothing to say

@@ -55,6 +55,7 @@ const (
 	WarnPartHandler     WarnCode = "part-handler"     // #part-handler: Python handlers are not run
 	WarnNotExecutable   WarnCode = "not-executable"   // a script part that does not start with #!
 	WarnIgnored         WarnCode = "ignored"          // something cloud-init also ignores (archive entries, includes in archives, ...)
+	WarnTemplate        WarnCode = "template-error"   // a jinja part that cannot be rendered: not run
 	WarnMalformed       WarnCode = "malformed"        // broken MIME structure, archive YAML or Launch-Index
 )
 
