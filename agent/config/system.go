@@ -124,9 +124,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // LoadSystem reads the system config under root. Missing files are fine:
-// every setting has a default.
+// every setting has a default. Beneath ec2init's own files lie the
+// settings of cloud-init's system configuration ec2init honours
+// (ReadCloudInitSystem: /etc/cloud's datasource.Ec2 and
+// system_info.default_user): an image made for cloud-init keeps them, and
+// ec2init's files override them field by field.
 func LoadSystem(root string) (System, error) {
-	var sys System
+	ci := ReadCloudInitSystem(root)
+	sys := System{IMDS: ci.IMDS, DefaultUser: ci.DefaultUser}
 	files := []string{filepath.Join(root, SystemFile)}
 	more, err := filepath.Glob(filepath.Join(root, SystemDir, "*.yaml"))
 	if err != nil {
