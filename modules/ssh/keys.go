@@ -161,7 +161,10 @@ func (r *run) authorizedKeys(cfg *config.CloudConfig, s settings, policy string)
 		if policy == KeepPreviousKeys {
 			next.Keys[u] = union(next.Keys[u], prev.Keys[u])
 		}
-		if len(add) == 0 && len(remove) == 0 {
+		// As cloud-init, the default user and root get an authorized_keys
+		// file (made empty) even when no key is due: sshd and tools that
+		// add keys later find ~/.ssh made with the right owner and modes.
+		if len(add) == 0 && len(remove) == 0 && u != defUser && u != "root" {
 			continue
 		}
 		acct, found, err := accounts.LookupAccount(root, u)

@@ -1,9 +1,9 @@
-// Package ssh implements cloud-init's ssh module with the parts of
-// set_passwords and keys_to_console that concern sshd: host keys renewed on
-// a new instance and their fingerprints printed to the console, the
-// instance's key pair from IMDS and ssh_authorized_keys installed for the
-// default user (and, behind disable_root's message, for root), and
-// ssh_pwauth.
+// Package ssh implements cloud-init's ssh module (host keys renewed on a
+// new instance, or installed from ssh_keys; the instance's key pair from
+// IMDS and ssh_authorized_keys installed for the default user and, behind
+// disable_root's message, for root) with set_passwords' ssh_pwauth, and the
+// modules that only concern SSH: keys_to_console and
+// ssh_authkey_fingerprints (console output), ssh_import_id.
 package ssh
 
 import (
@@ -17,7 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,7 +33,7 @@ import (
 // DefaultDisableRootOpts is cloud-init's disable_root_opts: root's keys
 // only print where to log in instead. $USER is the default user,
 // $DISABLE_USER root.
-const DefaultDisableRootOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
+const DefaultDisableRootOpts = accounts.DisableUserOpts
 
 // Previous-instance key policies.
 const (
@@ -74,7 +74,7 @@ func (SSH) Wanted(*config.CloudConfig) bool { return true }
 
 func (SSH) Schema() modules.Schema {
 	return modules.Schema{
-		Doc: "Install the instance's key pair and ssh_authorized_keys for the default user, renew host keys on a new instance and print their fingerprints, set sshd's password authentication.",
+		Doc: "Install the instance's key pair and ssh_authorized_keys for the default user, renew host keys on a new instance (or install those of ssh_keys), set sshd's password authentication.",
 		Keys: []config.Field{
 			{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()),
 				Doc: "Public keys for the default user (and root, see disable_root)."},
@@ -89,14 +89,15 @@ func (SSH) Schema() modules.Schema {
 			{Name: "ssh_deletekeys", Type: config.Bool(), Default: "true",
 				Doc: "On a new instance, delete the host keys the image came with."},
 			{Name: "ssh_genkeytypes", Type: config.OneOf(config.ListOf(config.Enum("rsa", "ecdsa", "ed25519", "dsa")), config.Null()), Default: "[rsa, ecdsa, ed25519]",
-				Doc: "Host key types generated on a new instance when missing."},
-			{Name: "ssh", Type: config.Object(config.Field{Name: "emit_keys_to_console", Type: config.Bool(), Default: "true",
-				Doc: "Print host key fingerprints and keys to the console."}),
-				Doc: "Console output of host keys."},
-			{Name: "ssh_fp_console_blacklist", Type: config.ListOf(config.String()),
-				Doc: "Host key types (e.g. ssh-rsa) whose fingerprints are not printed."},
-			{Name: "ssh_key_console_blacklist", Type: config.ListOf(config.String()),
-				Doc: "Host key types whose keys are not printed."},
+				Doc: "Host key types generated on a new instance when missing (not used with ssh_keys)."},
+			{Name: "ssh_keys", Type: sshKeysType,
+				Doc: "Host keys to install instead of generating them: {rsa,ecdsa,ed25519}_{private,public,certificate}. Private keys 0600, never logged; a private key without its public one gets it from ssh-keygen -y; a certificate adds a HostCertificate line."},
+			{Name: "ssh_quiet_keygen", Type: config.Bool(), Default: "false",
+				Doc: "Keep ssh-keygen's output (fingerprint and randomart of new host keys) off the console."},
+			{Name: "ssh_publish_hostkeys", Type: config.Object(
+				config.Field{Name: "enabled", Type: config.Bool(), Default: "true", Doc: "Publish the host keys to the datasource."},
+				config.Field{Name: "blacklist", Type: config.ListOf(config.String()), Doc: "Key types (rsa, ...) not published."}),
+				Doc: "Accepted for cloud-init's user data; EC2 has nowhere to publish host keys to (cloud-init's Ec2 datasource publishes none either): they reach the console through keys_to_console."},
 		},
 	}
 }
@@ -110,15 +111,18 @@ type settings struct {
 	pwauth           string // "yes", "no" or "" (unchanged)
 	deleteKeys       bool
 	genKeyTypes      []string
-	emitKeys         bool
-	fpBlacklist      []string
-	keyBlacklist     []string
+	quietKeygen      bool
+	publish          bool
 	authorizedKeysAt string // source:line of ssh_authorized_keys
+	// given are ssh_keys' entries in their order (nil without the key);
+	// givenAt is where ssh_keys stands.
+	given   []givenKey
+	givenAt string
 }
 
 func decode(cfg *config.CloudConfig) (settings, error) {
 	s := settings{allowPublicKeys: true, disableRoot: true, disableRootOpts: DefaultDisableRootOpts,
-		deleteKeys: true, genKeyTypes: defaultKeyTypes, emitKeys: true}
+		deleteKeys: true, genKeyTypes: defaultKeyTypes, publish: true}
 	var errs []error
 	get := func(key string, v any) {
 		if _, err := cfg.Decode(key, v); err != nil {
@@ -131,14 +135,24 @@ func decode(cfg *config.CloudConfig) (settings, error) {
 	get("disable_root_opts", &s.disableRootOpts)
 	get("ssh_deletekeys", &s.deleteKeys)
 	get("ssh_genkeytypes", &s.genKeyTypes)
-	get("ssh_fp_console_blacklist", &s.fpBlacklist)
-	get("ssh_key_console_blacklist", &s.keyBlacklist)
-	var console struct {
-		Emit *bool `yaml:"emit_keys_to_console"`
+	get("ssh_quiet_keygen", &s.quietKeygen)
+	var publish struct {
+		Enabled *bool `yaml:"enabled"`
 	}
-	get("ssh", &console)
-	if console.Emit != nil {
-		s.emitKeys = *console.Emit
+	get("ssh_publish_hostkeys", &publish)
+	if publish.Enabled != nil {
+		s.publish = *publish.Enabled
+	}
+	if v, ok := cfg.Get("ssh_keys"); ok {
+		s.givenAt = fmt.Sprintf("%s:%d", v.Source, v.KeyLine)
+		given, err := decodeGivenKeys(v.Node, s.givenAt)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.given = given
+		if s.given == nil {
+			s.given = []givenKey{}
+		}
 	}
 	if v, ok := cfg.Get("ssh_pwauth"); ok {
 		if v.Node.Value != "unchanged" {
@@ -164,6 +178,10 @@ type run struct {
 	env      *modules.Env
 	log      *zap.Logger
 	failures []string
+	// certOptions are the HostCertificate lines of ssh_keys' certificates.
+	certOptions []sshdOption
+	// consoleMu keeps the parallel keygens' reports whole.
+	consoleMu sync.Mutex
 }
 
 func (r *run) fail(format string, args ...any) {
@@ -193,8 +211,8 @@ func (m SSH) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig)
 		r.log.Info("same instance: host keys kept")
 		r.hostKeys(ctx, s, false)
 	}
-	if s.emitKeys {
-		r.printHostKeys(ctx, s)
+	if s.publish && cfg.Has("ssh_publish_hostkeys") {
+		r.log.Info("ssh_publish_hostkeys: EC2 has no place to publish host keys to; they are on the console (keys_to_console)")
 	}
 	policy := m.PreviousInstanceKeys
 	if policy == "" {
@@ -204,10 +222,15 @@ func (m SSH) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig)
 		policy = DefaultPreviousInstanceKeys
 	}
 	r.authorizedKeys(cfg, s, policy)
+	var opts []sshdOption
 	if s.pwauth != "" {
-		if err := setPasswordAuth(env.Root, s.pwauth, r.log); err != nil {
-			r.fail("ssh_pwauth: %v", err)
-		}
+		opts = append(opts, sshdOption{Keyword: "PasswordAuthentication", Value: s.pwauth})
+	}
+	opts = append(opts, r.certOptions...)
+	if file, err := setSSHDOptions(env.Root, opts, r.log); err != nil {
+		r.fail("sshd settings: %v", err)
+	} else if file != "" {
+		r.log.Info("sshd settings written", zap.String("file", file), zap.Int("settings", len(opts)))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -319,6 +342,22 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 	for _, d := range stale {
 		os.RemoveAll(d) // what a crashed run left; never a complete key
 	}
+	if s.given != nil {
+		// ssh_keys replaces generation: the given keys are the instance's,
+		// installed when it is new (or its renewal was cut short).
+		if !renew {
+			r.certOptions = certOptions(s.given)
+			return
+		}
+		r.saveHostKeysState(false)
+		if s.deleteKeys {
+			r.deleteHostKeys(dir)
+		}
+		if r.installGivenKeys(ctx, s) && ctx.Err() == nil {
+			r.saveHostKeysState(true)
+		}
+		return
+	}
 	if !renew && len(r.missingKeys(s.genKeyTypes)) == 0 {
 		return
 	}
@@ -336,13 +375,7 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 		r.saveHostKeysState(false)
 	}
 	if renew && s.deleteKeys {
-		old, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*key*"))
-		for _, f := range old {
-			if err := root.Remove("/etc/ssh/" + filepath.Base(f)); err != nil {
-				r.fail("host keys: %v", err)
-			}
-		}
-		r.log.Info("image host keys deleted", zap.Int("files", len(old)))
+		r.deleteHostKeys(dir)
 	}
 	keysGroup, groupErr := root.LookupOwner(":ssh_keys")
 	var gid *int
@@ -364,7 +397,7 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 		wg.Add(1)
 		go func(m *made) {
 			defer wg.Done()
-			m.err = r.keygen(ctx, dir, m.t, gid)
+			m.err = r.keygen(ctx, dir, m.t, gid, s.quietKeygen)
 		}(&todo[i])
 	}
 	wg.Wait()
@@ -384,6 +417,18 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 	if renew && !failed && ctx.Err() == nil {
 		r.saveHostKeysState(true)
 	}
+}
+
+// deleteHostKeys removes the image's host keys (ssh_deletekeys), with
+// their certificates, from dir (/etc/ssh as a real path).
+func (r *run) deleteHostKeys(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*key*"))
+	for _, f := range old {
+		if err := r.env.Root.Remove("/etc/ssh/" + filepath.Base(f)); err != nil {
+			r.fail("host keys: %v", err)
+		}
+	}
+	r.log.Info("image host keys deleted", zap.Int("files", len(old)))
 }
 
 // missingKeys lists the types among types whose private or public key file
@@ -406,8 +451,10 @@ func (r *run) missingKeys(types []string) []string {
 // directory in dir (/etc/ssh under the root, as a real path), and the files
 // are written into /etc/ssh from there. Where the image has the ssh_keys
 // group (gid; Amazon Linux, RHEL), the private key is root:ssh_keys 0640,
-// as sshd's own keygen makes it.
-func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
+// as sshd's own keygen makes it. Unless quiet, ssh-keygen's report (the
+// new key's fingerprint and randomart) goes to the console, as cloud-init
+// prints it.
+func (r *run) keygen(ctx context.Context, dir, t string, gid *int, quiet bool) error {
 	tmp, err := os.MkdirTemp(dir, keygenTempPrefix+t+"-")
 	if err != nil {
 		return fmt.Errorf("%s: %w", t, err)
@@ -419,8 +466,12 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
 		return err
 	}
 	var out bytes.Buffer
+	argv := []string{"ssh-keygen", "-t", t, "-N", "", "-f", p}
+	if quiet {
+		argv = slices.Insert(argv, 1, "-q")
+	}
 	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "ssh: ssh-keygen " + t,
-		Argv: []string{"ssh-keygen", "-q", "-t", t, "-N", "", "-f", p}, Output: &out})
+		Argv: argv, Env: map[string]string{"LANG": "C"}, Output: &out})
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
 		return err
@@ -428,6 +479,14 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
 		return fmt.Errorf("%s: %w", t, err)
 	case res.ExitCode != 0:
 		return fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
+	}
+	if !quiet {
+		// The report names the temporary directory; the console is told
+		// where the key is.
+		report := strings.ReplaceAll(out.String(), filepath.Dir(p), "/etc/ssh")
+		r.consoleMu.Lock()
+		io.WriteString(r.env.ConsoleWriter(), report)
+		r.consoleMu.Unlock()
 	}
 	// Into place through the root's atomic writes (temporary file, fsync,
 	// rename; no symlink followed): an old private key of the type goes
@@ -459,56 +518,6 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int) error {
 		return fmt.Errorf("%s: %w", t, err)
 	}
 	return nil
-}
-
-// printHostKeys writes the fingerprints and public host keys to the console
-// in cloud-init's format, which tools read from the EC2 console output.
-func (r *run) printHostKeys(ctx context.Context, s settings) {
-	root := r.env.Root
-	dir, err := root.Path("/etc/ssh")
-	if err != nil {
-		return
-	}
-	pubs, _ := filepath.Glob(filepath.Join(dir, "ssh_host_*key.pub"))
-	sort.Strings(pubs)
-	var fps, keys []string
-	for _, f := range pubs {
-		hostPath := "/etc/ssh/" + filepath.Base(f)
-		b, err := root.ReadFile(hostPath)
-		if err != nil {
-			continue
-		}
-		line := strings.TrimSpace(string(b))
-		keyType, _, _ := strings.Cut(line, " ")
-		if !contains(s.fpBlacklist, keyType) {
-			fp, err := fingerprint(line)
-			if err != nil {
-				r.log.Warn("host key fingerprint", zap.String("file", hostPath), zap.Error(err))
-			} else {
-				fps = append(fps, fp)
-			}
-		}
-		if !contains(s.keyBlacklist, keyType) {
-			keys = append(keys, line)
-		}
-	}
-	if len(fps) == 0 && len(keys) == 0 {
-		return
-	}
-	con := r.env.ConsoleWriter()
-	var b strings.Builder
-	const bar = "#############################################################"
-	fmt.Fprintf(&b, "ec2: %s\nec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n", bar)
-	for _, fp := range fps {
-		fmt.Fprintf(&b, "ec2: %s\n", fp)
-	}
-	fmt.Fprintf(&b, "ec2: -----END SSH HOST KEY FINGERPRINTS-----\nec2: %s\n", bar)
-	b.WriteString("-----BEGIN SSH HOST KEY KEYS-----\n")
-	for _, k := range keys {
-		b.WriteString(k + "\n")
-	}
-	b.WriteString("-----END SSH HOST KEY KEYS-----\n")
-	io.WriteString(con, b.String())
 }
 
 func firstLine(s string) string {

@@ -196,3 +196,9 @@ func MergeKeys(old, keys []string, remove map[string]bool) []string {
 	}
 	return out
 }
+
+// DisableUserOpts is cloud-init's option prefix for the keys of an account
+// that must not be logged into (root behind disable_root, a user with
+// ssh_redirect_user): the login only prints whom to log in as instead.
+// $USER is that user, $DISABLE_USER the refused account.
+const DisableUserOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
