@@ -39,7 +39,11 @@ func Plan(cfg *config.CloudConfig) ([]PlanItem, error) {
 	}
 	var out []PlanItem
 	for _, it := range c.Items {
-		p := PlanItem{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact.URL(it.Source), Dest: it.Install.Dest, Err: it.Err}
+		src := it.VersionFrom
+		if urls := it.urls(); len(urls) > 0 {
+			src = urls[0]
+		}
+		p := PlanItem{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact.URL(src), Dest: it.Install.Dest, Err: it.Err}
 		switch algo, sum := it.checksumOf(); {
 		case sum != "":
 			p.Checksum = algo + ":" + sum
@@ -47,14 +51,20 @@ func Plan(cfg *config.CloudConfig) ([]PlanItem, error) {
 			p.Checksum = "sha256 from " + redact.URL(it.SHA256URL)
 		case it.SHA512URL != "":
 			p.Checksum = "sha512 from " + redact.URL(it.SHA512URL)
+		case it.hasSignature():
+			p.Checksum = it.sigKind() + " signature"
+		case it.VersionFrom != "":
+			p.Checksum = "from version_from"
 		}
 		switch {
 		case it.Err != nil:
 			p.Action = "invalid"
 		case it.Policy != PolicyBake:
 			p.Action = "at boot (policy boot)"
-		case it.NeedsFetch() && !it.hasChecksum():
+		case it.NeedsFetch() && !it.verified():
 			p.Action = "install (a local file, no checksum)"
+		case it.VersionFrom != "":
+			p.Action = "resolve the version, fetch, verify, install"
 		case it.NeedsFetch():
 			p.Action = "fetch, verify, install"
 		default:
@@ -107,8 +117,12 @@ func (m Software) Bake(ctx context.Context, env *modules.Env, cfg *config.CloudC
 			failures = append(failures, fmt.Errorf("%s: %w", r.Name, r.err))
 			continue
 		}
-		man.Items = append(man.Items, ManifestItem{Name: r.Name, Type: r.Type, Source: r.Source, Algo: r.algo, Sum: r.sum,
-			Size: r.Bytes, Installed: r.inst.paths, Package: r.inst.pkg})
+		mi := ManifestItem{Name: r.Name, Type: r.Type, Source: r.Source, Algo: r.algo, Sum: r.sum,
+			Size: r.Bytes, Installed: r.inst.paths, Package: r.inst.pkg, ResolvedURL: r.ResolvedURL, Signer: r.Signer}
+		if items[i].VersionFrom != "" {
+			mi.Version = r.Version
+		}
+		man.Items = append(man.Items, mi)
 		env.Logger().Info("software: baked", zap.String("item", items[i].Name), zap.String("checksum", r.Checksum),
 			zap.Int64("bytes", r.Bytes), zap.Bool("cached", r.Cached))
 	}

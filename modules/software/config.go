@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/state"
 )
 
@@ -64,6 +65,16 @@ var (
 		config.Field{Name: "sha512", Type: config.String(), Doc: "Expected SHA-512 of the artifact (hex)."},
 		config.Field{Name: "sha256_url", Type: config.String(), Doc: "URL of a file holding the artifact's SHA-256 (sha256sum format or bare hex)."},
 		config.Field{Name: "sha512_url", Type: config.String(), Doc: "URL of a file holding the artifact's SHA-512."},
+		config.Field{Name: "sources", Type: config.ListOf(config.String()),
+			Doc: "Instead of source: the primary URL then mirrors, tried in order (each after its retries) when one is unreachable, lacks the file or serves bytes that fail verification; every one is held to the item's checksum and signature."},
+		config.Field{Name: "signature_url", Type: config.String(), Doc: "URL of a detached signature of the artifact (minisign .minisig, or OpenPGP .sig/.asc), verified in the same pass as the checksum; with a signature the checksum is optional."},
+		config.Field{Name: "signature", Type: config.String(), Doc: "The detached signature inline (a minisign signature file's text, or an armored OpenPGP signature)."},
+		config.Field{Name: "public_key", Type: config.String(), Doc: "minisign: the trusted public key (the base64 line of minisign.pub, starting RW)."},
+		config.Field{Name: "public_key_file", Type: config.String(), Doc: "minisign: absolute path of the trusted minisign.pub file (in the image)."},
+		config.Field{Name: "gpg_key", Type: config.String(), Doc: "OpenPGP: the trusted public key(s), armored (gpg --armor --export)."},
+		config.Field{Name: "gpg_keyring", Type: config.String(), Doc: "OpenPGP: absolute path of a file of trusted public keys, armored or binary (gpg --export; not a .kbx keybox)."},
+		config.Field{Name: "version_from", Type: config.String(),
+			Doc: "Resolve the newest version at fetch time: a manifest URL (JSON {version, url, sha256 or sha512 or signature_url}, or a text file holding the version), or an S3 prefix ending in / whose object with the highest semantic version is the source. {version} in source, sources, the checksum and signature URLs is replaced by it; the resolved version, URL and digest are recorded."},
 		config.Field{Name: "allow_insecure", Type: config.Bool(), Default: "false", Doc: "Permit http:// sources and checksum URLs."},
 		config.Field{Name: "verify", Type: config.Enum(VerifyQuick, VerifyFull), Default: VerifyQuick,
 			Doc: "How a baked item is checked at boot: quick (size, mtime, baked checksum) or full (content hashed again)."},
@@ -127,6 +138,14 @@ type Item struct {
 	Policy        string   `yaml:"policy" json:"policy"`
 	Frequency     string   `yaml:"frequency" json:"frequency"`
 	Source        string   `yaml:"source" json:"source,omitempty"`
+	Sources       []string `yaml:"sources" json:"sources,omitempty"`
+	SignatureURL  string   `yaml:"signature_url" json:"signature_url,omitempty"`
+	Signature     string   `yaml:"signature" json:"signature,omitempty"`
+	PublicKey     string   `yaml:"public_key" json:"public_key,omitempty"`
+	PublicKeyFile string   `yaml:"public_key_file" json:"public_key_file,omitempty"`
+	GPGKey        string   `yaml:"gpg_key" json:"gpg_key,omitempty"`
+	GPGKeyring    string   `yaml:"gpg_keyring" json:"gpg_keyring,omitempty"`
+	VersionFrom   string   `yaml:"version_from" json:"version_from,omitempty"`
 	SHA256        string   `yaml:"sha256" json:"sha256,omitempty"`
 	SHA512        string   `yaml:"sha512" json:"sha512,omitempty"`
 	SHA256URL     string   `yaml:"sha256_url" json:"sha256_url,omitempty"`
@@ -223,10 +242,25 @@ func parseByteSize(s string) (int64, error) {
 	return v << shift, nil
 }
 
-// Remote reports whether the item's source is fetched over the network.
+// urls are the item's sources in order: source, or sources.
+func (it *Item) urls() []string {
+	if it.Source != "" {
+		return []string{it.Source}
+	}
+	return it.Sources
+}
+
+// Remote reports whether the item's artifact is fetched over the network.
 func (it *Item) Remote() bool {
-	s := strings.ToLower(it.Source)
-	return it.Source != "" && !strings.HasPrefix(s, "file://")
+	if it.VersionFrom != "" {
+		return true
+	}
+	for _, u := range it.urls() {
+		if !strings.HasPrefix(strings.ToLower(u), "file://") {
+			return true
+		}
+	}
+	return false
 }
 
 // hasChecksum reports whether the artifact is verified against a checksum.
@@ -234,8 +268,24 @@ func (it *Item) hasChecksum() bool {
 	return it.SHA256 != "" || it.SHA512 != "" || it.SHA256URL != "" || it.SHA512URL != ""
 }
 
+// hasSignature reports whether the artifact is verified against a
+// detached signature.
+func (it *Item) hasSignature() bool { return it.SignatureURL != "" || it.Signature != "" }
+
+// verified reports whether anything verifies the artifact: a checksum, a
+// signature, or (resolved at fetch time) the version manifest's.
+func (it *Item) verified() bool { return it.hasChecksum() || it.hasSignature() || it.VersionFrom != "" }
+
+// sigKind is the kind of the item's signature by its key's key.
+func (it *Item) sigKind() string {
+	if it.GPGKey != "" || it.GPGKeyring != "" {
+		return fetch.SigOpenPGP
+	}
+	return fetch.SigMinisign
+}
+
 // NeedsFetch reports whether the item has an artifact to fetch.
-func (it *Item) NeedsFetch() bool { return it.Source != "" }
+func (it *Item) NeedsFetch() bool { return len(it.urls()) > 0 || it.VersionFrom != "" }
 
 // checksumOf returns the configured inline checksum as algo and hex sum
 // ("", "" for none or a checksum URL).
@@ -500,19 +550,28 @@ func checkItem(it *Item, typeRules bool) []string {
 			sums++
 		}
 	}
+	if it.Source != "" && len(it.Sources) > 0 {
+		bad("give source or sources, not both")
+	}
 	switch {
 	case !needsSource && in.Type != "":
-		if it.Source != "" || sums > 0 {
-			bad("source and checksums are not used by type %s", in.Type)
+		if it.NeedsFetch() || sums > 0 || it.hasSignature() {
+			bad("source, sources, version_from, checksums and signatures are not used by type %s", in.Type)
 		}
-	case needsSource && it.Source == "":
+	case needsSource && !it.NeedsFetch():
 		bad("source is required for type %s", in.Type)
-	case it.Source != "":
-		if msg := checkURL("source", it.Source, it.AllowInsecure); msg != "" {
-			bad("%s", msg)
+	case it.NeedsFetch():
+		for i, u := range it.urls() {
+			key := "source"
+			if it.Source == "" {
+				key = fmt.Sprintf("sources[%d]", i)
+			}
+			if msg := checkURL(key, withVersion(u), it.AllowInsecure); msg != "" {
+				bad("%s", msg)
+			}
 		}
-		if it.Remote() && sums == 0 {
-			bad("a remote source needs a checksum: sha256, sha512, sha256_url or sha512_url")
+		if it.Remote() && !it.verified() {
+			bad("a remote source needs a checksum (sha256, sha512, sha256_url or sha512_url) or a signature (signature_url or signature with its key)")
 		}
 		if sums > 1 {
 			bad("give one checksum: sha256, sha512, sha256_url or sha512_url")
@@ -524,10 +583,23 @@ func checkItem(it *Item, typeRules bool) []string {
 	if it.SHA512 != "" && !isHex(it.SHA512, 128) {
 		bad("sha512: expected 128 hexadecimal digits")
 	}
-	for _, u := range []struct{ key, val string }{{"sha256_url", it.SHA256URL}, {"sha512_url", it.SHA512URL}} {
+	for _, u := range []struct{ key, val string }{{"sha256_url", it.SHA256URL}, {"sha512_url", it.SHA512URL}, {"signature_url", it.SignatureURL}} {
 		if u.val != "" {
-			if msg := checkURL(u.key, u.val, it.AllowInsecure); msg != "" {
+			if msg := checkURL(u.key, withVersion(u.val), it.AllowInsecure); msg != "" {
 				bad("%s", msg)
+			}
+		}
+	}
+	out = append(out, checkSignature(it)...)
+	if v := it.VersionFrom; v != "" {
+		if msg := checkURL("version_from", v, it.AllowInsecure); msg != "" {
+			bad("%s", msg)
+		}
+	} else {
+		for _, u := range append(it.urls(), it.SHA256URL, it.SHA512URL, it.SignatureURL) {
+			if strings.Contains(u, versionVar) {
+				bad("%s in a URL needs version_from", versionVar)
+				break
 			}
 		}
 	}
@@ -541,6 +613,56 @@ func checkItem(it *Item, typeRules bool) []string {
 	}
 	return out
 }
+
+// checkSignature checks the signature keys: one signature with one key,
+// and what is inline (a key, a signature) parses.
+func checkSignature(it *Item) []string {
+	var out []string
+	keys := 0
+	for _, k := range []string{it.PublicKey, it.PublicKeyFile, it.GPGKey, it.GPGKeyring} {
+		if k != "" {
+			keys++
+		}
+	}
+	switch {
+	case it.SignatureURL != "" && it.Signature != "":
+		out = append(out, "give signature_url or signature, not both")
+	case it.hasSignature() && keys == 0:
+		out = append(out, "a signature needs its trusted key: public_key or public_key_file (minisign), gpg_key or gpg_keyring (OpenPGP)")
+	case !it.hasSignature() && keys > 0:
+		out = append(out, "public_key, public_key_file, gpg_key and gpg_keyring need signature_url or signature")
+	}
+	if keys > 1 {
+		out = append(out, "give one key: public_key, public_key_file, gpg_key or gpg_keyring")
+	}
+	for _, f := range []struct{ key, val string }{{"public_key_file", it.PublicKeyFile}, {"gpg_keyring", it.GPGKeyring}} {
+		if f.val != "" && !path.IsAbs(f.val) {
+			out = append(out, fmt.Sprintf("%s %q is not an absolute path", f.key, f.val))
+		}
+	}
+	if it.PublicKey != "" {
+		if err := fetch.CheckSignatureKey(fetch.SigMinisign, []byte(it.PublicKey)); err != nil {
+			out = append(out, "public_key: "+err.Error())
+		}
+	}
+	if it.GPGKey != "" {
+		if err := fetch.CheckSignatureKey(fetch.SigOpenPGP, []byte(it.GPGKey)); err != nil {
+			out = append(out, "gpg_key: "+err.Error())
+		}
+	}
+	if it.Signature != "" && keys == 1 {
+		if err := fetch.CheckSignatureData(it.sigKind(), []byte(it.Signature)); err != nil {
+			out = append(out, "signature: "+err.Error())
+		}
+	}
+	return out
+}
+
+// withVersion fills {version} with a placeholder, to check a URL template.
+func withVersion(raw string) string { return strings.ReplaceAll(raw, versionVar, "0.0.0") }
+
+// versionVar is replaced by the version version_from resolved.
+const versionVar = "{version}"
 
 // checkURL accepts the sources the fetcher serves: https, s3, file, and
 // http only when allowed.

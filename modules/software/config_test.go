@@ -53,11 +53,11 @@ func TestSchema(t *testing.T) {
     - name: app
       source: https://example.internal/app.rpm
       install: {type: rpm}
-`, want: `u.yaml:6:7: error: software.items[1]: a remote source needs a checksum: sha256, sha512, sha256_url or sha512_url`},
+`, want: `u.yaml:6:7: error: software.items[1]: a remote source needs a checksum (sha256, sha512, sha256_url or sha512_url) or a signature (signature_url or signature with its key)`},
 		{name: "s3 source without checksum", doc: `software:
   items:
     - {name: a, source: "s3://b/k", install: {type: deb}}
-`, want: `u.yaml:3:7: error: software.items[0]: a remote source needs a checksum: sha256, sha512, sha256_url or sha512_url`},
+`, want: `u.yaml:3:7: error: software.items[0]: a remote source needs a checksum (sha256, sha512, sha256_url or sha512_url) or a signature (signature_url or signature with its key)`},
 		{name: "http needs allow_insecure", doc: `software:
   items:
     - {name: a, source: "http://x/a", sha256: ` + goodSum + `, install: {type: rpm}}
@@ -87,7 +87,7 @@ func TestSchema(t *testing.T) {
     - {name: b, source: "file:///b", install: {type: package-upgrade}}
     - {name: c, install: {type: package, name: "--allow-unauthenticated"}}
 `, want: "u.yaml:3:7: error: software.items[0]: install.name is required for type package\n" +
-			"u.yaml:4:7: error: software.items[1]: source and checksums are not used by type package-upgrade\n" +
+			"u.yaml:4:7: error: software.items[1]: source, sources, version_from, checksums and signatures are not used by type package-upgrade\n" +
 			`u.yaml:5:7: error: software.items[2]: install.name "--allow-unauthenticated" starts with '-'`},
 		{name: "keys of another type", doc: `software:
   items:

@@ -18,19 +18,17 @@ func TestFetcherFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	https := []fetch.Source{{URL: "https://example.com/a"}}
-	s3 := []fetch.Source{{URL: "https://example.com/a", ChecksumURL: "s3://bucket/a.sha256"}}
 	tests := []struct {
 		name    string
 		fetcher *fetch.Fetcher
 		imds    *imds.Client
-		srcs    []fetch.Source
+		s3      bool
 		wantErr error
 	}{
-		{name: "agent's transport", fetcher: shared, srcs: https},
-		{name: "no agent fetcher: its own", srcs: https},
-		{name: "s3 with the agent's IMDS", imds: client, srcs: s3},
-		{name: "s3 without IMDS", srcs: s3, wantErr: errNoIMDS},
+		{name: "agent's transport", fetcher: shared, s3: false},
+		{name: "no agent fetcher: its own", s3: false},
+		{name: "s3 with the agent's IMDS", imds: client, s3: true},
+		{name: "s3 without IMDS", s3: true, wantErr: errNoIMDS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +40,7 @@ func TestFetcherFromEnv(t *testing.T) {
 				got = o
 				return nil, nil
 			}
-			_, err := m.fetcher(context.Background(), env, &Config{CacheDir: "/var/cache/ec2init/software"}, tt.srcs)
+			_, err := m.fetcher(context.Background(), env, &Config{CacheDir: "/var/cache/ec2init/software"}, tt.s3)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err %v, want %v", err, tt.wantErr)
 			}

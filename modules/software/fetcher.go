@@ -10,8 +10,10 @@ import (
 // against their checksums, several at a time: the part of
 // fetch.ArtifactFetcher the module uses. srcs[i] is named names[i]; the
 // results are in the same order, one of the artifact and the error set.
+// ResolveVersion reads an item's version_from.
 type Fetcher interface {
 	FetchAll(ctx context.Context, parallel int, names []string, srcs []fetch.Source) ([]fetch.Artifact, []error)
+	ResolveVersion(ctx context.Context, name, from string, allowInsecure bool) (fetch.Resolved, error)
 }
 
 // defaultFetcher builds the agent's artifact fetcher.

@@ -52,6 +52,12 @@ type ManifestItem struct {
 	Size      int64           `json:"size,omitempty"`
 	Installed []InstalledPath `json:"installed,omitempty"`
 	Package   *PackageInfo    `json:"package,omitempty"`
+	// Version and ResolvedURL are what version_from resolved at the bake
+	// (the URL without credentials or query string).
+	Version     string `json:"version,omitempty"`
+	ResolvedURL string `json:"resolved_url,omitempty"`
+	// Signer names the key whose signature verified the artifact.
+	Signer string `json:"signer,omitempty"`
 }
 
 // InstalledPath is a file or a tree an item installed, as it was then.

@@ -125,7 +125,15 @@ type ItemResult struct {
 	Installed bool      `json:"installed"`
 	Action    string    `json:"action"`
 	Error     string    `json:"error,omitempty"`
-	Version   string    `json:"version,omitempty"`
+	// Version is the package's, or the one version_from resolved.
+	Version string `json:"version,omitempty"`
+	// ResolvedURL is the artifact URL version_from gave (redacted).
+	ResolvedURL string `json:"resolved_url,omitempty"`
+	// FetchedFrom is the source the bytes came from, when a mirror (not
+	// the first source) served them.
+	FetchedFrom string `json:"fetched_from,omitempty"`
+	// Signer names the key whose signature verified the artifact.
+	Signer    string    `json:"signer,omitempty"`
 	Spec      string    `json:"spec"`
 	Time      time.Time `json:"time"`
 
@@ -136,7 +144,13 @@ type ItemResult struct {
 }
 
 func newResult(it *Item, now time.Time) ItemResult {
-	r := ItemResult{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact.URL(it.Source), Spec: it.spec(), Time: now}
+	src := ""
+	if urls := it.urls(); len(urls) > 0 {
+		src = urls[0]
+	} else {
+		src = it.VersionFrom
+	}
+	r := ItemResult{Name: it.Name, Policy: it.Policy, Type: it.Install.Type, Source: redact.URL(src), Spec: it.spec(), Time: now}
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("items[%d]", it.Index)
 	}
@@ -185,6 +199,7 @@ func (m Software) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCo
 			// A bake item never baked is installed once per instance too.
 			p := prev[it.Name]
 			r.Action, r.Installed, r.Checksum, r.Bytes, r.Version = ActionSkipped, true, p.Checksum, p.Bytes, p.Version
+			r.ResolvedURL, r.Signer = p.ResolvedURL, p.Signer
 			log.Info("software: already installed for this instance", zap.String("item", it.Name))
 		case it.Policy == PolicyBake:
 			log.Warn("software: bake item not in the bake manifest (never baked); fetching and installing it now",
@@ -229,6 +244,10 @@ func (m Software) checkBaked(ctx context.Context, env *modules.Env, it *Item, mi
 	if mi.Package != nil {
 		r.Version = mi.Package.Version
 	}
+	if mi.Version != "" {
+		r.Version = mi.Version
+	}
+	r.ResolvedURL, r.Signer = mi.ResolvedURL, mi.Signer
 	if err := m.verifyBaked(ctx, env, it, mi); err != nil {
 		log.Warn("software: baked item changed", zap.String("item", it.Name), zap.String("verify", it.Verify), zap.Error(err))
 		r.fail(err)
@@ -330,37 +349,67 @@ func (m Software) serviceActions(ctx context.Context, svc sys.Services, it *Item
 	return nil
 }
 
-// fetchAll fetches the artifacts of items that have one; a failure is set
-// in results. The returned paths are real paths in the cache.
+// fetchAll fetches the artifacts of items that have one, resolving
+// version_from first; a failure is set in results. The returned paths are
+// real paths in the cache.
 func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, items []*Item, results []ItemResult) []string {
 	log := env.Logger()
 	arts := make([]string, len(items))
 	var idx []int
 	var names []string
 	var srcs []fetch.Source
+	var f Fetcher
+	var fetcherErr error
+	getFetcher := func() (Fetcher, error) {
+		if f == nil && fetcherErr == nil {
+			f, fetcherErr = m.fetcher(ctx, env, c, needsS3(items))
+		}
+		return f, fetcherErr
+	}
 	for i, it := range items {
 		if !it.NeedsFetch() {
 			continue
 		}
-		if !it.hasChecksum() {
+		if !it.verified() {
 			// A file:// source with nothing to verify it against (the
-			// schema requires a checksum of remote ones): used in place.
+			// schema requires a checksum or signature of remote ones):
+			// used in place.
 			if err := localArtifact(env.Root, it, &results[i], &arts[i]); err != nil {
 				results[i].fail(err)
 			}
 			continue
 		}
-		src, err := m.source(env.Root, it)
+		var rv fetch.Resolved
+		if it.VersionFrom != "" {
+			f, err := getFetcher()
+			if err != nil {
+				results[i].fail(err)
+				continue
+			}
+			rv, err = f.ResolveVersion(ctx, it.Name, it.VersionFrom, it.AllowInsecure)
+			if err != nil {
+				log.Error("software: version_from failed", zap.String("item", it.Name), zap.Error(err))
+				results[i].fail(fmt.Errorf("version_from: %w", err))
+				continue
+			}
+			results[i].Version = rv.Version
+			log.Info("software: version resolved", zap.String("item", it.Name), zap.String("version", rv.Version),
+				zap.String("url", redact.URL(rv.URL)))
+		}
+		src, err := m.source(env.Root, it, rv)
 		if err != nil {
 			results[i].fail(err)
 			continue
+		}
+		if it.VersionFrom != "" {
+			results[i].ResolvedURL = redact.URL(src.URL)
 		}
 		idx, names, srcs = append(idx, i), append(names, it.Name), append(srcs, src)
 	}
 	if len(srcs) == 0 {
 		return arts
 	}
-	f, err := m.fetcher(ctx, env, c, srcs)
+	f, err := getFetcher()
 	if err != nil {
 		for _, i := range idx {
 			results[i].fail(err)
@@ -380,14 +429,19 @@ func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, ite
 		}
 		if err != nil {
 			log.Error("software: fetch failed", zap.String("item", names[k]), zap.String("source", r.Source), zap.Error(err))
-			r.fail(fmt.Errorf("fetch %s: %w", r.Source, err))
+			r.fail(fmt.Errorf("fetch %s: %w", redact.URL(srcs[k].URL), err))
 			continue
 		}
 		a := got[k]
 		arts[i] = a.Path
 		r.Checksum, r.Bytes, r.Cached, r.algo, r.sum = a.Algo+":"+a.Sum, a.Size, a.Cached, a.Algo, a.Sum
+		r.Signer = a.Signer
+		if a.URL != "" && a.URL != redact.URL(srcs[k].URL) {
+			r.FetchedFrom = a.URL
+		}
 		log.Info("software: fetched", zap.String("item", names[k]), zap.String("source", r.Source),
 			zap.Int64("bytes", a.Size), zap.Bool("cached", a.Cached), zap.String("checksum", r.Checksum),
+			zap.String("signer", a.Signer), zap.String("from", a.URL),
 			zap.Duration("since_start", time.Since(start)))
 	}
 	return arts
@@ -396,50 +450,126 @@ func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, ite
 // localArtifact points at a file:// source under the root, hashing it
 // for the record.
 func localArtifact(root *sys.Root, it *Item, r *ItemResult, art *string) error {
-	u, err := url.Parse(it.Source)
+	raw := it.urls()[0]
+	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
 	p, err := root.Path(path.Clean(u.Path))
 	if err != nil {
-		return fmt.Errorf("source %s: %w", it.Source, err)
+		return fmt.Errorf("source %s: %w", raw, err)
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
-		return fmt.Errorf("source %s: %w", it.Source, err)
+		return fmt.Errorf("source %s: %w", raw, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("source %s: not a regular file", it.Source)
+		return fmt.Errorf("source %s: not a regular file", raw)
 	}
 	sum, err := fileSHA256(p)
 	if err != nil {
-		return fmt.Errorf("source %s: %w", it.Source, err)
+		return fmt.Errorf("source %s: %w", raw, err)
 	}
 	*art = p
 	r.algo, r.sum, r.Checksum, r.Bytes = "sha256", sum, "sha256:"+sum, fi.Size()
 	return nil
 }
 
-// source is the fetcher's view of an item: file:// URLs (source and
-// checksum) point into the root.
-func (m Software) source(root *sys.Root, it *Item) (fetch.Source, error) {
-	s := fetch.Source{SHA256: it.SHA256, SHA512: it.SHA512, AllowInsecure: it.AllowInsecure}
-	var err error
-	if s.URL, err = inRoot(root, it.Source); err != nil {
-		return s, err
+// source is the fetcher's view of an item: {version} filled with what
+// version_from resolved (whose URL, checksum and signature URL stand in
+// for those the item lacks), file:// URLs (sources, checksum, signature)
+// pointing into the root, and the signature's key read from the root.
+func (m Software) source(root *sys.Root, it *Item, rv fetch.Resolved) (fetch.Source, error) {
+	fill := func(raw string) (string, error) {
+		if raw == "" {
+			return "", nil
+		}
+		return inRoot(root, strings.ReplaceAll(raw, versionVar, rv.Version))
 	}
+	s := fetch.Source{SHA256: it.SHA256, SHA512: it.SHA512, AllowInsecure: it.AllowInsecure}
+	urls := it.urls()
+	if len(urls) == 0 && rv.URL != "" {
+		urls = []string{rv.URL}
+	}
+	if len(urls) == 0 {
+		return s, errors.New("version_from gave no url and the item has no source")
+	}
+	for i, raw := range urls {
+		u, err := fill(raw)
+		if err != nil {
+			return s, err
+		}
+		if i == 0 {
+			s.URL = u
+		} else {
+			s.Mirrors = append(s.Mirrors, u)
+		}
+	}
+	var err error
 	switch {
 	case it.SHA256URL != "":
 		s.ChecksumURL, s.ChecksumAlgo = it.SHA256URL, "sha256"
 	case it.SHA512URL != "":
 		s.ChecksumURL, s.ChecksumAlgo = it.SHA512URL, "sha512"
+	case !it.hasChecksum():
+		// The manifest's digest, when the item names none of its own.
+		s.SHA256, s.SHA512 = rv.SHA256, rv.SHA512
 	}
-	if s.ChecksumURL != "" {
-		if s.ChecksumURL, err = inRoot(root, s.ChecksumURL); err != nil {
+	if s.ChecksumURL, err = fill(s.ChecksumURL); err != nil {
+		return s, err
+	}
+	if sig, err := m.signature(root, it, rv, fill); err != nil || sig != nil {
+		if err != nil {
 			return s, err
 		}
+		s.Signature = sig
+	}
+	if s.SHA256 == "" && s.SHA512 == "" && s.ChecksumURL == "" && s.Signature == nil {
+		return s, errors.New("nothing to verify the artifact with: version_from gave no sha256, sha512 or signature_url, and the item has no checksum or signature of its own")
 	}
 	return s, nil
+}
+
+// signature is the item's detached signature with its key read (from the
+// root for a key file); nil without one.
+func (m Software) signature(root *sys.Root, it *Item, rv fetch.Resolved, fill func(string) (string, error)) (*fetch.Signature, error) {
+	sigURL := it.SignatureURL
+	if sigURL == "" && it.Signature == "" {
+		sigURL = rv.SignatureURL
+	}
+	keyed := it.PublicKey != "" || it.PublicKeyFile != "" || it.GPGKey != "" || it.GPGKeyring != ""
+	if !keyed || (sigURL == "" && it.Signature == "") {
+		return nil, nil
+	}
+	sig := &fetch.Signature{Kind: it.sigKind()}
+	switch {
+	case it.PublicKey != "":
+		sig.Key = []byte(it.PublicKey)
+	case it.GPGKey != "":
+		sig.Key = []byte(it.GPGKey)
+	default:
+		key, file := "public_key_file", it.PublicKeyFile
+		if it.GPGKeyring != "" {
+			key, file = "gpg_keyring", it.GPGKeyring
+		}
+		b, err := root.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		if err := fetch.CheckSignatureKey(sig.Kind, b); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", key, file, err)
+		}
+		sig.Key = b
+	}
+	if it.Signature != "" {
+		sig.Data = []byte(it.Signature)
+		return sig, nil
+	}
+	var err error
+	if sig.URL, err = fill(sigURL); err != nil {
+		return nil, err
+	}
+	return sig, nil
 }
 
 // inRoot maps a file:// URL to the file under the root; other URLs are
@@ -458,7 +588,7 @@ func inRoot(root *sys.Root, raw string) (string, error) {
 
 // fetcher builds the artifact fetcher for c: the cache under the root
 // (0700: it may hold private software), the CA file from the root.
-func (m Software) fetcher(ctx context.Context, env *modules.Env, c *Config, srcs []fetch.Source) (Fetcher, error) {
+func (m Software) fetcher(ctx context.Context, env *modules.Env, c *Config, s3 bool) (Fetcher, error) {
 	if !exists(env.Root, c.CacheDir) {
 		if err := env.Root.MkdirAll(c.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
@@ -484,7 +614,7 @@ func (m Software) fetcher(ctx context.Context, env *modules.Env, c *Config, srcs
 	if opts.IMDS == nil {
 		opts.IMDS = env.IMDS
 	}
-	if opts.IMDS == nil && needsS3(srcs) {
+	if opts.IMDS == nil && s3 {
 		return nil, errNoIMDS
 	}
 	newFetcher := m.NewFetcher
@@ -498,9 +628,10 @@ func (m Software) fetcher(ctx context.Context, env *modules.Env, c *Config, srcs
 	return f, nil
 }
 
-func needsS3(srcs []fetch.Source) bool {
-	for _, s := range srcs {
-		for _, u := range []string{s.URL, s.ChecksumURL} {
+// needsS3 says whether an item reads from S3 (and needs the role).
+func needsS3(items []*Item) bool {
+	for _, it := range items {
+		for _, u := range append(it.urls(), it.SHA256URL, it.SHA512URL, it.SignatureURL, it.VersionFrom) {
 			if strings.HasPrefix(strings.ToLower(u), "s3://") {
 				return true
 			}

@@ -264,12 +264,13 @@ type unpackLimits struct {
 
 // unpackLimitOf is the cap on an item's unpacked bytes (0: none): the
 // configured install.max_unpacked_size, else bounded.MaxUnpacked for an
-// artifact no checksum pins; a pinned one is what its publisher meant.
+// artifact no checksum or signature pins; a pinned one is what its publisher
+// meant.
 func unpackLimitOf(it *Item) int64 {
 	switch {
 	case it.Install.MaxUnpackedSize > 0:
 		return int64(it.Install.MaxUnpackedSize)
-	case it.hasChecksum():
+	case it.hasChecksum() || it.hasSignature():
 		return 0
 	}
 	return bounded.MaxUnpacked
