@@ -249,10 +249,14 @@ func (r *run) cmdPath(p string) (string, error) {
 	return r.env.Root.Path(p)
 }
 
-// haveTool reports whether the runner will find name in its default PATH:
+// haveTool reports whether the runner will find name in its PATH:
 // on the host, or under the root when it chroots.
 func (r *run) haveTool(name string) bool {
-	for _, dir := range filepath.SplitList(sys.DefaultPath) {
+	path := sys.DefaultPath
+	if p := r.env.Runner.Env["PATH"]; p != "" {
+		path = p
+	}
+	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
 		if r.env.Runner.Chroot && !r.env.Root.IsHost() {
 			var err error
