@@ -415,7 +415,7 @@ func (a *runner) install(ctx context.Context, pkg string) error {
 		if a.installed(ctx) {
 			return nil
 		}
-		return bootstrap.Install(ctx, a.env, "package_name", pkgmgr.Package{Name: pkg})
+		return bootstrap.Install(ctx, a.env, pkgmgr.Manager{}, "package_name", pkgmgr.Package{Name: pkg})
 	}
 	if a.user != "" {
 		// The user's pip installs its scripts under site.USER_BASE/bin.
@@ -431,7 +431,7 @@ func (a *runner) install(ctx context.Context, pkg string) error {
 	}
 	// pip itself, from the distribution, when python has none.
 	if _, err := bootstrap.Output(ctx, a.env, sys.Cmd{Name: "python3 pip", Argv: []string{"python3", "-c", "import pip"}}); err != nil {
-		if err := bootstrap.Install(ctx, a.env, "install_method: pip", pkgmgr.Package{Name: "python3-pip"}); err != nil {
+		if err := bootstrap.Install(ctx, a.env, pkgmgr.Manager{}, "install_method: pip", pkgmgr.Package{Name: "python3-pip"}); err != nil {
 			return err
 		}
 	}

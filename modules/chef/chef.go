@@ -480,7 +480,7 @@ func install(ctx context.Context, env *modules.Env, s *settings) (bool, error) {
 	run := s.Exec != nil && *s.Exec
 	switch t := or(s.InstallType, "packages"); t {
 	case "packages":
-		return run, bootstrap.Install(ctx, env, "install_type: packages", pkgmgr.Package{Name: "chef"})
+		return run, bootstrap.Install(ctx, env, pkgmgr.Manager{}, "install_type: packages", pkgmgr.Package{Name: "chef"})
 	case "gems":
 		if err := installGems(ctx, env, s); err != nil {
 			return false, err
@@ -526,7 +526,7 @@ func installGems(ctx context.Context, env *modules.Env, s *settings) error {
 	if rv == "1.8" {
 		pkgs = append(pkgs, pkgmgr.Package{Name: "libopenssl-ruby1.8"}, pkgmgr.Package{Name: "rubygems1.8"})
 	}
-	if err := bootstrap.Install(ctx, env, "install_type: gems", pkgs...); err != nil {
+	if err := bootstrap.Install(ctx, env, pkgmgr.Manager{}, "install_type: gems", pkgs...); err != nil {
 		return err
 	}
 	for _, tool := range []string{"gem", "ruby"} {

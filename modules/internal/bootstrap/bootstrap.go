@@ -105,10 +105,11 @@ func Installed(env *modules.Env, name string) bool {
 	return false
 }
 
-// Install installs packages with the image's package manager (one
-// lock-retry policy); key names the setting they serve in errors.
-func Install(ctx context.Context, env *modules.Env, key string, pkgs ...pkgmgr.Package) error {
-	if err := (pkgmgr.Manager{}).Apply(ctx, env, pkgmgr.Request{Packages: pkgs}); err != nil {
+// Install installs packages with the image's package manager through m
+// (the zero Manager is the agent's; one lock-retry policy); key names the
+// setting they serve in errors.
+func Install(ctx context.Context, env *modules.Env, m pkgmgr.Manager, key string, pkgs ...pkgmgr.Package) error {
+	if err := m.Apply(ctx, env, pkgmgr.Request{Packages: pkgs}); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	return nil
