@@ -119,12 +119,12 @@ type ItemResult struct {
 	Frequency string `json:"frequency,omitempty"`
 	Source    string `json:"source,omitempty"`
 	// Checksum is algo:hex of the artifact.
-	Checksum  string    `json:"checksum,omitempty"`
-	Bytes     int64     `json:"bytes,omitempty"`
-	Cached    bool      `json:"cached"`
-	Installed bool      `json:"installed"`
-	Action    string    `json:"action"`
-	Error     string    `json:"error,omitempty"`
+	Checksum  string `json:"checksum,omitempty"`
+	Bytes     int64  `json:"bytes,omitempty"`
+	Cached    bool   `json:"cached"`
+	Installed bool   `json:"installed"`
+	Action    string `json:"action"`
+	Error     string `json:"error,omitempty"`
 	// Version is the package's, or the one version_from resolved.
 	Version string `json:"version,omitempty"`
 	// ResolvedURL is the artifact URL version_from gave (redacted).
@@ -133,9 +133,9 @@ type ItemResult struct {
 	// the first source) served them.
 	FetchedFrom string `json:"fetched_from,omitempty"`
 	// Signer names the key whose signature verified the artifact.
-	Signer    string    `json:"signer,omitempty"`
-	Spec      string    `json:"spec"`
-	Time      time.Time `json:"time"`
+	Signer string    `json:"signer,omitempty"`
+	Spec   string    `json:"spec"`
+	Time   time.Time `json:"time"`
 
 	err  error
 	inst installed
