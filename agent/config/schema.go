@@ -102,10 +102,12 @@ func (t *Type) nested() string {
 // Severity of a diagnostic.
 type Severity string
 
-// Severities: errors make a part invalid, warnings are reported.
+// Severities: errors make a part invalid, warnings are reported, info
+// says how the input was read (only `schema` gives it).
 const (
 	SeverityError   Severity = "error"
 	SeverityWarning Severity = "warning"
+	SeverityInfo    Severity = "info"
 )
 
 // Diagnostic is one finding, located in its source.

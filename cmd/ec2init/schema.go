@@ -16,13 +16,17 @@ import (
 )
 
 func newSchemaCommand(e *env) *cobra.Command {
-	var annotate, system bool
+	var annotate, system, useIMDS bool
+	var instanceData string
 	cmd := &cobra.Command{
 		Use:   "schema [--annotate] FILE|-",
 		Short: "Validate cloud-config (or whole user data) against the modules' schemas",
 		Long: "Validate a cloud-config file, or user data with cloud-config parts, and print each\n" +
 			"problem as file:line:column with the key path and what was expected. Unknown keys\n" +
 			"are warnings; type errors are errors and make the exit status 1.\n" +
+			"Jinja parts are rendered first, as the boot renders them: with --imds from this\n" +
+			"instance's metadata, with --instance-data from cloud-init's instance-data.json,\n" +
+			"else with no data (every variable undefined, warned about).\n" +
 			"With --system, validate /etc/ec2init/config.yaml and conf.d under --root instead.",
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,12 +45,35 @@ func newSchemaCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := agent.ValidateInput(name, data, all.Registry())
+			var opts agent.SchemaOptions
+			switch {
+			case instanceData != "":
+				b, err := os.ReadFile(instanceData)
+				if err != nil {
+					return fmt.Errorf("schema: %w", err)
+				}
+				if opts.Vars, err = agent.ReadInstanceData(b); err != nil {
+					return fmt.Errorf("schema: %s: %w", instanceData, err)
+				}
+			case useIMDS:
+				client, err := e.imdsClient(nil)
+				if err != nil {
+					return err
+				}
+				if opts.Vars, err = agent.InstanceVars(cmd.Context(), client); err != nil {
+					return fmt.Errorf("schema: %w", err)
+				}
+			}
+			docs, err := agent.ValidateInputWith(name, data, all.Registry(), opts)
 			if err != nil {
 				return err
 			}
+			configs := 0
 			errors := 0
 			for _, d := range docs {
+				if d.Body != nil {
+					configs++
+				}
 				if annotate {
 					writeAnnotated(out, d)
 				}
@@ -62,13 +89,20 @@ func newSchemaCommand(e *env) *cobra.Command {
 			if errors > 0 {
 				return &exitError{code: 1, msg: fmt.Sprintf("ec2init: schema: %d error(s)", errors)}
 			}
-			if !annotate {
+			switch {
+			case annotate:
+			case configs == 0:
+				fmt.Fprintf(out, "%s: valid user data (no cloud-config part to check)\n", name)
+			default:
 				fmt.Fprintf(out, "%s: valid cloud-config\n", name)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&annotate, "annotate", false, "print the document with each problem beside its line")
+	cmd.Flags().StringVar(&instanceData, "instance-data", "", "render jinja parts with this instance-data.json (cloud-init's format)")
+	cmd.Flags().BoolVar(&useIMDS, "imds", false, "render jinja parts with this instance's metadata (IMDS)")
+	cmd.MarkFlagsMutuallyExclusive("instance-data", "imds")
 	cmd.Flags().BoolVar(&system, "system", false, "validate ec2init's own config under --root")
 	return cmd
 }
@@ -89,6 +123,12 @@ func readInput(stdin io.Reader, arg string) (string, []byte, error) {
 // the lines problems point at, and the legend below, as cloud-init's
 // --annotate does.
 func writeAnnotated(w io.Writer, d agent.CheckedDoc) {
+	if d.Body == nil { // about the user data as a whole: no lines to annotate
+		for _, diag := range d.Diagnostics {
+			fmt.Fprintf(w, "# %s\n", diag)
+		}
+		return
+	}
 	byLine := map[int][]string{}
 	var legend []string
 	for i, diag := range d.Diagnostics {
