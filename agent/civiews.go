@@ -29,6 +29,9 @@ func (b *booter) saveCloudInitViews() {
 		in = civiews.Instance{ID: b.trans.InstanceID, PreviousID: b.trans.PreviousInstanceID,
 			UserData: func() ([]byte, error) { return b.store.ReadInstanceFile(state.UserDataRaw) }}
 	}
+	if b.instance != nil {
+		in.Data = b.instanceData
+	}
 	if err := b.views.Update(PublicStatus(b.status), in); err != nil {
 		b.log.Warn("write cloud-init views", zap.Error(err))
 	}

@@ -8,6 +8,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/ec2init/ec2init/agent/sys"
 )
 
 // cloud-init's instance data files.
@@ -210,4 +212,44 @@ func ReadInstanceData(read func(string) ([]byte, error), p string) (map[string]a
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	return m, nil
+}
+
+// Clean removes what is under CloudDir, as `cloud-init clean` does: all
+// of it but seed/, unless seed. It returns the host paths removed. A
+// symlink is removed itself, never followed.
+func Clean(root *sys.Root, seed bool) ([]string, error) {
+	entries, err := root.ReadDir(CloudDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		p := path.Join(CloudDir, e.Name())
+		if e.Name() == "seed" && !seed {
+			continue
+		}
+		if err := removeAll(root, p, e.Type()); err != nil {
+			return removed, fmt.Errorf("%s: %w", p, err)
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
+}
+
+func removeAll(root *sys.Root, p string, t fs.FileMode) error {
+	if t.IsDir() {
+		entries, err := root.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := removeAll(root, path.Join(p, e.Name()), e.Type()); err != nil {
+				return err
+			}
+		}
+	}
+	return root.Remove(p)
 }

@@ -13,7 +13,7 @@ func TestProcessAndRedactInstanceData(t *testing.T) {
 	data := map[string]any{
 		"ds": map[string]any{
 			"meta-data": map[string]any{
-				"iam": map[string]any{"security-credentials": map[string]any{"role": map[string]any{"SecretAccessKey": "s3cr3t"}}},
+				"iam":  map[string]any{"security-credentials": map[string]any{"role": map[string]any{"SecretAccessKey": "s3cr3t"}}},
 				"blob": "ci-b64:aGk=",
 			},
 			"vendor_data": "vendor",

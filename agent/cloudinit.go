@@ -1,0 +1,532 @@
+package agent
+
+// cloud-init's instance data for EC2 (/run/cloud-init/instance-data.json),
+// built from ec2init's typed instance facts: what `cloud-init query` and
+// jinja templates written for cloud-init read.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2init/ec2init/agent/civiews"
+	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
+	"github.com/ec2init/ec2init/modules"
+)
+
+// SysInfo is cloud-init's sys_info: the host as Python's platform module
+// describes it. ec2init has no Python: Python is its Go runtime's version.
+type SysInfo struct {
+	Dist     [3]string // os-release ID, VERSION_ID, codename
+	Platform string    // platform.platform(): Linux-<release>-<machine>-with-<libc>
+	Python   string
+	Release  string
+	System   string
+	Uname    [6]string // system, node, release, version, machine, processor
+	Variant  string
+}
+
+// ReadSysInfo describes the host: its kernel (uname), and the distribution
+// of the image under root (/etc/os-release).
+func ReadSysInfo(root *sys.Root) SysInfo {
+	var u syscall.Utsname
+	_ = syscall.Uname(&u)
+	str := func(a [65]int8) string {
+		b := make([]byte, 0, len(a))
+		for _, c := range a {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		return string(b)
+	}
+	si := SysInfo{System: str(u.Sysname), Release: str(u.Release), Python: strings.TrimPrefix(runtime.Version(), "go")}
+	if si.System == "" {
+		si.System = "Linux"
+	}
+	machine := str(u.Machine)
+	if machine == "" {
+		machine = unameMachine()
+	}
+	// Python's platform.uname(): the processor is "" where /proc has no
+	// name for it, as on most Linux.
+	si.Uname = [6]string{si.System, str(u.Nodename), si.Release, str(u.Version), machine, ""}
+	si.Dist = readDist(root)
+	// Python adds its libc's version, which a static Go binary has none of.
+	si.Platform = fmt.Sprintf("%s-%s-%s-with-glibc", si.System, si.Release, machine)
+	si.Variant = distVariant(si.System, si.Dist[0])
+	return si
+}
+
+// readDist is cloud-init's get_linux_distro from os-release: ID ("rhel"
+// named "redhat"), VERSION_ID, and the codename (VERSION_CODENAME, else
+// the parenthesised word of VERSION).
+func readDist(root *sys.Root) [3]string {
+	data, err := root.ReadFile("/etc/os-release")
+	if err != nil {
+		return [3]string{}
+	}
+	kv := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		kv[k] = strings.Trim(v, `"'`)
+	}
+	id, codename := kv["ID"], kv["VERSION_CODENAME"]
+	switch {
+	case strings.Contains(id, "sles") || strings.Contains(id, "suse"):
+		codename = unameMachine()
+	case id == "alpine" || id == "photon":
+		codename = kv["PRETTY_NAME"]
+	case codename == "":
+		if _, rest, ok := strings.Cut(kv["VERSION"], " ("); ok {
+			codename, _, _ = strings.Cut(rest, ")")
+		}
+	}
+	if id == "rhel" {
+		id = "redhat"
+	}
+	return [3]string{id, kv["VERSION_ID"], codename}
+}
+
+// distVariant is cloud-init's variant for a Linux distribution.
+func distVariant(system, dist string) string {
+	if !strings.EqualFold(system, "linux") {
+		return "unknown"
+	}
+	switch d := strings.ToLower(dist); d {
+	case "almalinux", "alpine", "aosc", "arch", "azurelinux", "centos", "cloudlinux", "debian", "eurolinux",
+		"fedora", "mariner", "miraclelinux", "openeuler", "opencloudos", "openmandriva", "photon",
+		"raspberry-pi-os", "rhel", "rocky", "suse", "tencentos", "virtuozzo":
+		return d
+	case "ubuntu", "linuxmint", "mint":
+		return "ubuntu"
+	case "redhat":
+		return "rhel"
+	case "opensuse", "opensuse-leap", "opensuse-microos", "opensuse-tumbleweed", "sle_hpc", "sle-micro", "sles":
+		return "suse"
+	}
+	return "linux"
+}
+
+// cloud-init's features (cloudinit/features.py) as its current release
+// sets them: instance-data-sensitive.json carries them for tools that
+// look for a behaviour by name.
+var cloudInitFeatures = map[string]any{
+	"ALLOW_EC2_MIRRORS_ON_NON_AWS_INSTANCE_TYPES": false,
+	"APT_DEB822_SOURCE_LIST_FILE":                 true,
+	"DEPRECATION_INFO_BOUNDARY":                   "devel",
+	"ERROR_ON_USER_DATA_FAILURE":                  true,
+	"EXPIRE_APPLIES_TO_HASHED_USERS":              true,
+	"MANUAL_NETWORK_WAIT":                         true,
+	"NETPLAN_CONFIG_ROOT_READ_ONLY":               true,
+	"NOCLOUD_SEED_URL_APPEND_FORWARD_SLASH":       true,
+	"STRIP_INVALID_MTU":                           false,
+}
+
+// CloudInitFeatures is a copy of cloud-init's features and their values.
+func CloudInitFeatures() map[string]any {
+	out := make(map[string]any, len(cloudInitFeatures))
+	for k, v := range cloudInitFeatures {
+		out[k] = v
+	}
+	return out
+}
+
+// InstanceDataInput is what the instance data is built from.
+type InstanceDataInput struct {
+	Instance *imds.Instance
+	Sys      SysInfo
+	// SystemConfig is the image's merged cloud-config (cloud-init's
+	// merged_cfg: its system config, not the user data's).
+	SystemConfig map[string]any
+	// Endpoint is the IMDS address the facts came from (subplatform).
+	Endpoint string
+}
+
+// InstanceData is cloud-init's instance-data for an EC2 instance, the
+// sensitive form (instance-data-sensitive.json) before
+// civiews.ProcessInstanceData adds base64_encoded_keys and
+// sensitive_keys: ds (the crawled IMDS tree with IMDS's hyphenated names,
+// the identity document, never the user data), merged_cfg and
+// merged_system_cfg, sys_info, v1 (the standardized keys, in both
+// spellings cloud-init writes) and features.
+func InstanceData(in InstanceDataInput) map[string]any {
+	inst := in.Instance
+	si := in.Sys
+	endpoint := strings.TrimSuffix(in.Endpoint, "/")
+	if endpoint == "" {
+		endpoint = imds.DefaultIPv4Endpoint
+	}
+	az := inst.AvailabilityZone
+	if d := inst.IdentityDocument; d != nil && d.AvailabilityZone != "" {
+		az = d.AvailabilityZone
+	}
+	region := inst.Region
+	if d := inst.IdentityDocument; d != nil && d.Region != "" {
+		region = d.Region
+	}
+	if region == "" && az != "" {
+		region = az[:len(az)-1]
+	}
+	host := shortHostname(inst.LocalHostname)
+	v1 := map[string]any{
+		"_beta_keys":        []any{"subplatform"},
+		"availability-zone": az,
+		"availability_zone": az,
+		"cloud_id":          awsCloudID(region),
+		"cloud-name":        "aws",
+		"cloud_name":        "aws",
+		"distro":            si.Dist[0],
+		"distro_version":    si.Dist[1],
+		"distro_release":    si.Dist[2],
+		"platform":          "ec2",
+		"public_ssh_keys":   publicSSHKeys(inst.PublicKeys),
+		"python_version":    si.Python,
+		"instance-id":       inst.InstanceID,
+		"instance_id":       inst.InstanceID,
+		"kernel_release":    si.Uname[2],
+		"local-hostname":    host,
+		"local_hostname":    host,
+		"machine":           si.Uname[4],
+		"region":            region,
+		"subplatform":       "metadata (" + endpoint + ")",
+		"system_platform":   si.Platform,
+		"variant":           si.Variant,
+	}
+	ds := map[string]any{
+		"_doc":                  civiews.DSDoc,
+		"_metadata_api_version": "2021-03-23",
+		"meta-data":             metaDataTree(inst),
+	}
+	if doc := inst.IdentityDocument; doc != nil {
+		ds["dynamic"] = map[string]any{"instance-identity": map[string]any{"document": identityDocument(doc)}}
+	}
+	merged := deepCopy(in.SystemConfig)
+	merged["_doc"] = "DEPRECATED: Use merged_system_cfg. Will be dropped from 24.1"
+	system := deepCopy(in.SystemConfig)
+	system["_doc"] = "Merged cloud-init system config from /etc/cloud/cloud.cfg and /etc/cloud/cloud.cfg.d/"
+	features := CloudInitFeatures()
+	return map[string]any{
+		"ds":                ds,
+		"features":          features,
+		"merged_cfg":        merged,
+		"merged_system_cfg": system,
+		"sys_info": map[string]any{
+			"dist":     []any{si.Dist[0], si.Dist[1], si.Dist[2]},
+			"platform": si.Platform,
+			"python":   si.Python,
+			"release":  si.Release,
+			"system":   si.System,
+			"uname":    []any{si.Uname[0], si.Uname[1], si.Uname[2], si.Uname[3], si.Uname[4], si.Uname[5]},
+			"variant":  si.Variant,
+		},
+		"v1": v1,
+	}
+}
+
+// shortHostname is cloud-init's get_hostname() of local-hostname: its
+// first label, or ip-a-b-c-d for an address.
+func shortHostname(h string) string {
+	if h == "" {
+		return "localhost"
+	}
+	if isIPv4(h) {
+		return "ip-" + strings.ReplaceAll(h, ".", "-")
+	}
+	first, _, _ := strings.Cut(h, ".")
+	return first
+}
+
+func isIPv4(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// metaDataTree is meta-data/ as cloud-init's crawl stores it: directories
+// as maps, leaves as strings (lists where IMDS lists), IMDS's names.
+func metaDataTree(in *imds.Instance) map[string]any {
+	meta := map[string]any{
+		"ami-id":         in.AMIID,
+		"hostname":       in.Hostname,
+		"instance-id":    in.InstanceID,
+		"instance-type":  in.InstanceType,
+		"local-hostname": in.LocalHostname,
+		"local-ipv4":     in.LocalIPv4,
+		"mac":            in.MAC,
+	}
+	set := func(m map[string]any, kv map[string]string) {
+		for k, v := range kv {
+			if v != "" {
+				m[k] = v
+			}
+		}
+	}
+	set(meta, map[string]string{
+		"ami-launch-index":    in.AMILaunchIndex,
+		"ami-manifest-path":   in.AMIManifestPath,
+		"instance-life-cycle": in.InstanceLifeCycle,
+		"kernel-id":           in.KernelID,
+		"public-hostname":     in.PublicHostname,
+		"public-ipv4":         in.PublicIPv4,
+		"ramdisk-id":          in.RamdiskID,
+		"reservation-id":      in.ReservationID,
+	})
+	placement := map[string]any{}
+	set(placement, map[string]string{
+		"availability-zone":    in.AvailabilityZone,
+		"availability-zone-id": in.AvailabilityZoneID,
+		"region":               in.Region,
+		"group-name":           in.Placement.GroupName,
+		"partition-number":     in.Placement.PartitionNumber,
+		"host-id":              in.Placement.HostID,
+	})
+	meta["placement"] = placement
+	if in.Partition != "" || in.Domain != "" {
+		svc := map[string]any{}
+		set(svc, map[string]string{"partition": in.Partition, "domain": in.Domain})
+		meta["services"] = svc
+	}
+	if len(in.AncestorAMIIDs) > 0 {
+		meta["ancestor-ami-ids"] = anyList(in.AncestorAMIIDs)
+	}
+	if len(in.ProductCodes) > 0 {
+		meta["product-codes"] = anyList(in.ProductCodes)
+	}
+	if len(in.SecurityGroups) > 0 {
+		meta["security-groups"] = anyList(in.SecurityGroups)
+	}
+	if len(in.Tags) > 0 {
+		meta["tags"] = map[string]any{"instance": stringMap(in.Tags)}
+	}
+	if len(in.PublicKeys) > 0 {
+		keys := map[string]any{}
+		for _, k := range in.PublicKeys {
+			keys[k.Name] = []any{k.OpenSSHKey} // cloud-init's crawl of public-keys/
+		}
+		meta["public-keys"] = keys
+	}
+	if len(in.BlockDeviceMapping) > 0 {
+		bdm := map[string]any{}
+		for _, b := range in.BlockDeviceMapping {
+			bdm[b.Name] = b.Device
+		}
+		meta["block-device-mapping"] = bdm
+	}
+	if in.IAM != nil {
+		info := map[string]any{"Code": "Success"}
+		set(info, map[string]string{"InstanceProfileArn": in.IAM.InstanceProfileARN, "InstanceProfileId": in.IAM.InstanceProfileID})
+		meta["iam"] = map[string]any{"info": info}
+	}
+	if len(in.NetworkInterfaces) > 0 {
+		macs := map[string]any{}
+		for _, n := range in.NetworkInterfaces {
+			m := map[string]any{"device-number": fmt.Sprint(n.DeviceNumber), "mac": n.MAC}
+			set(m, map[string]string{
+				"interface-id":           n.InterfaceID,
+				"subnet-id":              n.SubnetID,
+				"subnet-ipv4-cidr-block": n.SubnetIPv4CIDR,
+				"vpc-id":                 n.VPCID,
+				"vpc-ipv4-cidr-block":    n.VPCIPv4CIDR,
+				"local-hostname":         n.LocalHostname,
+				"owner-id":               n.OwnerID,
+			})
+			for k, l := range map[string][]string{"local-ipv4s": n.LocalIPv4s, "public-ipv4s": n.PublicIPv4s, "ipv6s": n.IPv6s,
+				"security-group-ids": n.SecurityGroupIDs, "security-groups": n.SecurityGroups, "vpc-ipv4-cidr-blocks": n.VPCIPv4CIDRs} {
+				switch len(l) {
+				case 0:
+				case 1: // IMDS answers one line: cloud-init keeps it a string
+					m[k] = l[0]
+				default:
+					m[k] = anyList(l)
+				}
+			}
+			macs[n.MAC] = m
+		}
+		meta["network"] = map[string]any{"interfaces": map[string]any{"macs": macs}}
+	}
+	return meta
+}
+
+func deepCopy(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = deepCopyValue(v)
+	}
+	return out
+}
+
+func deepCopyValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return deepCopy(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepCopyValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// SystemConfigMap is the image's cloud-config (ReadImageConfig) merged,
+// as plain values: cloud-init's merged_cfg.
+func SystemConfigMap(root *sys.Root) (map[string]any, error) {
+	srcs, err := ReadImageConfig(root)
+	if err != nil {
+		return map[string]any{}, err
+	}
+	var docs []config.Doc
+	for _, s := range srcs {
+		d, err := config.ParseDoc(s.Name, s.Body)
+		if err != nil {
+			continue // reported by the boot, by file and line
+		}
+		docs = append(docs, d)
+	}
+	cc := config.Merge(docs...)
+	out := map[string]any{}
+	for _, k := range cc.Keys() {
+		var v any
+		if ok, err := cc.Decode(k, &v); ok && err == nil {
+			out[k] = jsonable(v)
+		}
+	}
+	return out, nil
+}
+
+// jsonable turns YAML's decoded values into what encoding/json writes
+// (map[string]any keys).
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonable(e)
+		}
+		return out
+	case map[any]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[fmt.Sprint(k)] = jsonable(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonable(e)
+		}
+		return out
+	}
+	return v
+}
+
+// instanceData is the boot's instance data for cloud-init's views.
+func (b *booter) instanceData() (map[string]any, error) {
+	cfg, err := SystemConfigMap(b.root)
+	if err != nil {
+		b.log.Warn("image cloud-config for instance data", zap.Error(err))
+	}
+	endpoint := ""
+	if b.opts.IMDS != nil {
+		endpoint = b.opts.IMDS.Endpoint()
+	}
+	return InstanceData(InstanceDataInput{Instance: b.instance, Sys: ReadSysInfo(b.root), SystemConfig: cfg, Endpoint: endpoint}), nil
+}
+
+// ErrNoModule: RunModule was asked for a module the registry has not.
+var ErrNoModule = errors.New("no such module")
+
+// RunModule runs one module of opts.Registry for the instance the last
+// boot recorded, as `cloud-init single` does: with the instance's cached
+// facts and the cloud-config of the image and the stored user data. freq
+// "" is the module's own frequency, gated by its semaphore (a module that
+// already ran is skipped); Always runs it whatever its semaphore says.
+// name may be cloud-init's spelling (cc_runcmd, scripts-user).
+func RunModule(ctx context.Context, opts Options, name string, freq state.Frequency) (state.ModuleResult, error) {
+	if opts.Registry == nil {
+		return state.ModuleResult{}, ErrNoRegistry
+	}
+	opts = opts.withDefaults()
+	name = config.ModuleName(name)
+	var mod modules.Module
+	for _, m := range opts.Registry.All() {
+		if m.Name() == name {
+			mod = m
+		}
+	}
+	if mod == nil {
+		return state.ModuleResult{}, fmt.Errorf("%w: %q", ErrNoModule, name)
+	}
+	if freq == "" {
+		freq = state.Frequency(mod.Frequency())
+	}
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	id, err := store.RecordedInstanceID()
+	if err != nil || id == "" {
+		return state.ModuleResult{}, errors.New("no instance recorded yet: run `ec2init boot` first")
+	}
+	if err := store.UseInstance(id); err != nil {
+		return state.ModuleResult{}, err
+	}
+	root, err := sys.NewRoot(opts.Root)
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
+	if err != nil {
+		return state.ModuleResult{}, err
+	}
+	defer lock.release()
+	b := &booter{opts: opts, store: store, root: root, registry: opts.Registry,
+		log: opts.Log.With(zap.String("instance_id", id)), cloudConfig: config.Merge()}
+	data, err := store.ReadInstanceFile(instanceCache)
+	if err != nil {
+		return state.ModuleResult{}, fmt.Errorf("instance facts: %w", err)
+	}
+	var in imds.Instance
+	if err := json.Unmarshal(data, &in); err != nil {
+		return state.ModuleResult{}, fmt.Errorf("instance facts: %w", err)
+	}
+	b.instance, b.env = &in, FactsEnv(&in)
+	srcs, err := ReadImageConfig(root)
+	if err != nil {
+		return state.ModuleResult{}, fmt.Errorf("image cloud-config: %w", err)
+	}
+	if raw, err := store.ReadInstanceFile(state.UserDataRaw); err == nil {
+		res, err := userdata.Parse(raw, userdata.Options{Vars: templateVars(&in)})
+		if err == nil {
+			srcs = append(srcs, cloudConfigParts(forLaunchIndex(store, res))...)
+		}
+	}
+	b.cloudConfig = config.Merge(b.checkCloudConfig(srcs)...)
+	return b.runGated(ctx, b.log, b.moduleWork(mod, freq)), nil
+}

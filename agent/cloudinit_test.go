@@ -1,0 +1,90 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ec2init/ec2init/agent/civiews"
+)
+
+// TestInstanceDataFiles boots on the simulator and reads cloud-init's
+// instance-data files as `cloud-init query` would: the sensitive one
+// root's only, the public one with every sensitive value redacted.
+func TestInstanceDataFiles(t *testing.T) {
+	f := newFixture(t, "#cloud-config\nruncmd: [[true]]\n")
+	cfg := filepath.Join(f.root, "etc/ec2init/cloud.cfg.d/50-image.cfg")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("#cloud-config\nntp: {servers: [secret-ntp.example]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.boot(boot1)
+	read := func(p string, mode os.FileMode) map[string]any {
+		t.Helper()
+		full := filepath.Join(f.root, p)
+		fi, err := os.Stat(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s mode %v, want %v", p, fi.Mode().Perm(), mode)
+		}
+		b, _ := os.ReadFile(full)
+		if !strings.HasSuffix(string(b), "}\n") || !strings.HasPrefix(string(b), "{\n \"") {
+			t.Errorf("%s not in write_json's format: %.40q", p, b)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	sens := read("run/cloud-init/instance-data-sensitive.json", 0o600)
+	pub := read("run/cloud-init/instance-data.json", 0o644)
+
+	v1 := sens["v1"].(map[string]any)
+	for k, want := range map[string]string{"cloud_name": "aws", "cloud-name": "aws", "platform": "ec2", "cloud_id": "aws",
+		"instance_id": "i-0123456789abcdef0", "instance-id": "i-0123456789abcdef0", "subplatform": "metadata (" + f.url + ")"} {
+		if v1[k] != want {
+			t.Errorf("v1.%s = %v, want %q", k, v1[k], want)
+		}
+	}
+	for _, k := range []string{"region", "availability_zone", "availability-zone", "local_hostname", "machine", "kernel_release",
+		"variant", "python_version", "system_platform", "distro", "distro_release", "distro_version", "public_ssh_keys", "_beta_keys"} {
+		if _, ok := v1[k]; !ok {
+			t.Errorf("v1 has no %s", k)
+		}
+	}
+	ds := sens["ds"].(map[string]any)
+	md := ds["meta-data"].(map[string]any)
+	if md["instance-id"] != "i-0123456789abcdef0" || ds["_doc"] != civiews.DSDoc {
+		t.Errorf("ds: %v", ds)
+	}
+	if _, ok := ds["user-data"]; ok {
+		t.Error("user data in ds: cloud-init leaves it out")
+	}
+	if got := sens["merged_cfg"].(map[string]any)["ntp"]; got == nil {
+		t.Errorf("merged_cfg has not the image's config: %v", sens["merged_cfg"])
+	}
+	wantSens := []any{"merged_cfg", "merged_system_cfg"}
+	if got := sens["sensitive_keys"].([]any); len(got) != 2 || got[0] != wantSens[0] || got[1] != wantSens[1] {
+		t.Errorf("sensitive_keys %v", got)
+	}
+	if pub["merged_cfg"] != civiews.RedactedValue || pub["merged_system_cfg"] != civiews.RedactedValue {
+		t.Errorf("public merged_cfg %v", pub["merged_cfg"])
+	}
+	if _, ok := pub["features"]; ok {
+		t.Error("features in the public file")
+	}
+	b, _ := os.ReadFile(filepath.Join(f.root, "run/cloud-init/instance-data.json"))
+	if strings.Contains(string(b), "secret-ntp") {
+		t.Error("public instance data holds a sensitive value")
+	}
+	if id, err := os.ReadFile(filepath.Join(f.root, "run/cloud-init/cloud-id")); err != nil || string(id) != "aws\n" {
+		t.Errorf("cloud-id %q %v", id, err)
+	}
+}
