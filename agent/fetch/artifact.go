@@ -275,7 +275,7 @@ func (f *ArtifactFetcher) fetch(ctx context.Context, name string, src Source) (A
 func (f *ArtifactFetcher) cached(want expected, sig *sigCheck) (Artifact, bool, error) {
 	byIndex := false
 	if want.sum == "" {
-		e, ok := f.signedLookup(sig)
+		e, _, ok := f.signedLookup(sig)
 		if !ok {
 			return Artifact{}, false, nil
 		}
@@ -285,15 +285,8 @@ func (f *ArtifactFetcher) cached(want expected, sig *sigCheck) (Artifact, bool, 
 	if err != nil || !ok || sig == nil {
 		return a, ok, err
 	}
-	if e, ok := f.signedLookup(sig); ok && e == want && !f.opts.VerifyCache {
-		a.Signer = sig.signer(nil)
-		if sig.key.kind == SigOpenPGP {
-			// The fingerprint is known only from a verification.
-			signer, err := sig.verifyFile(a.Path)
-			if err == nil {
-				a.Signer = signer
-			}
-		}
+	if e, signer, ok := f.signedLookup(sig); ok && e == want && signer != "" && !f.opts.VerifyCache {
+		a.Signer = signer
 		return a, true, nil
 	}
 	signer, err := sig.verifyFile(a.Path)
@@ -305,7 +298,7 @@ func (f *ArtifactFetcher) cached(want expected, sig *sigCheck) (Artifact, bool, 
 	case err != nil:
 		return Artifact{}, false, err
 	}
-	if err := f.signedRecord(sig, want); err != nil {
+	if err := f.signedRecord(sig, want, signer); err != nil {
 		return Artifact{}, false, err
 	}
 	a.Signer = signer
@@ -343,7 +336,7 @@ func (f *ArtifactFetcher) download(ctx context.Context, name, raw string, u *url
 		return Artifact{}, err
 	}
 	if sig != nil {
-		if err := f.signedRecord(sig, expected{algo: a.Algo, sum: a.Sum}); err != nil {
+		if err := f.signedRecord(sig, expected{algo: a.Algo, sum: a.Sum}, d.signer); err != nil {
 			return Artifact{}, err
 		}
 		a.Signer = d.signer

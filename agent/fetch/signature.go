@@ -370,23 +370,25 @@ func (f *ArtifactFetcher) signedPath(c *sigCheck) string {
 	return filepath.Join(f.opts.CacheDir, signedDir, c.id)
 }
 
-func (f *ArtifactFetcher) signedLookup(c *sigCheck) (expected, bool) {
+func (f *ArtifactFetcher) signedLookup(c *sigCheck) (expected, string, bool) {
 	b, err := os.ReadFile(f.signedPath(c))
 	if err != nil {
-		return expected{}, false
+		return expected{}, "", false
 	}
-	algo, sum, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+	first, signer, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	algo, sum, ok := strings.Cut(first, ":")
 	if !ok {
-		return expected{}, false
+		return expected{}, "", false
 	}
 	e, err := parseDigest(algo, sum)
 	if err != nil {
-		return expected{}, false
+		return expected{}, "", false
 	}
-	return e, true
+	return e, signer, true
 }
 
-func (f *ArtifactFetcher) signedRecord(c *sigCheck, e expected) error {
+// signedRecord notes that c verified the content e, and who signed it.
+func (f *ArtifactFetcher) signedRecord(c *sigCheck, e expected, signer string) error {
 	dir := filepath.Join(f.opts.CacheDir, signedDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
@@ -395,7 +397,7 @@ func (f *ArtifactFetcher) signedRecord(c *sigCheck, e expected) error {
 	if err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
-	_, werr := tmp.WriteString(e.algo + ":" + e.sum + "\n")
+	_, werr := tmp.WriteString(e.algo + ":" + e.sum + "\n" + signer + "\n")
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(tmp.Name())

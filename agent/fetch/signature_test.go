@@ -167,3 +167,32 @@ func mustRead(t testing.TB, p string) []byte {
 	}
 	return b
 }
+
+// Content already in the cache (fetched by checksum alone) is not served
+// to a source whose signature does not verify it.
+func TestSignatureOverCachedContent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates keys with minisign")
+	}
+	o := testkit.NewOrigin(t, nil)
+	ca := o.WriteCA(t, filepath.Join(t.TempDir(), "ca.pem"))
+	body := payload(5000)
+	u := o.Put("/a", body)
+	mk, other := newMinisignKey(t), newMinisignKey(t)
+	f := newTestFetcher(t, ArtifactOptions{CAFile: ca})
+	if _, err := f.Fetch(context.Background(), "a", Source{URL: u, SHA256: sha256Hex(body)}); err != nil {
+		t.Fatal(err)
+	}
+	bad := Signature{Kind: SigMinisign, Key: []byte(other.line(t)), Data: mk.sign(t, body)}
+	if _, err := f.Fetch(context.Background(), "a", Source{URL: u, SHA256: sha256Hex(body), Signature: &bad}); !errors.Is(err, ErrSignature) {
+		t.Errorf("err %v, want ErrSignature", err)
+	}
+	good := Signature{Kind: SigMinisign, Key: []byte(mk.line(t)), Data: mk.sign(t, body)}
+	a, err := f.Fetch(context.Background(), "a", Source{URL: u, SHA256: sha256Hex(body), Signature: &good})
+	if err != nil || !a.Cached || !strings.HasPrefix(a.Signer, "minisign key ") {
+		t.Errorf("good signature over the cached content: %+v, %v", a, err)
+	}
+	if o.Count("/a") != 1 {
+		t.Errorf("%d downloads, want 1", o.Count("/a"))
+	}
+}
