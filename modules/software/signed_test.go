@@ -182,6 +182,24 @@ func TestVersionFrom(t *testing.T) {
 	if mi := man.Find("tool"); mi == nil || mi.Version != "2.0.1" || mi.ResolvedURL != o.URL+"/tool/tool-2.0.1" || mi.Sum != sha256hex(v20) {
 		t.Errorf("manifest item %+v", mi)
 	}
+	// bake --pin: the list frozen to what was resolved.
+	pinned, err := Pin(cfg, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, _, err := Parse(modtest.Config(t, string(pinned)))
+	if err != nil {
+		t.Fatalf("pinned config: %v\n%s", err, pinned)
+	}
+	if it := pc.Items[0]; it.VersionFrom != "" || it.Source != appURL || it.SHA256 != sha256hex(v12) || it.Err != nil {
+		t.Errorf("pinned app: %+v\n%s", it, pinned)
+	}
+	if it := pc.Items[1]; it.VersionFrom != "" || it.Source != o.URL+"/tool/tool-2.0.1" || it.SHA256 != sha256hex(v20) || it.SHA256URL != "" || it.Err != nil {
+		t.Errorf("pinned tool: %+v\n%s", it, pinned)
+	}
+	if !strings.Contains(string(pinned), "ca_file: "+ca) {
+		t.Errorf("other keys lost:\n%s", pinned)
+	}
 	if err := WriteManifest(env.Root, man); err != nil {
 		t.Fatal(err)
 	}

@@ -141,6 +141,8 @@ type ItemResult struct {
 	inst installed
 	algo string
 	sum  string
+	// resolvedRaw is ResolvedURL unredacted, for Pin.
+	resolvedRaw string
 }
 
 func newResult(it *Item, now time.Time) ItemResult {
@@ -402,7 +404,11 @@ func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, ite
 			continue
 		}
 		if it.VersionFrom != "" {
-			results[i].ResolvedURL = redact.URL(src.URL)
+			raw := rv.URL
+			if urls := it.urls(); len(urls) > 0 {
+				raw = strings.ReplaceAll(urls[0], versionVar, rv.Version)
+			}
+			results[i].ResolvedURL, results[i].resolvedRaw = redact.URL(raw), raw
 		}
 		idx, names, srcs = append(idx, i), append(names, it.Name), append(srcs, src)
 	}
