@@ -105,7 +105,7 @@ var (
 		config.Field{Name: "parallel", Type: config.Int(), Default: strconv.Itoa(DefaultParallel), Doc: "Artifacts fetched at once."},
 		config.Field{Name: "ca_file", Type: config.String(), Doc: "PEM file of CA certificates trusted for https sources, besides the system's."},
 		config.Field{Name: "s3", Type: config.Object(
-			config.Field{Name: "endpoint", Type: config.String(), Doc: "S3-compatible or VPC endpoint URL (AWS_ENDPOINT_URL_S3 is honoured too)."},
+			config.Field{Name: "endpoint", Type: config.String(), Doc: "S3-compatible or VPC endpoint URL (AWS_ENDPOINT_URL_S3 is honoured too). A bucket in another region than the instance's is followed there (S3's x-amz-bucket-region answer), at this endpoint when set."},
 			config.Field{Name: "path_style", Type: config.Bool(), Default: "false", Doc: "Address buckets as endpoint/bucket/key."},
 		), Doc: "S3 client settings."},
 		config.Field{Name: "items", Type: config.ListOf(itemType), Doc: "The artifacts, installed in this order."},

@@ -8,8 +8,11 @@
 // between the two: a bake item the manifest does not know is fetched and
 // installed at boot, with a warning.
 //
-// Every artifact is verified against its checksum before anything is
-// installed; a file is replaced by a rename and a tarball's tree by a
+// Every artifact is verified against its checksum and/or detached
+// signature (minisign or OpenPGP), whichever source or mirror served it,
+// before anything is installed; version_from resolves "latest" (a
+// manifest, or the newest semantic version under an S3 prefix) and the
+// resolved version is recorded; a file is replaced by a rename and a tarball's tree by a
 // directory switch, so a failed item leaves the previous install whole.
 // Items fail alone: the others still run, and the module's error names
 // each failed item (the boot is then degraded). Per-item results are kept
@@ -81,7 +84,7 @@ func (Software) BeforeScripts() bool { return true }
 
 func (Software) Schema() modules.Schema {
 	return modules.Schema{
-		Doc: "Install software artifacts (files, tarballs, rpm/deb, packages) verified by checksum, each baked into the AMI or fetched at boot.",
+		Doc: "Install software artifacts (files, tarballs, rpm/deb, packages) verified by checksum or detached signature (minisign, OpenPGP), from a source or mirrors, pinned or resolved to the newest version, each baked into the AMI or fetched at boot.",
 		Keys: []config.Field{{Name: Key, Type: softwareType,
 			Doc: "cache_dir, parallel, ca_file, s3 and the items, each with a policy (bake or boot)."}},
 	}
