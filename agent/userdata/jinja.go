@@ -204,3 +204,30 @@ func toLF(b []byte) []byte {
 	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
 	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
 }
+
+// RenderTemplate renders a module's template (a "## template: jinja" file
+// a user supplies, such as ntp's config.template) with data, in the same
+// sandbox as user-data parts: no file access, bounded output and time.
+// Errors name the line in src; undefined variables render as cloud-init
+// renders them.
+func RenderTemplate(src []byte, data map[string]any) ([]byte, error) {
+	body := src[leadingSpace(src):]
+	first, rest, _ := bytes.Cut(body, []byte("\n"))
+	if !jinjaHeader.Match(bytes.TrimRight(first, "\r")) {
+		return nil, fmt.Errorf(`%w: line 1: the first line must be "## template: jinja"`, ErrTemplate)
+	}
+	rest = toLF(rest)
+	addNL := bytes.HasSuffix(rest, []byte("\n"))
+	out, err := execTemplate(trimEOL(rest), data, defaultLimits)
+	if err != nil {
+		var te *templateError
+		if errors.As(err, &te) && te.line > 0 {
+			return nil, fmt.Errorf("line %d: %w", te.line+1, err)
+		}
+		return nil, err
+	}
+	if addNL {
+		out = append(out, '\n')
+	}
+	return out, nil
+}

@@ -298,3 +298,16 @@ func TestRenderErrorKeepsSecrets(t *testing.T) {
 		t.Fatalf("err = %v, warnings %v", err, res.Warnings)
 	}
 }
+
+func TestRenderTemplate(t *testing.T) {
+	out, err := RenderTemplate([]byte("## template:jinja\n{% for s in servers -%}\nserver {{ s }} iburst\n{% endfor %}"), map[string]any{"servers": []any{"a", "b"}})
+	if err != nil || string(out) != "server a iburst\nserver b iburst\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+	if _, err := RenderTemplate([]byte("server x\n"), nil); err == nil || !strings.Contains(err.Error(), "first line must be") {
+		t.Errorf("no header: %v", err)
+	}
+	if _, err := RenderTemplate([]byte("## template: jinja\nok\n{% frobnicate %}\n"), nil); !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("syntax error: %v", err)
+	}
+}

@@ -1,24 +1,32 @@
-// Package ntp implements cloud-init's ntp module for chrony and
-// systemd-timesyncd. On EC2 the Amazon Time Sync Service (169.254.169.123,
-// or fd00:ec2::123 on IPv6-only instances) is always the preferred source;
-// the cloud-config's servers and pools are added to it. Packages are not
-// installed here: the packages module does that.
+// Package ntp implements cloud-init's ntp module: chrony,
+// systemd-timesyncd, ntp (ntpd/ntpsec), ntpdate and openntpd, or a client
+// the cloud-config describes itself (config: confpath, check_exe,
+// service_name, packages, template). On EC2 the Amazon Time Sync Service
+// (169.254.169.123, or fd00:ec2::123 on IPv6-only instances) is always the
+// preferred source; the cloud-config's servers and pools are added to it.
+// A client that is not installed is installed with the image's package
+// manager, as cloud-init does.
 package ntp
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/internal/distro"
+	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 )
 
 // The Amazon Time Sync Service, reachable from every instance without
@@ -33,7 +41,14 @@ const (
 const (
 	Chrony    = "chrony"
 	Timesyncd = "systemd-timesyncd"
+	Ntpd      = "ntp"
+	Ntpdate   = "ntpdate"
+	OpenNTPD  = "openntpd"
 )
+
+// knownClients are the clients cloud-init knows; any other name needs its
+// whole description under config.
+var knownClients = []string{"auto", Chrony, Timesyncd, Ntpd, Ntpdate, OpenNTPD}
 
 const header = "# Written by ec2init (cloud-config ntp) at every new instance: edit the cloud-config, not this file.\n"
 
@@ -49,22 +64,62 @@ func (NTP) Frequency() modules.Frequency { return state.PerInstance }
 func (NTP) Schema() modules.Schema {
 	listOfStrings := config.ListOf(config.String())
 	return modules.Schema{
-		Doc: "Configure chrony or systemd-timesyncd, with the Amazon Time Sync Service as preferred source.",
+		Doc: "Configure chrony, systemd-timesyncd, ntpd, ntpdate, openntpd or a client of your own, with the Amazon Time Sync Service as preferred source.",
 		Keys: []config.Field{{Name: "ntp", Type: config.OneOf(config.Null(), config.Object(
 			config.Field{Name: "enabled", Type: config.Bool(), Default: "true", Doc: "false leaves time synchronisation alone."},
-			config.Field{Name: "ntp_client", Type: config.Enum("auto", Chrony, Timesyncd, "ntp", "ntpdate", "openntpd"), Default: "auto",
-				Doc: "auto: chrony if installed, else systemd-timesyncd if installed, else chrony. ntp, ntpdate and openntpd are not supported."},
+			config.Field{Name: "ntp_client", Type: config.String(), Default: "auto",
+				Doc: "auto (chrony if installed, else systemd-timesyncd if installed, else chrony), chrony, systemd-timesyncd, ntp, ntpdate, openntpd, or a name of your own described under config."},
 			config.Field{Name: "servers", Type: listOfStrings, Doc: "NTP servers, after the Amazon Time Sync Service."},
 			config.Field{Name: "pools", Type: listOfStrings, Doc: "NTP pools."},
-			config.Field{Name: "peers", Type: listOfStrings, Doc: "NTP peers (chrony only)."},
-			config.Field{Name: "allow", Type: listOfStrings, Doc: "Networks allowed to use this host as NTP server (chrony only)."},
+			config.Field{Name: "peers", Type: listOfStrings, Doc: "NTP peers (chrony and ntp)."},
+			config.Field{Name: "allow", Type: listOfStrings, Doc: "Networks allowed to use this host as NTP server (chrony and ntp)."},
 			config.Field{Name: "config", Type: config.Object(
 				config.Field{Name: "confpath", Type: config.String(), Doc: "The client's configuration file."},
 				config.Field{Name: "service_name", Type: config.String(), Doc: "The systemd service restarted after the change."},
 				config.Field{Name: "check_exe", Type: config.String(), Doc: "The program whose presence says the client is installed."},
-			), Doc: "Overrides of the client's defaults (templates and package installation are not supported)."},
+				config.Field{Name: "packages", Type: listOfStrings, Doc: "Packages installed when check_exe is missing."},
+				config.Field{Name: "template", Type: config.String(),
+					Doc: "The configuration file as a \"## template: jinja\" template, rendered with servers, pools, peers and allow (servers is the Time Sync Service when neither servers nor pools is given)."},
+			), Doc: "Overrides of the client's defaults; a client of your own needs confpath, check_exe, service_name and template."},
 		))}},
 	}
+}
+
+// Check: a client cloud-init does not know must be described whole, as
+// cloud-init's supplemental validation requires.
+func (NTP) Check(source, key string, v *yaml.Node) []config.Diagnostic {
+	if v.Kind != yaml.MappingNode {
+		return nil
+	}
+	var clientName string
+	given := map[string]bool{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i].Value, v.Content[i+1]
+		switch {
+		case k == "ntp_client" && val.Kind == yaml.ScalarNode:
+			clientName = val.Value
+		case k == "config" && val.Kind == yaml.MappingNode:
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				if val.Content[j+1].Value != "" {
+					given[val.Content[j].Value] = true
+				}
+			}
+		}
+	}
+	if clientName == "" || slices.Contains(knownClients, clientName) {
+		return nil
+	}
+	var missing []string
+	for _, f := range []string{"confpath", "check_exe", "service_name", "template"} {
+		if !given[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return []config.Diagnostic{{Source: source, Line: v.Line, Column: v.Column, Path: key + ".config", Severity: config.SeverityError,
+		Message: fmt.Sprintf("ntp_client %q is not a client cloud-init knows: config needs %s", clientName, strings.Join(missing, ", "))}}
 }
 
 // settings is the ntp key.
@@ -76,9 +131,11 @@ type settings struct {
 	Peers     []string `yaml:"peers"`
 	Allow     []string `yaml:"allow"`
 	Overrides struct {
-		ConfPath    string `yaml:"confpath"`
-		ServiceName string `yaml:"service_name"`
-		CheckExe    string `yaml:"check_exe"`
+		ConfPath    string   `yaml:"confpath"`
+		ServiceName string   `yaml:"service_name"`
+		CheckExe    string   `yaml:"check_exe"`
+		Packages    []string `yaml:"packages"`
+		Template    string   `yaml:"template"`
 	} `yaml:"config"`
 }
 
@@ -88,18 +145,41 @@ type client struct {
 	confPath string
 	service  string
 	checkExe string
+	packages []string
 }
 
-func clientFor(name string, d distro.Distro) client {
+// clientFor is client name's defaults on d, as cloud-init's table has them
+// (ok false: a name cloud-init does not know). Where cloud-init's path is
+// one the installed daemon does not read (Debian's ntpsec and openntpd),
+// the daemon's own is used.
+func clientFor(root *sys.Root, name string, d distro.Distro) (client, bool) {
+	debian := d.IsDebianLike()
 	switch name {
+	case Chrony:
+		if debian {
+			return client{name: Chrony, confPath: "/etc/chrony/chrony.conf", service: "chrony", checkExe: "chronyd", packages: []string{"chrony"}}, true
+		}
+		return client{name: Chrony, confPath: "/etc/chrony.conf", service: "chronyd", checkExe: "chronyd", packages: []string{"chrony"}}, true
 	case Timesyncd:
 		return client{name: Timesyncd, confPath: "/etc/systemd/timesyncd.conf.d/ec2init.conf",
-			service: "systemd-timesyncd", checkExe: "systemd-timesyncd"}
+			service: "systemd-timesyncd", checkExe: "systemd-timesyncd"}, true
+	case Ntpd:
+		if debian {
+			if ok, _ := root.Exists("/etc/ntpsec"); ok {
+				return client{name: Ntpd, confPath: "/etc/ntpsec/ntp.conf", service: "ntpsec", checkExe: "ntpd", packages: []string{"ntpsec"}}, true
+			}
+			return client{name: Ntpd, confPath: "/etc/ntp.conf", service: "ntp", checkExe: "ntpd", packages: []string{"ntpsec"}}, true
+		}
+		return client{name: Ntpd, confPath: "/etc/ntp.conf", service: "ntpd", checkExe: "ntpd", packages: []string{"ntp"}}, true
+	case Ntpdate:
+		return client{name: Ntpdate, confPath: "/etc/ntp.conf", service: "ntpdate", checkExe: "ntpdate", packages: []string{"ntpdate"}}, true
+	case OpenNTPD:
+		if debian {
+			return client{name: OpenNTPD, confPath: "/etc/openntpd/ntpd.conf", service: "openntpd", checkExe: "ntpd", packages: []string{"openntpd"}}, true
+		}
+		return client{name: OpenNTPD, confPath: "/etc/ntpd.conf", service: "ntpd", checkExe: "ntpd"}, true
 	}
-	if d.IsDebianLike() {
-		return client{name: Chrony, confPath: "/etc/chrony/chrony.conf", service: "chrony", checkExe: "chronyd"}
-	}
-	return client{name: Chrony, confPath: "/etc/chrony.conf", service: "chronyd", checkExe: "chronyd"}
+	return client{name: name}, false
 }
 
 func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
@@ -129,14 +209,20 @@ func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) e
 		return err
 	}
 	if ok, where := installed(env.Root, c.checkExe); !ok {
-		return fmt.Errorf("%s is not installed (no %s in %s); install it with the packages key, ec2init's ntp module does not install packages",
-			c.name, c.checkExe, where)
+		if err := install(ctx, env, c, where); err != nil {
+			return err
+		}
 	}
+	timeSync := timeSyncServer(env)
 	var conf []byte
-	switch c.name {
-	case Chrony:
-		conf = chronyConf(d, timeSyncServer(env), s)
-	case Timesyncd:
+	switch {
+	case s.Overrides.Template != "":
+		if conf, err = renderTemplate(s, timeSync); err != nil {
+			return err
+		}
+	case c.name == Chrony:
+		conf = chronyConf(d, timeSync, s)
+	case c.name == Timesyncd:
 		for _, k := range []struct {
 			key  string
 			list []string
@@ -145,7 +231,14 @@ func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) e
 				log.Warn("ntp: systemd-timesyncd has no "+k.key+"; ignored", zap.String("key", "ntp."+k.key))
 			}
 		}
-		conf = timesyncdConf(timeSyncServer(env), s)
+		conf = timesyncdConf(timeSync, s)
+	case c.name == Ntpd || c.name == Ntpdate:
+		conf = ntpConf(c, timeSync, s)
+	case c.name == OpenNTPD:
+		if len(s.Peers) > 0 || len(s.Allow) > 0 {
+			log.Warn("ntp: openntpd has no peers or allow; ignored")
+		}
+		conf = openntpdConf(timeSync, s)
 	}
 	if err := env.Root.WriteFile(c.confPath, conf, 0o644, nil); err != nil {
 		return err
@@ -158,20 +251,75 @@ func (NTP) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) e
 	return restart(ctx, env.Runner, c.service)
 }
 
+// install installs c's packages when its program is missing, as cloud-init
+// does; a client with no packages to install is an error naming it.
+func install(ctx context.Context, env *modules.Env, c client, where string) error {
+	missing := fmt.Sprintf("%s is not installed (no %s", c.name, c.checkExe)
+	if where != "" {
+		missing += " in " + where
+	}
+	missing += ")"
+	if len(c.packages) == 0 {
+		return errors.New(missing + " and config.packages names none to install")
+	}
+	var pkgs []pkgmgr.Package
+	for _, p := range c.packages {
+		if err := pkgmgr.CheckWord("ntp.config.packages", p); err != nil {
+			return err
+		}
+		pkgs = append(pkgs, pkgmgr.Package{Name: p})
+	}
+	if err := (pkgmgr.Manager{}).Apply(ctx, env, pkgmgr.Request{Packages: pkgs}); err != nil {
+		return fmt.Errorf("%s; installing %s: %w", missing, strings.Join(c.packages, " "), err)
+	}
+	if ok, _ := installed(env.Root, c.checkExe); !ok {
+		return fmt.Errorf("%s after installing %s", missing, strings.Join(c.packages, " "))
+	}
+	return nil
+}
+
+// renderTemplate renders config.template as cloud-init renders an ntp
+// template: servers, pools, peers and allow; with neither servers nor
+// pools, the Time Sync Service is the one server (cloud-init would use
+// pool.ntp.org, unreachable from a private subnet).
+func renderTemplate(s settings, timeSync string) ([]byte, error) {
+	servers := s.Servers
+	if len(servers) == 0 && len(s.Pools) == 0 {
+		servers = []string{timeSync}
+	}
+	list := func(l []string) []any {
+		out := make([]any, len(l))
+		for i, v := range l {
+			out[i] = strings.TrimSpace(v)
+		}
+		return out
+	}
+	out, err := userdata.RenderTemplate([]byte(s.Overrides.Template), map[string]any{
+		"servers": list(servers), "pools": list(s.Pools), "peers": list(s.Peers), "allow": list(s.Allow), "time_sync_server": timeSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ntp.config.template: %w", err)
+	}
+	return out, nil
+}
+
 // choose picks the client: ntp_client, or for auto the first installed of
 // chrony and systemd-timesyncd (chrony when neither is).
 func choose(root *sys.Root, s settings, d distro.Distro) (client, error) {
 	var c client
 	switch s.Client {
 	case "", "auto":
-		c = clientFor(Chrony, d)
-		if t := clientFor(Timesyncd, d); !has(root, c.checkExe) && has(root, t.checkExe) {
+		c, _ = clientFor(root, Chrony, d)
+		if t, _ := clientFor(root, Timesyncd, d); !has(root, c.checkExe) && has(root, t.checkExe) {
 			c = t
 		}
-	case Chrony, Timesyncd:
-		c = clientFor(s.Client, d)
 	default:
-		return client{}, fmt.Errorf("ntp.ntp_client: %q is not supported by ec2init (chrony, systemd-timesyncd or auto)", s.Client)
+		var known bool
+		c, known = clientFor(root, s.Client, d)
+		o := s.Overrides
+		if !known && (o.ConfPath == "" || o.CheckExe == "" || o.ServiceName == "" || o.Template == "") {
+			return client{}, fmt.Errorf("ntp.config: ntp_client %q is not a client cloud-init knows: give confpath, check_exe, service_name and template", s.Client)
+		}
 	}
 	o := s.Overrides
 	if o.ConfPath != "" {
@@ -185,6 +333,9 @@ func choose(root *sys.Root, s settings, d distro.Distro) (client, error) {
 	}
 	if o.CheckExe != "" {
 		c.checkExe = o.CheckExe
+	}
+	if o.Packages != nil {
+		c.packages = o.Packages
 	}
 	return c, nil
 }
@@ -280,6 +431,51 @@ ntsdumpdir /var/lib/chrony
 leapsectz right/UTC
 logdir /var/log/chrony
 `)
+	}
+	return b.Bytes()
+}
+
+// ntpConf is a whole ntp.conf for ntpd (ntpsec or classic ntp) and
+// ntpdate, which reads its servers.
+func ntpConf(c client, timeSync string, s settings) []byte {
+	var b bytes.Buffer
+	b.WriteString(header)
+	drift := "/var/lib/ntp/ntp.drift"
+	if c.service == "ntpsec" {
+		drift = "/var/lib/ntpsec/ntp.drift"
+	}
+	fmt.Fprintf(&b, "driftfile %s\n\n# Amazon Time Sync Service\nserver %s %s\n", drift, timeSync, timeSyncOptions)
+	section := func(title, directive, opts string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "\n# %s\n", title)
+		for _, it := range items {
+			fmt.Fprintf(&b, "%s %s%s\n", directive, strings.TrimSpace(it), opts)
+		}
+	}
+	section("servers (cloud-config ntp.servers)", "server", " iburst", s.Servers)
+	section("pools (cloud-config ntp.pools)", "pool", " iburst", s.Pools)
+	section("peers (cloud-config ntp.peers)", "peer", "", s.Peers)
+	b.WriteString("\n# Access control: serve time, allow no changes; the networks in ntp.allow may query.\n")
+	b.WriteString("restrict default kod nomodify nopeer noquery limited\nrestrict 127.0.0.1\nrestrict ::1\n")
+	for _, a := range s.Allow {
+		fmt.Fprintf(&b, "restrict %s kod nomodify notrap nopeer\n", strings.TrimSpace(a))
+	}
+	return b.Bytes()
+}
+
+// openntpdConf is a whole ntpd.conf for OpenNTPD: "servers" resolves a
+// name to all its addresses (a pool).
+func openntpdConf(timeSync string, s settings) []byte {
+	var b bytes.Buffer
+	b.WriteString(header)
+	fmt.Fprintf(&b, "\n# Amazon Time Sync Service\nserver %s\n", timeSync)
+	for _, it := range s.Servers {
+		fmt.Fprintf(&b, "server %s\n", strings.TrimSpace(it))
+	}
+	for _, it := range s.Pools {
+		fmt.Fprintf(&b, "servers %s\n", strings.TrimSpace(it))
 	}
 	return b.Bytes()
 }

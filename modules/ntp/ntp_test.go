@@ -70,13 +70,31 @@ func TestNTP(t *testing.T) {
 		{name: "confpath override", os: debianOS, exes: []string{"/usr/sbin/chronyd"},
 			cfg:      "ntp: {config: {confpath: /etc/chrony/custom.conf, service_name: chronyd}}",
 			wantFile: "/etc/chrony/custom.conf", want: []string{"server 169.254.169.123"}},
-		{name: "chrony missing", os: amznOS, cfg: "ntp: {enabled: true}",
-			wantErr: "chrony is not installed (no chronyd in /usr/sbin, /usr/bin, /sbin, /bin, /usr/lib/systemd, /lib/systemd); install it with the packages key"},
+		{name: "chrony missing: installed as cloud-init does", os: amznOS, cfg: "ntp: {enabled: true}",
+			wantErr: "chrony is not installed (no chronyd in /usr/sbin, /usr/bin, /sbin, /bin, /usr/lib/systemd, /lib/systemd); installing chrony: package installation needs --chroot"},
 		{name: "timesyncd asked, missing", os: debianOS, exes: []string{"/usr/sbin/chronyd"}, cfg: "ntp: {ntp_client: systemd-timesyncd}",
 			wantErr: "systemd-timesyncd is not installed"},
 		{name: "disabled", os: amznOS, cfg: "ntp: {enabled: false}", wantFile: "/etc/chrony.conf"},
-		{name: "unsupported client", os: debianOS, exes: []string{"/usr/sbin/chronyd"}, cfg: "ntp: {ntp_client: openntpd}",
-			wantErr: `ntp.ntp_client: "openntpd" is not supported`},
+		{name: "ntpd on amazon linux", os: amznOS, exes: []string{"/usr/sbin/ntpd"},
+			cfg:      "ntp: {ntp_client: ntp, servers: [ntp1.example.com], pools: [time.aws.com], allow: [10.0.0.0/16]}",
+			wantFile: "/etc/ntp.conf",
+			want: []string{"driftfile /var/lib/ntp/ntp.drift", "server 169.254.169.123 prefer iburst", "server ntp1.example.com iburst",
+				"pool time.aws.com iburst", "restrict default", "restrict 10.0.0.0/16"}},
+		{name: "ntpsec on debian", os: debianOS, exes: []string{"/usr/sbin/ntpd", "/etc/ntpsec/ntp.d/.keep"}, cfg: "ntp: {ntp_client: ntp}",
+			wantFile: "/etc/ntpsec/ntp.conf", want: []string{"driftfile /var/lib/ntpsec/ntp.drift", "server 169.254.169.123"}},
+		{name: "openntpd", os: debianOS, exes: []string{"/usr/sbin/ntpd"}, cfg: "ntp: {ntp_client: openntpd, pools: [pool.example.com]}",
+			wantFile: "/etc/openntpd/ntpd.conf", want: []string{"server 169.254.169.123", "servers pool.example.com"}},
+		{name: "a client of your own", os: debianOS, exes: []string{"/usr/local/bin/mytimed"},
+			cfg: "ntp:\n  ntp_client: mytimed\n  servers: [a.example.com]\n  config:\n    confpath: /etc/mytimed.conf\n    check_exe: /usr/local/bin/mytimed\n" +
+				"    service_name: mytimed\n    template: |\n      ## template: jinja\n      {% for s in servers %}\n      upstream {{ s }}\n      {% endfor %}\n",
+			wantFile: "/etc/mytimed.conf", want: []string{"upstream a.example.com"}},
+		{name: "a template for chrony, no sources given", os: debianOS, exes: []string{"/usr/sbin/chronyd"},
+			cfg:      "ntp:\n  config:\n    template: |\n      ## template:jinja\n      {% for s in servers %}\n      server {{ s }} iburst\n      {% endfor %}\n",
+			wantFile: "/etc/chrony/chrony.conf", want: []string{"server 169.254.169.123 iburst"}},
+		{name: "a client of your own, not described", os: debianOS, exes: []string{"/usr/sbin/chronyd"}, cfg: "ntp: {ntp_client: mytimed}",
+			wantErr: `ntp_client "mytimed" is not a client cloud-init knows`},
+		{name: "a client with nothing to install", os: debianOS, cfg: "ntp: {ntp_client: mytimed, config: {confpath: /etc/m, check_exe: mytimed, service_name: m, template: \"## template: jinja\\n\"}}",
+			wantErr: "mytimed is not installed"},
 		{name: "injection", os: debianOS, exes: []string{"/usr/sbin/chronyd"}, cfg: "ntp: {servers: [a.example.com, \"b\\nallow all\"]}",
 			wantErr: "ntp.servers[1]: contains a line break"},
 		{name: "relative confpath", os: debianOS, exes: []string{"/usr/sbin/chronyd"}, cfg: "ntp: {config: {confpath: chrony.conf}}",
@@ -163,12 +181,12 @@ func TestChronyReal(t *testing.T) {
 }
 
 func TestSchema(t *testing.T) {
-	got := modtest.Diagnostics(t, "ntp:\n  enabled: maybe\n  ntp_client: ntpd\n  servers: pool.example.com\n  config: {template: x}\n", NTP{})
+	got := modtest.Diagnostics(t, "ntp:\n  enabled: maybe\n  ntp_client: ntpd\n  servers: pool.example.com\n  config: {template: x, frobnicate: 1}\n", NTP{})
 	for _, w := range []string{
 		"u.yaml:2:12: error: ntp.enabled: expected boolean",
-		"u.yaml:3:15: error: ntp.ntp_client: expected one of auto, chrony, systemd-timesyncd",
 		"u.yaml:4:12: error: ntp.servers: expected list of string",
-		"u.yaml:5:12: warning: ntp.config.template: unknown key",
+		"u.yaml:5:25: warning: ntp.config.frobnicate: unknown key",
+		`u.yaml:2:3: error: ntp.config: ntp_client "ntpd" is not a client cloud-init knows: config needs confpath, check_exe, service_name`,
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("diagnostics\n%s\nlack %q", got, w)
