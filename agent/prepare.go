@@ -195,14 +195,17 @@ func cloudConfigParts(res *userdata.Result) []ConfigSource {
 
 // mergeCloudConfig merges the image's cloud-config (ImageConfigDir, what
 // the AMI's builder put there: the software list `ec2init bake` baked
-// from) under the user data's: a user-data key replaces the image's.
+// from) under the user data's: a user-data key replaces the image's. Both
+// lie over cloud-init's system configuration (/etc/cloud, see
+// applySystemConfig), merged as cloud-init merges its own: their values
+// win, mappings merge key by key.
 func (b *booter) mergeCloudConfig() {
 	srcs, err := ReadImageConfig(b.root)
 	if err != nil {
 		b.fail("image cloud-config: " + err.Error())
 	}
 	docs := append(b.checkCloudConfig(srcs), b.userDocs...)
-	b.cloudConfig = config.Merge(docs...)
+	b.cloudConfig = b.applySystemConfig(config.Merge(docs...))
 }
 
 // checkCloudConfig parses and validates cloud-config documents, reporting
