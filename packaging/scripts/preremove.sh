@@ -17,7 +17,22 @@ fi
 if [ "$(readlink /usr/bin/ec2-metadata 2>/dev/null)" = /usr/libexec/ec2init/ec2-metadata ]; then
   rm -f /usr/bin/ec2-metadata
 fi
-if [ "$(readlink /usr/bin/cloud-init-per 2>/dev/null)" = /usr/libexec/ec2init/cloud-init-per ]; then
-  rm -f /usr/bin/cloud-init-per
-fi
+for cmd in cloud-init-per cloud-init cloud-id; do
+  if [ "$(readlink "/usr/bin/$cmd" 2>/dev/null)" = "/usr/libexec/ec2init/$cmd" ]; then
+    rm -f "/usr/bin/$cmd"
+  fi
+done
+# cloud-init's names: only the links that point at ec2init's units and logs
+# (a cloud-init installed since has replaced them with its own).
+for name in cloud-init-local.service cloud-init.service cloud-init-network.service \
+    cloud-config.service cloud-final.service cloud-init.target cloud-config.target; do
+  case "$(readlink "/usr/lib/systemd/system/$name" 2>/dev/null)" in
+    ec2init*) rm -f "/usr/lib/systemd/system/$name" ;;
+  esac
+done
+for name in cloud-init-output.log cloud-init.log; do
+  case "$(readlink "/var/log/$name" 2>/dev/null)" in
+    ec2init*) rm -f "/var/log/$name" ;;
+  esac
+done
 exit 0
