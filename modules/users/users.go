@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -23,9 +25,15 @@ import (
 	"github.com/ec2init/ec2init/modules/internal/accounts"
 )
 
-// SudoersFile holds the sudo rules of every configured user; it is
-// rewritten whole, so a re-run leaves no duplicates.
-const SudoersFile = "/etc/sudoers.d/90-ec2init-users"
+// SudoersFile holds the users' sudo rules, under cloud-init's name (an
+// image made by either tool has one file). As cloud-init, each user's
+// block is appended unless the file has it already, so a re-run or a new
+// instance adds no duplicates and keeps earlier users' rules.
+const SudoersFile = "/etc/sudoers.d/90-cloud-init-users"
+
+// OldSudoersFile is the name earlier ec2init releases used; its rules move
+// into SudoersFile and it is removed.
+const OldSudoersFile = "/etc/sudoers.d/90-ec2init-users"
 
 var (
 	stringOrList = config.OneOf(config.String(), config.ListOf(config.String()))
@@ -50,7 +58,10 @@ var (
 		config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true", Doc: "Lock the password: no password logins."},
 		config.Field{Name: "sudo", Type: config.OneOf(config.String(), config.ListOf(config.String()), config.Bool(), config.Null()),
 			Doc: "sudo rules (a string or a list), written to " + SudoersFile + "; false for none."},
-		config.Field{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()), Doc: "Public keys added to ~/.ssh/authorized_keys."},
+		config.Field{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()), Doc: "Public keys added to ~/.ssh/authorized_keys (made, even empty, when the key is given)."},
+		config.Field{Name: "ssh_import_id", Type: stringOrList, Doc: "Ids (lp:name, gh:name) whose keys ssh_import_id adds for the user."},
+		config.Field{Name: "ssh_redirect_user", Type: config.OneOf(config.Bool(), config.Enum("default")), Default: "false",
+			Doc: "true: the instance's key pair logs in as this user only to be told to use the default user (as disable_root does for root)."},
 	)
 
 	groupsType = config.OneOf(
@@ -105,6 +116,12 @@ type userSpec struct {
 	LockPasswd   *bool     `yaml:"lock_passwd"`
 	Sudo         sudoRules `yaml:"sudo"`
 	SSHKeys      []string  `yaml:"ssh_authorized_keys"`
+	SSHImportID  nameList  `yaml:"ssh_import_id"`
+	Redirect     yaml.Node `yaml:"ssh_redirect_user"`
+
+	// hasKeys: ssh_authorized_keys is given (an empty list still makes
+	// the file, as cloud-init does).
+	hasKeys bool
 
 	// where names the entry in messages: "users[2]" or "users[0] (default)".
 	where string
@@ -217,9 +234,18 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 		r.fail("%v", err)
 	}
 	var sudo []userSpec
+	defUser := ""
+	if accounts.DefaultUserEnabled(cfg) {
+		defUser = accounts.DefaultUser(env.Root, env.System.DefaultUser).Name
+	}
 	for _, u := range specs {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		redirect, err := r.checkUser(u, defUser)
+		if err != nil {
+			r.fail("%s: not creating user %s: %v", u.where, u.Name, err)
+			continue
 		}
 		if err := r.ensureUser(ctx, u); err != nil {
 			r.fail("%s: user %s: %v", u.where, u.Name, err)
@@ -231,6 +257,11 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 		if err := r.installKeys(u); err != nil {
 			r.fail("%s: user %s: ssh_authorized_keys: %v", u.where, u.Name, err)
 		}
+		if redirect != "" {
+			if err := r.redirectKeys(u, redirect); err != nil {
+				r.fail("%s: user %s: ssh_redirect_user: %v", u.where, u.Name, err)
+			}
+		}
 	}
 	for _, g := range groups {
 		for _, m := range g.members {
@@ -239,7 +270,8 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 			}
 		}
 	}
-	if len(sudo) > 0 {
+	oldSudoers, _ := env.Root.Exists(OldSudoersFile)
+	if len(sudo) > 0 || oldSudoers {
 		if err := r.writeSudoers(ctx, sudo); err != nil {
 			r.fail("sudo: %v", err)
 		}
@@ -348,6 +380,7 @@ func decodeUsers(cfg *config.CloudConfig, root *sys.Root, override config.Defaul
 					continue
 				}
 				u.where = where
+				_, u.hasKeys = (accounts.ListedUser{Entry: item}).Field("ssh_authorized_keys")
 				out = append(out, u)
 			default:
 				errs = append(errs, fmt.Sprintf("%s:%d: %s: expected a name or a mapping", val.Source, item.Line, where))
@@ -539,10 +572,80 @@ func (r *run) addToGroups(ctx context.Context, user string, groups []string) err
 	return r.tool(ctx, "usermod", "-a", "-G", strings.Join(missing, ","), user)
 }
 
+// checkUser applies cloud-init's rules on keys that cannot go together:
+// a user without a home (system, no_create_home) cannot be given keys,
+// and ssh_redirect_user (true or "default") excludes keys of its own. It
+// returns the user ssh_redirect_user sends logins to ("" for none).
+func (r *run) checkUser(u userSpec, defUser string) (string, error) {
+	var noHome, needHome []string
+	if u.NoCreateHome {
+		noHome = append(noHome, "no_create_home")
+	}
+	if u.System {
+		noHome = append(noHome, "system")
+	}
+	redirect := false
+	switch n := u.Redirect; {
+	case n.Kind == 0 || n.Tag == "!!null":
+	case n.Kind == yaml.ScalarNode && n.Value == "default":
+		redirect = true
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!bool":
+		b, _ := config.ParseBool(n.Value)
+		redirect = b
+	default:
+		return "", errors.New("invalid value of ssh_redirect_user: expected true, default or false")
+	}
+	if u.hasKeys {
+		needHome = append(needHome, "ssh_authorized_keys")
+	}
+	if len(u.SSHImportID) > 0 {
+		needHome = append(needHome, "ssh_import_id")
+	}
+	if redirect {
+		needHome = append(needHome, "ssh_redirect_user")
+	}
+	if len(noHome) > 0 && len(needHome) > 0 {
+		return "", fmt.Errorf("key(s) %s cannot be provided with %s", strings.Join(needHome, ", "), strings.Join(noHome, ", "))
+	}
+	if !redirect {
+		return "", nil
+	}
+	if u.hasKeys || len(u.SSHImportID) > 0 {
+		return "", errors.New("ssh_redirect_user cannot be provided with ssh_import_id or ssh_authorized_keys")
+	}
+	if defUser == "" {
+		r.log.Warn("ssh_redirect_user ignored: no default user (users has no default)", zap.String("user", u.Name))
+		return "", nil
+	}
+	return defUser, nil
+}
+
+// redirectKeys gives user the instance's key pair behind cloud-init's
+// refusal, which names to the default user to log in as.
+func (r *run) redirectKeys(u userSpec, to string) error {
+	keys := accounts.InstanceKeys(r.env.Instance)
+	if len(keys) == 0 {
+		r.log.Warn("ssh_redirect_user: the instance has no key pair; nothing to redirect", zap.String("user", u.Name), zap.String("to", to))
+		return nil
+	}
+	opts := strings.NewReplacer("$USER", to, "$DISABLE_USER", u.Name).Replace(accounts.DisableUserOpts)
+	for i, k := range keys {
+		keys[i] = opts + " " + k
+	}
+	acct, found, err := accounts.LookupAccount(r.env.Root, u.Name)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return errors.New("no such user")
+	}
+	return accounts.UpdateAuthorizedKeys(r.env.Root, acct, keys, nil)
+}
+
 // installKeys adds u's ssh_authorized_keys; entries that are no key are
 // named by position.
 func (r *run) installKeys(u userSpec) error {
-	if len(u.SSHKeys) == 0 {
+	if !u.hasKeys && len(u.SSHKeys) == 0 {
 		return nil
 	}
 	var bad []string
@@ -599,22 +702,43 @@ func firstLine(s string) string {
 	return s
 }
 
-// writeSudoers writes every user's rules into SudoersFile (0440), after
-// visudo accepts them when visudo is installed, and makes sure /etc/sudoers
-// reads /etc/sudoers.d.
+// writeSudoers adds each user's rules to SudoersFile (0440) as cloud-init
+// does: a "# User rules for NAME" block appended unless the file holds it
+// already, under a header when the file is new. The rules of
+// OldSudoersFile come first and that file goes. The whole is checked by
+// visudo, when installed, before it replaces the file; /etc/sudoers is
+// made to read /etc/sudoers.d.
 func (r *run) writeSudoers(ctx context.Context, specs []userSpec) error {
 	root := r.env.Root
-	var b strings.Builder
-	b.WriteString("# Written by ec2init (users_groups) for this instance; rewritten on the next one.\n")
+	var content string
+	for _, f := range []string{OldSudoersFile, SudoersFile} {
+		b, err := root.ReadFile(f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		content += string(b)
+	}
+	if content == "" {
+		version := r.env.Version
+		if version == "" {
+			version = "unknown"
+		}
+		content = fmt.Sprintf("# Created by ec2init v. %s (cloud-init's users_groups) on %s\n",
+			version, time.Now().UTC().Format(time.RFC1123Z))
+	}
 	for _, u := range specs {
+		var b strings.Builder
 		fmt.Fprintf(&b, "\n# User rules for %s\n", u.Name)
 		for _, rule := range u.Sudo {
 			fmt.Fprintf(&b, "%s %s\n", u.Name, rule)
 		}
+		if !strings.Contains(content, b.String()) {
+			content += b.String()
+		}
 	}
-	data := []byte(b.String())
+	data := []byte(content)
 	// sudo ignores names with a dot, so the candidate is never live.
-	tmp := "/etc/sudoers.d/.90-ec2init-users.check"
+	tmp := "/etc/sudoers.d/.90-cloud-init-users.check"
 	if err := root.MkdirAll("/etc/sudoers.d", 0o750); err != nil {
 		return err
 	}
@@ -643,6 +767,9 @@ func (r *run) writeSudoers(ctx context.Context, specs []userSpec) error {
 		return fmt.Errorf("visudo rejected the rules (%s); %s not written", firstLine(out.String()), SudoersFile)
 	}
 	if err := root.WriteFile(SudoersFile, data, 0o440, &sys.Owner{UID: 0, GID: 0}); err != nil {
+		return err
+	}
+	if err := root.Remove(OldSudoersFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return r.ensureIncludeDir()

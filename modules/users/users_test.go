@@ -267,7 +267,7 @@ users:
 		"useradd --prefix ROOT -r -M sys1",
 		"usermod --prefix ROOT -L sys1",
 		"usermod --prefix ROOT -a -G ops newbie",
-		"visudo -c -q -f ROOT/etc/sudoers.d/.90-ec2init-users.check",
+		"visudo -c -q -f ROOT/etc/sudoers.d/.90-cloud-init-users.check",
 	}
 	if lines := strings.Split(strings.TrimSpace(got), "\n"); !reflect.DeepEqual(lines, want) {
 		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
@@ -287,7 +287,7 @@ users:
 	if fi, _ := root.Stat(SudoersFile); fi.Mode().Perm() != 0o440 {
 		t.Errorf("sudoers mode %v", fi.Mode())
 	}
-	if ok, _ := root.Exists("/etc/sudoers.d/.90-ec2init-users.check"); ok {
+	if ok, _ := root.Exists("/etc/sudoers.d/.90-cloud-init-users.check"); ok {
 		t.Error("candidate sudoers file left behind")
 	}
 	for _, entry := range logs.All() {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/sys"
 )
 
@@ -202,3 +203,20 @@ func MergeKeys(old, keys []string, remove map[string]bool) []string {
 // ssh_redirect_user): the login only prints whom to log in as instead.
 // $USER is that user, $DISABLE_USER the refused account.
 const DisableUserOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
+
+// InstanceKeys are the instance's key pair(s) from IMDS, one OpenSSH key a
+// line; lines that are no key are left out.
+func InstanceKeys(inst *imds.Instance) []string {
+	if inst == nil {
+		return nil
+	}
+	var out []string
+	for _, pk := range inst.PublicKeys {
+		for _, line := range strings.Split(pk.OpenSSHKey, "\n") {
+			if _, ok := KeyID(line); ok {
+				out = append(out, strings.TrimSpace(line))
+			}
+		}
+	}
+	return out
+}

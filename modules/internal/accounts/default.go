@@ -55,6 +55,8 @@ func DefaultUser(root *sys.Root, override config.DefaultUser) DefaultUserSpec {
 }
 
 func distroDefaultUser(root *sys.Root) DefaultUserSpec {
+	// cloud-init's cloud.cfg for Amazon Linux (and every distribution
+	// without a list of its own): wheel, adm, systemd-journal.
 	spec := DefaultUserSpec{
 		Name:       "ec2-user",
 		Gecos:      "EC2 Default User",
@@ -71,7 +73,9 @@ func distroDefaultUser(root *sys.Root) DefaultUserSpec {
 	switch {
 	case id == "ubuntu":
 		spec.Name, spec.Gecos = "ubuntu", "Ubuntu"
-		spec.Groups = []string{"adm", "audio", "cdrom", "dialout", "dip", "floppy", "lxd", "netdev", "plugdev", "sudo", "video"}
+		// cloud-init's cloud.cfg for Ubuntu (the longer list of older
+		// releases named groups Ubuntu has dropped).
+		spec.Groups = []string{"adm", "cdrom", "dip", "lxd", "sudo"}
 	case id == "debian" || (id != "amzn" && contains(like, "debian")):
 		spec.Name, spec.Gecos = "admin", "Debian"
 		spec.Groups = []string{"adm", "audio", "cdrom", "dialout", "dip", "floppy", "netdev", "plugdev", "sudo", "video"}

@@ -1,0 +1,144 @@
+package users
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/internal/testkit"
+	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/modtest"
+)
+
+// debianImage is a root with Debian's account databases for the real
+// shadow tools (useradd --prefix).
+func debianImage(t *testing.T) *modules.Env {
+	t.Helper()
+	for _, tool := range []string{"useradd", "groupadd", "usermod"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian package passwd)", tool)
+		}
+	}
+	testkit.RequireRoot(t, "useradd --prefix needs root to write the account databases and chown homes")
+	e, _ := modtest.Env(t)
+	files := map[string]string{
+		"/etc/passwd":     "root:x:0:0:root:/root:/bin/bash\n",
+		"/etc/group":      "root:x:0:\nadm:x:4:\ncdrom:x:24:\nsudo:x:27:\naudio:x:29:\nvideo:x:44:\nplugdev:x:46:\nnetdev:x:100:\n",
+		"/etc/shadow":     "root:*:19000:0:99999:7:::\n",
+		"/etc/gshadow":    "root:*::\nadm:*::\ncdrom:*::\nsudo:*::\naudio:*::\nvideo:*::\nplugdev:*::\nnetdev:*::\n",
+		"/etc/login.defs": "USERGROUPS_ENAB yes\nUID_MIN 1000\nGID_MIN 1000\n",
+		"/etc/os-release": "ID=debian\n",
+		"/etc/sudoers":    "root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
+	}
+	for p, c := range files {
+		if err := e.Root.WriteFile(p, []byte(c), 0o644, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Root.MkdirAll("/home", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestDefaultUserWhereListed: the default user is made where "default"
+// stands in users, so uids follow the list as on a cloud-init instance of
+// the same image; Debian's default user gets cloud-init's groups (those
+// the image has).
+func TestDefaultUserWhereListed(t *testing.T) {
+	e := debianImage(t)
+	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, "users: [alice, default, bob]\n")); err != nil {
+		t.Fatal(err)
+	}
+	passwd := modtest.Get(t, e, "/etc/passwd")
+	for _, want := range []string{"\nalice:x:1000:1000:", "\nadmin:x:1001:1001:Debian:/home/admin:/bin/bash\n", "\nbob:x:1002:1002:"} {
+		if !strings.Contains(passwd, want) {
+			t.Errorf("passwd lacks %q:\n%s", want, passwd)
+		}
+	}
+	group := modtest.Get(t, e, "/etc/group")
+	for _, g := range []string{"adm", "cdrom", "sudo", "audio", "video", "plugdev", "netdev"} {
+		if !strings.Contains(group, "\n"+g+":") || !strings.Contains(strings.SplitN(group[strings.Index(group, "\n"+g+":"):], "\n", 3)[1], "admin") {
+			t.Errorf("admin not in %s:\n%s", g, group)
+		}
+	}
+	// cloud-init's users_groups makes ~/.ssh only for users given keys
+	// (ssh makes the default user's, ssh_authkey_fingerprints the others').
+	for _, u := range []string{"alice", "admin", "bob"} {
+		if ok, _ := e.Root.Exists("/home/" + u + "/.ssh"); ok {
+			t.Errorf("%s got a ~/.ssh without keys", u)
+		}
+	}
+}
+
+// TestKeysHomesAndRedirect: an empty ssh_authorized_keys still makes the
+// file; ssh_redirect_user gives the instance's key pair behind the
+// refusal naming the default user; keys with no home are refused.
+func TestKeysHomesAndRedirect(t *testing.T) {
+	e := debianImage(t)
+	const pair = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiFNq/AYmuyXEmbp76GoYJ6uJxtpEzBivy4C4jB4W+9 pair"
+	e.Instance = &imds.Instance{InstanceID: "i-1", PublicKeys: []imds.PublicKey{{OpenSSHKey: pair + "\n"}}}
+	doc := `users:
+  - default
+  - {name: empty, ssh_authorized_keys: []}
+  - {name: guest, ssh_redirect_user: true}
+  - {name: svc, system: true, ssh_authorized_keys: ["` + pair + `"]}
+  - {name: both, ssh_redirect_user: default, ssh_import_id: [gh:x]}
+  - {name: odd, ssh_redirect_user: sometimes}
+`
+	err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, doc))
+	for _, want := range []string{
+		"users[3]: not creating user svc: key(s) ssh_authorized_keys cannot be provided with system",
+		"users[4]: not creating user both: ssh_redirect_user cannot be provided with ssh_import_id or ssh_authorized_keys",
+		"users[5]: not creating user odd: invalid value of ssh_redirect_user",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+	if got := modtest.Get(t, e, "/home/empty/.ssh/authorized_keys"); got != "" {
+		t.Errorf("empty's authorized_keys %q", got)
+	}
+	want := `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"admin\" rather than the user \"guest\".';echo;sleep 10;exit 142" ` + pair + "\n"
+	if got := modtest.Get(t, e, "/home/guest/.ssh/authorized_keys"); got != want {
+		t.Errorf("guest's authorized_keys %q, want %q", got, want)
+	}
+	for _, u := range []string{"svc", "both", "odd"} {
+		if strings.Contains(modtest.Get(t, e, "/etc/passwd"), "\n"+u+":") {
+			t.Errorf("%s created", u)
+		}
+	}
+}
+
+// TestSudoersCloudInitName: the rules go to cloud-init's file, appended
+// once per user; an earlier release's file is folded in and removed.
+func TestSudoersCloudInitName(t *testing.T) {
+	e := debianImage(t)
+	modtest.Put(t, e, OldSudoersFile, "# Written by ec2init (users_groups) for this instance; rewritten on the next one.\n\n# User rules for olduser\nolduser ALL=(ALL) ALL\n")
+	doc := "users: [default, {name: ops, sudo: 'ALL=(ALL) ALL'}]\n"
+	for range 2 {
+		if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := modtest.Get(t, e, SudoersFile)
+	for _, want := range []string{"\n# User rules for olduser\nolduser ALL=(ALL) ALL\n", "\n# User rules for admin\nadmin ALL=(ALL) NOPASSWD:ALL\n", "\n# User rules for ops\nops ALL=(ALL) ALL\n"} {
+		if strings.Count(got, want) != 1 {
+			t.Errorf("%s:\n%s\nwant %q once", SudoersFile, got, want)
+		}
+	}
+	if modtest.Get(t, e, OldSudoersFile) != "<absent>" {
+		t.Error("the old sudoers file is left")
+	}
+	if fi, err := e.Root.Stat(SudoersFile); err != nil || fi.Mode().Perm() != 0o440 {
+		t.Errorf("mode %v %v", fi, err)
+	}
+	if _, err := exec.LookPath("visudo"); err == nil {
+		full, _ := e.Root.Path(SudoersFile)
+		if out, err := exec.Command("visudo", "-c", "-f", full).CombinedOutput(); err != nil {
+			t.Errorf("visudo -c: %v: %s", err, out)
+		}
+	}
+}
