@@ -76,6 +76,10 @@ func PlanFor(reg *modules.Registry, cfg *config.CloudConfig) []PlanItem {
 	return out
 }
 
+// CloudInitScriptDirs holds cloud-init's script directories (per-boot,
+// per-instance, per-once), run after ec2init's own of the same name.
+const CloudInitScriptDirs = "/var/lib/cloud/scripts"
+
 // userCommands are the modules that run the user's own commands: like
 // script parts, they are not idempotent by ec2init's making, so they keep
 // the never-run-twice rule after an interruption.
@@ -210,7 +214,12 @@ func (b *booter) stageWork(st modules.Stage) []work {
 // frequency keep it.
 func (b *booter) slotWork(s modules.Scripts, freq state.Frequency) []work {
 	if s.Source() == modules.FromDirectory {
-		return b.dirWork(s.Name(), s.Dir(), freq)
+		// ec2init's directory, then cloud-init's of the same name
+		// (/var/lib/cloud/scripts/per-boot, ...), whose scripts an image
+		// made for cloud-init keeps: named apart (":" is never in a
+		// file-safe name), so each has its own semaphore.
+		return append(b.dirWork(b.opts.ScriptDirs, s.Name(), s.Dir(), freq),
+			b.dirWork(CloudInitScriptDirs, s.Name()+":cloud-init", s.Dir(), freq)...)
 	}
 	var out []work
 	for _, pk := range slotParts(s) {

@@ -259,8 +259,8 @@ func (b *booter) partWork(prefix string, p userdata.Part, freq state.Frequency) 
 // dirWork runs the executables of one /etc/ec2init/scripts directory in
 // lexical order, each gated by the directory's frequency and named
 // "<prefix>:<file>".
-func (b *booter) dirWork(prefix, sub string, freq state.Frequency) []work {
-	dir := path.Join(b.opts.ScriptDirs, sub)
+func (b *booter) dirWork(base, prefix, sub string, freq state.Frequency) []work {
+	dir := path.Join(base, sub)
 	host, err := b.root.Path(dir)
 	if err != nil {
 		return nil

@@ -245,3 +245,45 @@ func TestLoadSystemConfig(t *testing.T) {
 		t.Errorf("settings %+v, not honoured %q", sc.Settings, sc.NotHonoured)
 	}
 }
+
+// TestCloudInitScriptDirectories: /var/lib/cloud/scripts/per-* run in the
+// same slots as ec2init's own directories, after them, each script under
+// its own semaphore (a file of the same name in both runs twice).
+func TestCloudInitScriptDirectories(t *testing.T) {
+	f := newFixture(t, "")
+	order := "#!/bin/sh\necho \"$0\" >> \"$EC2INIT_ROOT/out/order\"\n"
+	for _, s := range []struct{ dir, name, body string }{
+		{"etc/ec2init/scripts/per-boot", "10-same", counter("own-boot") + order},
+		{agent.CloudInitScriptDirs + "/per-boot", "10-same", counter("cloud-boot") + order},
+		{agent.CloudInitScriptDirs + "/per-instance", "10-inst", counter("cloud-instance")},
+		{agent.CloudInitScriptDirs + "/per-once", "10-once", counter("cloud-once")},
+	} {
+		p := filepath.Join(f.root, s.dir, s.name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s.body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := f.boot(boot1)
+	f.boot(boot2)
+	f.wantRuns("two boots", map[string]int{"own-boot": 2, "cloud-boot": 2, "cloud-instance": 1, "cloud-once": 1})
+	b, _ := os.ReadFile(filepath.Join(f.root, "out/order"))
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) < 2 ||
+		!strings.Contains(lines[0], "etc/ec2init/scripts") || !strings.Contains(lines[1], "var/lib/cloud/scripts") {
+		t.Errorf("order of the per-boot scripts: %q", lines)
+	}
+	var names []string
+	for _, stg := range st.Stages {
+		for _, m := range stg.Modules {
+			names = append(names, m.Name)
+		}
+	}
+	joined := strings.Join(names, " ")
+	for _, want := range []string{"scripts_per_boot:10-same", "scripts_per_boot:cloud-init:10-same", "scripts_per_instance:cloud-init:10-inst", "scripts_per_once:cloud-init:10-once"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("status names %s, want %s", joined, want)
+		}
+	}
+}
