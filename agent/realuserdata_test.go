@@ -111,3 +111,22 @@ func TestBrokenTemplateSkipsOnlyItsPart(t *testing.T) {
 		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
 	}
 }
+
+// TestTypeErrors: values of the wrong type inside a runcmd item's list are
+// schema warnings at boot and run stringified as Python would, as
+// cloud-init runs them; a runcmd item cloud-init cannot shellify (a date)
+// fails runcmd alone, named, and the rest of the part still runs.
+func TestTypeErrors(t *testing.T) {
+	f := newFixture(t, "#cloud-config\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/cmd\"\n  - [echo, 3.5, true, null]\n")
+	st := f.boot(boot1)
+	f.wantRuns("boot", map[string]int{"cmd": 1})
+	if len(st.Errors) > 0 || !strings.Contains(strings.Join(st.Degraded, "\n"), "runcmd[1][1]: a float, not a string") {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+	f = newFixture(t, "#cloud-config\nbootcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/boot\"\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/cmd\"\n  - 2024-01-02\n")
+	st = f.boot(boot1)
+	f.wantRuns("boot", map[string]int{"boot": 1, "cmd": 0})
+	if !strings.Contains(strings.Join(st.Errors, "\n"), "runcmd[1]") {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+}
