@@ -395,19 +395,8 @@ func chronyConf(d distro.Distro, timeSync string, s settings) []byte {
 	b.WriteString(header)
 	b.WriteString("\n# Amazon Time Sync Service\n")
 	fmt.Fprintf(&b, "server %s %s\n", timeSync, timeSyncOptions)
-	section := func(title, directive, opts string, items []string) {
-		if len(items) == 0 {
-			return
-		}
-		fmt.Fprintf(&b, "\n# %s\n", title)
-		for _, it := range items {
-			fmt.Fprintf(&b, "%s %s%s\n", directive, strings.TrimSpace(it), opts)
-		}
-	}
-	section("servers (cloud-config ntp.servers)", "server", " iburst", s.Servers)
-	section("pools (cloud-config ntp.pools)", "pool", " iburst", s.Pools)
-	section("peers (cloud-config ntp.peers)", "peer", "", s.Peers)
-	section("clients allowed (cloud-config ntp.allow)", "allow", "", s.Allow)
+	writeSources(&b, s)
+	writeSection(&b, "clients allowed (cloud-config ntp.allow)", "allow", "", s.Allow)
 	b.WriteString("\n")
 	if d.IsDebianLike() {
 		b.WriteString(`confdir /etc/chrony/conf.d
@@ -435,6 +424,25 @@ logdir /var/log/chrony
 	return b.Bytes()
 }
 
+// writeSources writes the servers, pools and peers in the syntax chrony and
+// ntpd share.
+func writeSources(b *bytes.Buffer, s settings) {
+	writeSection(b, "servers (cloud-config ntp.servers)", "server", " iburst", s.Servers)
+	writeSection(b, "pools (cloud-config ntp.pools)", "pool", " iburst", s.Pools)
+	writeSection(b, "peers (cloud-config ntp.peers)", "peer", "", s.Peers)
+}
+
+// writeSection writes one directive per item under a comment title.
+func writeSection(b *bytes.Buffer, title, directive, opts string, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n# %s\n", title)
+	for _, it := range items {
+		fmt.Fprintf(b, "%s %s%s\n", directive, strings.TrimSpace(it), opts)
+	}
+}
+
 // ntpConf is a whole ntp.conf for ntpd (ntpsec or classic ntp) and
 // ntpdate, which reads its servers.
 func ntpConf(c client, timeSync string, s settings) []byte {
@@ -445,18 +453,7 @@ func ntpConf(c client, timeSync string, s settings) []byte {
 		drift = "/var/lib/ntpsec/ntp.drift"
 	}
 	fmt.Fprintf(&b, "driftfile %s\n\n# Amazon Time Sync Service\nserver %s %s\n", drift, timeSync, timeSyncOptions)
-	section := func(title, directive, opts string, items []string) {
-		if len(items) == 0 {
-			return
-		}
-		fmt.Fprintf(&b, "\n# %s\n", title)
-		for _, it := range items {
-			fmt.Fprintf(&b, "%s %s%s\n", directive, strings.TrimSpace(it), opts)
-		}
-	}
-	section("servers (cloud-config ntp.servers)", "server", " iburst", s.Servers)
-	section("pools (cloud-config ntp.pools)", "pool", " iburst", s.Pools)
-	section("peers (cloud-config ntp.peers)", "peer", "", s.Peers)
+	writeSources(&b, s)
 	b.WriteString("\n# Access control: serve time, allow no changes; the networks in ntp.allow may query.\n")
 	b.WriteString("restrict default kod nomodify nopeer noquery limited\nrestrict 127.0.0.1\nrestrict ::1\n")
 	for _, a := range s.Allow {
