@@ -66,10 +66,13 @@ var cloudInitLists = map[string]string{
 	"set_passwords": "cloud_config_modules", "locale": "cloud_config_modules", "apt_configure": "cloud_config_modules",
 	"yum_add_repo": "cloud_config_modules", "ntp": "cloud_config_modules", "timezone": "cloud_config_modules",
 	"runcmd": "cloud_config_modules", "ssh_import_id": "cloud_config_modules",
+	"wireguard": "cloud_config_modules", "snap": "cloud_config_modules", "keyboard": "cloud_config_modules",
+	"apt_pipelining": "cloud_config_modules", "rh_subscription": "cloud_config_modules", "spacewalk": "cloud_config_modules",
 	"package_update_upgrade_install": "cloud_final_modules", "write_files_deferred": "cloud_final_modules",
+	"puppet": "cloud_final_modules", "chef": "cloud_final_modules", "ansible": "cloud_final_modules", "salt_minion": "cloud_final_modules",
 	"scripts_per_once": "cloud_final_modules", "scripts_per_boot": "cloud_final_modules",
 	"scripts_per_instance": "cloud_final_modules", "scripts_user": "cloud_final_modules",
-	"ssh_authkey_fingerprints": "cloud_final_modules", "keys_to_console": "cloud_final_modules",
+	"ssh_authkey_fingerprints": "cloud_final_modules", "keys_to_console": "cloud_final_modules", "install_hotplug": "cloud_final_modules",
 	"final_message": "cloud_final_modules", "power_state_change": "cloud_final_modules",
 }
 
