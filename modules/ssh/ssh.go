@@ -321,6 +321,9 @@ func (r *run) saveHostKeysState(done bool) {
 	}
 }
 
+// errUnknownKeyType is ssh-keygen refusing a key type it does not know.
+var errUnknownKeyType = errors.New("unknown key type")
+
 // keygenTempPrefix names the directories ssh-keygen writes into before its
 // files are renamed into /etc/ssh, so no host key is ever seen half made.
 const keygenTempPrefix = ".ec2init-keygen-"
@@ -411,6 +414,12 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 			r.fail("host keys: ssh-keygen is not installed")
 			return
 		}
+		if errors.Is(m.err, errUnknownKeyType) {
+			// As cloud-init: a type this OpenSSH no longer makes (dsa) is
+			// skipped, not a failure.
+			r.log.Info("ssh-keygen does not know the key type; skipped", zap.String("type", m.t))
+			continue
+		}
 		if m.err != nil {
 			r.fail("host keys: %v", m.err)
 			failed = true
@@ -481,6 +490,8 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int, quiet bool) e
 		return err
 	case err != nil:
 		return fmt.Errorf("%s: %w", t, err)
+	case res.ExitCode != 0 && strings.HasPrefix(strings.ToLower(strings.TrimSpace(out.String())), "unknown key"):
+		return errUnknownKeyType
 	case res.ExitCode != 0:
 		return fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/imds"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -315,5 +317,25 @@ func TestConfiguredDefaultUser(t *testing.T) {
 	}
 	if rk := d.read(rootKeys); !strings.Contains(rk, `login as the user \"ops\"`) {
 		t.Errorf("root's keys %q", rk)
+	}
+}
+
+// TestUnknownKeyType: a type the image's ssh-keygen does not make is
+// skipped, as cloud-init skips it, the others made. Debian 12's real
+// ssh-keygen still makes dsa keys: a fake stands for a newer OpenSSH
+// without them.
+func TestUnknownKeyType(t *testing.T) {
+	d := newDisk(t)
+	bin := testkit.FakeBin(t, map[string]string{"ssh-keygen": `#!/bin/sh
+case "$*" in *"-t dsa"*) echo "unknown key type dsa" >&2; exit 255;; esac
+while [ "$1" != -f ]; do shift; done
+echo priv > "$2"; echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiFNq/AYmuyXEmbp76GoYJ6uJxtpEzBivy4C4jB4W+9 x" > "$2.pub"
+`})
+	d.env.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath}
+	if err := d.boot(SSH{}, "i-aaaa", true, keyA, "ssh_genkeytypes: [dsa, ed25519]\nssh_quiet_keygen: true\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.read("/etc/ssh/ssh_host_ed25519_key"); got != "priv\n" {
+		t.Errorf("ed25519 key %q", got)
 	}
 }
