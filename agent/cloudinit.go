@@ -216,7 +216,14 @@ func InstanceData(in InstanceDataInput) map[string]any {
 		"meta-data":             metaDataTree(inst),
 	}
 	if doc := inst.IdentityDocument; doc != nil {
-		ds["dynamic"] = map[string]any{"instance-identity": map[string]any{"document": identityDocument(doc)}}
+		d := identityDocument(doc)
+		// AWS's document says null where there is no kernel or ramdisk.
+		for _, k := range []string{"kernelId", "ramdiskId"} {
+			if d[k] == "" {
+				d[k] = nil
+			}
+		}
+		ds["dynamic"] = map[string]any{"instance-identity": map[string]any{"document": d}}
 	}
 	merged := deepCopy(in.SystemConfig)
 	merged["_doc"] = "DEPRECATED: Use merged_system_cfg. Will be dropped from 24.1"

@@ -31,6 +31,12 @@ func run(ctx context.Context, argv []string) error {
 	if filepath.Base(argv[0]) == "cloud-init-per" {
 		return runCloudInitPer(ctx, newEnv("/"), argv[1:], os.Stdin, os.Stdout, os.Stderr)
 	}
+	switch filepath.Base(argv[0]) {
+	case "cloud-init":
+		return runCloudInit(ctx, newEnv("/"), argv, os.Stdin, os.Stdout, os.Stderr)
+	case "cloud-id":
+		return runCloudID(newEnv("/"), argv, os.Stdout, os.Stderr)
+	}
 	root := newRootCommand()
 	root.SetArgs(argv[1:])
 	return root.ExecuteContext(ctx)
