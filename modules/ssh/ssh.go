@@ -85,7 +85,7 @@ func (SSH) Schema() modules.Schema {
 			{Name: "disable_root_opts", Type: config.String(), Default: "cloud-init's",
 				Doc: "authorized_keys options put before root's keys; $USER is the default user, $DISABLE_USER root."},
 			{Name: "ssh_pwauth", Type: config.OneOf(config.Bool(), config.Enum("unchanged")), Default: "unchanged",
-				Doc: "sshd PasswordAuthentication: true, false or unchanged."},
+				Doc: "sshd PasswordAuthentication: true, false or unchanged (cloud-init's set_passwords reads it; ec2init sets it here, before sshd starts), in " + DropIn + " when sshd_config includes sshd_config.d, else in sshd_config."},
 			{Name: "ssh_deletekeys", Type: config.Bool(), Default: "true",
 				Doc: "On a new instance, delete the host keys the image came with."},
 			{Name: "ssh_genkeytypes", Type: config.OneOf(config.ListOf(config.Enum("rsa", "ecdsa", "ed25519", "dsa")), config.Null()), Default: "[rsa, ecdsa, ed25519]",
