@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/civiews"
 	"github.com/ec2init/ec2init/agent/config"
@@ -401,30 +402,42 @@ func deepCopyValue(v any) any {
 	return v
 }
 
-// SystemConfigMap is the image's cloud-config (ReadImageConfig) merged,
-// as plain values: cloud-init's merged_cfg.
+// SystemConfigMap is cloud-init's merged_cfg: its system configuration
+// (/etc/cloud/cloud.cfg, then cloud.cfg.d in order) with ec2init's image
+// config (ReadImageConfig) over it, as plain values: a later file's
+// mapping merges into an earlier one's, any other value replaces it. A
+// file that does not parse is left out (the boot reports it by line).
 func SystemConfigMap(root *sys.Root) (map[string]any, error) {
-	srcs, err := ReadImageConfig(root)
-	if err != nil {
-		return map[string]any{}, err
-	}
-	var docs []config.Doc
-	for _, s := range srcs {
-		d, err := config.ParseDoc(s.Name, s.Body)
-		if err != nil {
-			continue // reported by the boot, by file and line
-		}
-		docs = append(docs, d)
-	}
-	cc := config.Merge(docs...)
 	out := map[string]any{}
-	for _, k := range cc.Keys() {
-		var v any
-		if ok, err := cc.Decode(k, &v); ok && err == nil {
-			out[k] = jsonable(v)
-		}
+	ci, ciErr := config.ReadCloudInitFiles(root.Prefix())
+	for _, src := range ci {
+		mergeYAML(out, src.Body)
 	}
-	return out, nil
+	srcs, err := ReadImageConfig(root)
+	for _, s := range srcs {
+		mergeYAML(out, s.Body)
+	}
+	return out, errors.Join(ciErr, err)
+}
+
+func mergeYAML(into map[string]any, body []byte) {
+	var m map[string]any
+	if yaml.Unmarshal(body, &m) != nil {
+		return
+	}
+	mergeMaps(into, jsonable(m).(map[string]any))
+}
+
+func mergeMaps(into, from map[string]any) {
+	for k, v := range from {
+		sub, ok := v.(map[string]any)
+		have, haveMap := into[k].(map[string]any)
+		if ok && haveMap {
+			mergeMaps(have, sub)
+			continue
+		}
+		into[k] = v
+	}
 }
 
 // jsonable turns YAML's decoded values into what encoding/json writes

@@ -22,6 +22,13 @@ func TestInstanceDataFiles(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("#cloud-config\nntp: {servers: [secret-ntp.example]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ciCfg := filepath.Join(f.root, "etc/cloud/cloud.cfg")
+	if err := os.MkdirAll(filepath.Dir(ciCfg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ciCfg, []byte("system_info:\n  default_user: {name: ec2-user}\n  distro: amazon\nntp: {enabled: false}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	f.boot(boot1)
 	read := func(p string, mode os.FileMode) map[string]any {
 		t.Helper()
@@ -67,8 +74,12 @@ func TestInstanceDataFiles(t *testing.T) {
 	if _, ok := ds["user-data"]; ok {
 		t.Error("user data in ds: cloud-init leaves it out")
 	}
-	if got := sens["merged_cfg"].(map[string]any)["ntp"]; got == nil {
-		t.Errorf("merged_cfg has not the image's config: %v", sens["merged_cfg"])
+	// cloud-init's system config, ec2init's image config merged over it.
+	merged := sens["merged_cfg"].(map[string]any)
+	ntp, _ := merged["ntp"].(map[string]any)
+	si, _ := merged["system_info"].(map[string]any)
+	if ntp["enabled"] != false || ntp["servers"] == nil || si["distro"] != "amazon" {
+		t.Errorf("merged_cfg: %v", merged)
 	}
 	wantSens := []any{"merged_cfg", "merged_system_cfg"}
 	if got := sens["sensitive_keys"].([]any); len(got) != 2 || got[0] != wantSens[0] || got[1] != wantSens[1] {
