@@ -164,3 +164,30 @@ func TestPlantAndUserDir(t *testing.T) {
 		t.Errorf("link -> %q, %v", target, err)
 	}
 }
+
+// The signing keys' output verifies with the same real tools.
+func TestSigningKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates keys with minisign and gpg")
+	}
+	data := []byte("artifact\n")
+	msg := writeArtifact(t, data)
+
+	mk := NewMinisignKey(t)
+	if err := os.WriteFile(msg+".minisig", mk.Sign(t, data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, nil, "minisign", "-V", "-P", mk.Line(t), "-m", msg)
+	if !strings.Contains(string(mk.PubFile(t)), mk.Line(t)) {
+		t.Errorf("public key file %q lacks its line", mk.PubFile(t))
+	}
+
+	gk := NewGPGKey(t, "Release <release@example.com>", "", "1y")
+	if err := os.WriteFile(msg+".asc", gk.Sign(t, data, "", true), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gk.GPG(t, "", "--verify", msg+".asc", msg)
+	if !strings.HasPrefix(string(gk.Export(t, true)), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+		t.Errorf("armored export: %q", gk.Export(t, true))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ec2init/ec2init/agent/fetch"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -25,17 +26,17 @@ func TestSignedItems(t *testing.T) {
 	ca := o.installCA(t, env.Root)
 	tool := []byte("#!/bin/sh\necho signed tool\n")
 	toolURL := o.Put("/tool", tool)
-	mk, other := newMinisignKey(t), newMinisignKey(t)
-	gk := newGPGKey(t, "Release <release@example.com>", "", "1y")
-	old := newGPGKey(t, "Old <old@example.com>", "20200101T000000", "1d")
-	writeHost(t, env.Root, "/etc/ec2init/keys/release.pub", mustRead(t, mk.pub))
-	writeHost(t, env.Root, "/etc/ec2init/keys/release.gpg", gk.export(t, false))
-	msig := mk.sign(t, tool)
+	mk, other := testkit.NewMinisignKey(t), testkit.NewMinisignKey(t)
+	gk := testkit.NewGPGKey(t, "Release <release@example.com>", "", "1y")
+	old := testkit.NewGPGKey(t, "Old <old@example.com>", "20200101T000000", "1d")
+	writeHost(t, env.Root, "/etc/ec2init/keys/release.pub", mk.PubFile(t))
+	writeHost(t, env.Root, "/etc/ec2init/keys/release.gpg", gk.Export(t, false))
+	msig := mk.Sign(t, tool)
 	o.Put("/tool.minisig", msig)
-	o.Put("/tool.asc", gk.sign(t, tool, "", true))
+	o.Put("/tool.asc", gk.Sign(t, tool, "", true))
 	o.Put("/tool.truncated.minisig", msig[:len(msig)/2])
-	o.Put("/other.minisig", mk.sign(t, []byte("other bytes")))
-	o.Put("/tool.old.asc", old.sign(t, tool, "20200101T120000", true))
+	o.Put("/other.minisig", mk.Sign(t, []byte("other bytes")))
+	o.Put("/tool.old.asc", old.Sign(t, tool, "20200101T120000", true))
 	for _, d := range []string{"wrong-key", "truncated", "other-bytes", "expired", "no-keyring"} {
 		writeHost(t, env.Root, "/opt/"+d+"/tool", []byte("previous"))
 	}
@@ -44,11 +45,11 @@ func TestSignedItems(t *testing.T) {
 	}
 	cfg := modtest.Config(t, bootConfig(ca, item("minisign", "signature_url: "+o.URL+"/tool.minisig\npublic_key_file: /etc/ec2init/keys/release.pub")+
 		item("openpgp", "signature_url: "+o.URL+"/tool.asc\ngpg_keyring: /etc/ec2init/keys/release.gpg")+
-		item("openpgp-inline", "signature_url: "+o.URL+"/tool.asc\ngpg_key: |\n"+indent(string(gk.export(t, true)), 2))+
-		item("wrong-key", "signature_url: "+o.URL+"/tool.minisig\npublic_key: "+other.line(t))+
-		item("truncated", "signature_url: "+o.URL+"/tool.truncated.minisig\npublic_key: "+mk.line(t))+
-		item("other-bytes", "signature_url: "+o.URL+"/other.minisig\npublic_key: "+mk.line(t))+
-		item("expired", "signature_url: "+o.URL+"/tool.old.asc\ngpg_key: |\n"+indent(string(old.export(t, true)), 2))+
+		item("openpgp-inline", "signature_url: "+o.URL+"/tool.asc\ngpg_key: |\n"+indent(string(gk.Export(t, true)), 2))+
+		item("wrong-key", "signature_url: "+o.URL+"/tool.minisig\npublic_key: "+other.Line(t))+
+		item("truncated", "signature_url: "+o.URL+"/tool.truncated.minisig\npublic_key: "+mk.Line(t))+
+		item("other-bytes", "signature_url: "+o.URL+"/other.minisig\npublic_key: "+mk.Line(t))+
+		item("expired", "signature_url: "+o.URL+"/tool.old.asc\ngpg_key: |\n"+indent(string(old.Export(t, true)), 2))+
 		item("no-keyring", "signature_url: "+o.URL+"/tool.asc\ngpg_keyring: /etc/ec2init/keys/missing.gpg")))
 	m, _ := module()
 	err := m.Run(context.Background(), env, cfg)
