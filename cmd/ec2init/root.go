@@ -54,6 +54,7 @@ func newRootCommand() *cobra.Command {
 		newDaemonCommand(e),
 		newAnalyzeCommand(e),
 		newCloudInitPerCommand(e),
+		newMigrateCommand(e),
 	)
 	root.AddCommand(newManCommand(root))
 	return root
