@@ -70,6 +70,9 @@ func TestPackages(t *testing.T) {
 		"./usr/lib/systemd/system/ec2init-config.service",
 		"./usr/lib/systemd/system/ec2init-final.service",
 		"./usr/lib/systemd/system/ec2init.target",
+		"./usr/lib/systemd/system/ec2init-network.target",
+		"./usr/libexec/ec2init/cloud-init -> /usr/bin/ec2init",
+		"./usr/libexec/ec2init/cloud-init-per -> /usr/bin/ec2init",
 		"./usr/lib/systemd/system-preset/80-ec2init.preset",
 		"./etc/ec2init/config.yaml",
 		"./usr/libexec/ec2init/ec2-metadata -> /usr/bin/ec2init",
@@ -86,6 +89,13 @@ func TestPackages(t *testing.T) {
 	}
 	if strings.Contains(contents, "./usr/bin/ec2-metadata") {
 		t.Error("deb ships /usr/bin/ec2-metadata: it must not overwrite amazon-ec2-utils'")
+	}
+	// cloud-init's names are links the postinst makes where cloud-init is
+	// absent: shipped, they would conflict with its package's files.
+	for _, name := range []string{"cloud-final.service", "cloud-init.target", "cloud-init.service", "/usr/bin/cloud-init ", "cloud-init.log", "/var/lib/cloud"} {
+		if strings.Contains(contents, name) {
+			t.Errorf("deb ships %s: it must not conflict with cloud-init's package", name)
+		}
 	}
 	info := output(t, "dpkg-deb", "-I", debs[0])
 	for _, want := range []string{"Package: ec2init", "Version: " + testVersion, "postinst", "prerm"} {
