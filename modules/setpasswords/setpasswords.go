@@ -320,20 +320,9 @@ type tools struct {
 func (t tools) prefixed() bool { return !t.env.Root.IsHost() && !t.env.Runner.Chroot }
 
 // chpasswd sets es' passwords through chpasswd's stdin (never argv), with
-// -e for hashes. Under a prefix chpasswd cannot use the host's PAM for
-// the image's accounts, so plain text is hashed by chpasswd itself with
-// the image's ENCRYPT_METHOD (-c), as PAM would there.
+// -e for hashes (see accounts.ChpasswdArgv for a --root prefix).
 func (t tools) chpasswd(ctx context.Context, es []entry, hashed bool) error {
-	argv := []string{"chpasswd"}
-	if t.prefixed() {
-		argv = append(argv, "-R", t.env.Root.Prefix())
-		if !hashed {
-			argv = append(argv, "-c", encryptMethod(t.env.Root))
-		}
-	}
-	if hashed {
-		argv = append(argv, "-e")
-	}
+	argv := accounts.ChpasswdArgv(t.env.Root, t.env.Runner.Chroot, hashed)
 	var in bytes.Buffer
 	for _, e := range es {
 		in.WriteString(e.user + ":" + e.password + "\n")
@@ -380,23 +369,6 @@ func (t tools) run(ctx context.Context, argv []string, stdin io.Reader, es []ent
 		return fmt.Errorf("%s exited %d: %s", argv[0], res.ExitCode, msg)
 	}
 	return nil
-}
-
-// encryptMethod is the image's ENCRYPT_METHOD from its login.defs, SHA512
-// when it sets none.
-func encryptMethod(root *sys.Root) string {
-	b, err := root.ReadFile("/etc/login.defs")
-	if err != nil {
-		return "SHA512"
-	}
-	method := "SHA512"
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "ENCRYPT_METHOD" {
-			method = strings.ToUpper(f[1])
-		}
-	}
-	return method
 }
 
 func firstLine(s string) string {

@@ -142,3 +142,40 @@ func TestSudoersCloudInitName(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordsThroughChpasswd: plain_text_passwd and hashed_passwd reach
+// /etc/shadow through the real chpasswd (stdin, never argv); an existing
+// user's passwd is ignored and hashed_passwd applies, as cloud-init does.
+func TestPasswordsThroughChpasswd(t *testing.T) {
+	if _, err := exec.LookPath("chpasswd"); err != nil {
+		t.Skip("chpasswd not installed (Debian package passwd)")
+	}
+	e := debianImage(t)
+	modtest.Put(t, e, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nold:x:900:900::/home/old:/bin/sh\n")
+	modtest.Put(t, e, "/etc/shadow", "root:*:19000:0:99999:7:::\nold:!:19000:0:99999:7:::\n")
+	doc := `users:
+  - {name: pt, plain_text_passwd: "Plain-Secret-1", lock_passwd: false}
+  - {name: old, passwd: "` + secretHash + `", lock_passwd: false}
+  - {name: old2, hashed_passwd: "` + secretHash + `", lock_passwd: false}
+`
+	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, doc)); err != nil {
+		t.Fatal(err)
+	}
+	field := func(user string) string {
+		for _, line := range strings.Split(modtest.Get(t, e, "/etc/shadow"), "\n") {
+			if f := strings.Split(line, ":"); len(f) > 1 && f[0] == user {
+				return f[1]
+			}
+		}
+		return "<none>"
+	}
+	if pt := field("pt"); !strings.HasPrefix(pt, "$6$") {
+		t.Errorf("pt's shadow field %q: want a SHA-512 hash of the text", pt)
+	}
+	if old := field("old"); old != "!" {
+		t.Errorf("existing user's passwd applied: %q", old)
+	}
+	if old2 := field("old2"); old2 != secretHash {
+		t.Errorf("old2's hash %q", old2)
+	}
+}

@@ -53,8 +53,9 @@ var (
 		config.Field{Name: "no_log_init", Type: config.Bool(), Default: "false", Doc: "Do not add the user to lastlog and faillog."},
 		config.Field{Name: "expiredate", Type: config.String(), Doc: "Date the account expires (YYYY-MM-DD)."},
 		config.Field{Name: "inactive", Type: config.String(), Doc: "Days after password expiry until the account is disabled."},
-		config.Field{Name: "passwd", Type: config.String(), Doc: "Password hash (never logged)."},
-		config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd."},
+		config.Field{Name: "passwd", Type: config.String(), Doc: "Password hash for a new user (never logged); ignored for an existing one, as cloud-init ignores it."},
+		config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd, and applies to an existing user too."},
+		config.Field{Name: "plain_text_passwd", Type: config.String(), Doc: "Password in clear text, hashed by chpasswd (never logged)."},
 		config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true", Doc: "Lock the password: no password logins."},
 		config.Field{Name: "sudo", Type: config.OneOf(config.String(), config.ListOf(config.String()), config.Bool(), config.Null()),
 			Doc: "sudo rules (a string or a list), written to " + SudoersFile + "; false for none."},
@@ -97,27 +98,28 @@ func (UsersGroups) Wanted(*config.CloudConfig) bool { return true }
 
 // userSpec is one user entry, decoded.
 type userSpec struct {
-	Name         string    `yaml:"name"`
-	Gecos        string    `yaml:"gecos"`
-	Homedir      string    `yaml:"homedir"`
-	PrimaryGroup string    `yaml:"primary_group"`
-	Groups       nameList  `yaml:"groups"`
-	CreateGroups *bool     `yaml:"create_groups"`
-	Shell        string    `yaml:"shell"`
-	UID          string    `yaml:"uid"`
-	System       bool      `yaml:"system"`
-	NoCreateHome bool      `yaml:"no_create_home"`
-	NoUserGroup  bool      `yaml:"no_user_group"`
-	NoLogInit    bool      `yaml:"no_log_init"`
-	Expiredate   string    `yaml:"expiredate"`
-	Inactive     string    `yaml:"inactive"`
-	Passwd       string    `yaml:"passwd"`
-	HashedPasswd string    `yaml:"hashed_passwd"`
-	LockPasswd   *bool     `yaml:"lock_passwd"`
-	Sudo         sudoRules `yaml:"sudo"`
-	SSHKeys      []string  `yaml:"ssh_authorized_keys"`
-	SSHImportID  nameList  `yaml:"ssh_import_id"`
-	Redirect     yaml.Node `yaml:"ssh_redirect_user"`
+	Name            string    `yaml:"name"`
+	Gecos           string    `yaml:"gecos"`
+	Homedir         string    `yaml:"homedir"`
+	PrimaryGroup    string    `yaml:"primary_group"`
+	Groups          nameList  `yaml:"groups"`
+	CreateGroups    *bool     `yaml:"create_groups"`
+	Shell           string    `yaml:"shell"`
+	UID             string    `yaml:"uid"`
+	System          bool      `yaml:"system"`
+	NoCreateHome    bool      `yaml:"no_create_home"`
+	NoUserGroup     bool      `yaml:"no_user_group"`
+	NoLogInit       bool      `yaml:"no_log_init"`
+	Expiredate      string    `yaml:"expiredate"`
+	Inactive        string    `yaml:"inactive"`
+	Passwd          string    `yaml:"passwd"`
+	PlainTextPasswd string    `yaml:"plain_text_passwd"`
+	HashedPasswd    string    `yaml:"hashed_passwd"`
+	LockPasswd      *bool     `yaml:"lock_passwd"`
+	Sudo            sudoRules `yaml:"sudo"`
+	SSHKeys         []string  `yaml:"ssh_authorized_keys"`
+	SSHImportID     nameList  `yaml:"ssh_import_id"`
+	Redirect        yaml.Node `yaml:"ssh_redirect_user"`
 
 	// hasKeys: ssh_authorized_keys is given (an empty list still makes
 	// the file, as cloud-init does).
@@ -177,13 +179,6 @@ func (s *sudoRules) UnmarshalYAML(n *yaml.Node) error {
 
 func (u userSpec) lock() bool         { return u.LockPasswd == nil || *u.LockPasswd }
 func (u userSpec) createGroups() bool { return u.CreateGroups == nil || *u.CreateGroups }
-
-func (u userSpec) hash() string {
-	if u.HashedPasswd != "" {
-		return u.HashedPasswd
-	}
-	return u.Passwd
-}
 
 // fromDefault turns the distribution's default user into an entry.
 func fromDefault(d accounts.DefaultUserSpec, where string) userSpec {
@@ -450,10 +445,23 @@ func (r *run) ensureUser(ctx context.Context, u userSpec) error {
 		}
 		r.log.Info("user created", zap.String("user", u.Name), zap.Strings("groups", groups))
 	}
-	if exists && u.hash() != "" {
-		// The hash goes in argv as with useradd -p: chpasswd has no
-		// --prefix. It is never logged (the runner logs argv[0] only).
-		if err := r.tool(ctx, "usermod", "-p", u.hash(), u.Name); err != nil {
+	// Passwords go through chpasswd's stdin, never argv: plain text
+	// first, then a hash, which wins, as cloud-init sets them. passwd is
+	// for a new account only (cloud-init ignores it for an existing one).
+	if u.PlainTextPasswd != "" {
+		if err := r.chpasswd(ctx, u.Name, u.PlainTextPasswd, false); err != nil {
+			return fmt.Errorf("setting plain_text_passwd: %w", err)
+		}
+	}
+	hash := u.HashedPasswd
+	if hash == "" && !exists {
+		hash = u.Passwd
+	}
+	if exists && u.Passwd != "" && u.HashedPasswd == "" {
+		r.log.Warn("passwd is ignored for an existing user, as cloud-init ignores it (hashed_passwd applies)", zap.String("user", u.Name))
+	}
+	if hash != "" {
+		if err := r.chpasswd(ctx, u.Name, hash, true); err != nil {
 			return fmt.Errorf("setting the password: %w", err)
 		}
 	}
@@ -505,7 +513,6 @@ func (r *run) useraddArgs(ctx context.Context, u userSpec, groups []string) ([]s
 	add("-u", u.UID)
 	add("-e", u.Expiredate)
 	add("-f", u.Inactive)
-	add("-p", u.hash())
 	if len(groups) > 0 {
 		add("-G", strings.Join(groups, ","))
 	}
@@ -666,6 +673,22 @@ func (r *run) installKeys(u userSpec) error {
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("items %s are not public keys; skipped", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// chpasswd sets user's password (hashed: a crypt hash) through chpasswd's
+// stdin; its message, should it fail, names the user, never the password.
+func (r *run) chpasswd(ctx context.Context, user, password string, hashed bool) error {
+	argv := accounts.ChpasswdArgv(r.env.Root, r.env.Runner.Chroot, hashed)
+	var out bytes.Buffer
+	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "users_groups: chpasswd", Argv: argv,
+		Stdin: strings.NewReader(user + ":" + password + "\n"), Output: &out})
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("chpasswd exited %d: %s", res.ExitCode, strings.ReplaceAll(firstLine(out.String()), password, "(password)"))
 	}
 	return nil
 }

@@ -215,7 +215,10 @@ for last; do :; done
 echo "$last:x:` + strconv.Itoa(os.Getuid()) + `:` + strconv.Itoa(os.Getgid()) + `::/home/$last:/bin/sh" >> "$prefix/etc/passwd"
 mkdir -p "$prefix/home/$last"
 `
-	for name, body := range map[string]string{"useradd": useradd, "groupadd": logger, "usermod": logger, "visudo": logger} {
+	// The fake chpasswd keeps its stdin apart: the password must be there,
+	// never in argv.
+	chpasswd := logger + "cat >> " + log + ".stdin\n"
+	for name, body := range map[string]string{"useradd": useradd, "groupadd": logger, "usermod": logger, "visudo": logger, "chpasswd": chpasswd} {
 		testkit.FakeTool(t, dir, name, body)
 	}
 	e.Runner.Env = map[string]string{"PATH": dir + ":" + sys.DefaultPath}
@@ -261,7 +264,8 @@ users:
 		"useradd --prefix ROOT -c EC2 Default User -s /bin/bash -G wheel,adm -m ec2-user",
 		"usermod --prefix ROOT -L ec2-user",
 		"groupadd --prefix ROOT extra",
-		"useradd --prefix ROOT -c New Bie -s /bin/zsh -u 2001 -p " + secretHash + " -G adm,extra -m newbie",
+		"useradd --prefix ROOT -c New Bie -s /bin/zsh -u 2001 -G adm,extra -m newbie",
+		"chpasswd -R ROOT -e",
 		"usermod --prefix ROOT -a -G adm old",
 		"usermod --prefix ROOT -L old",
 		"useradd --prefix ROOT -r -M sys1",
@@ -271,6 +275,9 @@ users:
 	}
 	if lines := strings.Split(strings.TrimSpace(got), "\n"); !reflect.DeepEqual(lines, want) {
 		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if stdin, _ := os.ReadFile(log + ".stdin"); string(stdin) != "newbie:"+secretHash+"\n" {
+		t.Errorf("chpasswd's stdin %q", stdin)
 	}
 	if strings.Contains(got, "-L newbie") {
 		t.Error("lock_passwd: false locked the user")
