@@ -136,6 +136,15 @@ func (r *run) installGivenKeys(ctx context.Context, s settings) bool {
 	return ok
 }
 
+func hasPrivate(given []givenKey) bool {
+	for _, g := range given {
+		if g.part() == "private" {
+			return true
+		}
+	}
+	return false
+}
+
 func hasEntry(given []givenKey, name string) bool {
 	for _, g := range given {
 		if g.name == name {

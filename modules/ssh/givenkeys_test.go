@@ -142,3 +142,19 @@ func TestGivenKeyUnreadable(t *testing.T) {
 		t.Errorf("error quotes the key: %v", err)
 	}
 }
+
+// TestGivenKeysWithoutPrivate: ssh_keys with no private key would leave
+// sshd without host keys (cloud-init installs nothing then): they are
+// generated as without ssh_keys.
+func TestGivenKeysWithoutPrivate(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skipf("ssh-keygen not installed (Debian package openssh-client): %v", err)
+	}
+	d := newDisk(t)
+	if err := d.boot(SSH{}, "i-aaaa", true, keyA, "ssh_keys: {}\nssh_genkeytypes: [ed25519]\nssh_quiet_keygen: true\n"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := d.env.Root.Stat("/etc/ssh/ssh_host_ed25519_key"); err != nil || fi.Size() == 0 {
+		t.Errorf("no host key generated: %v", err)
+	}
+}

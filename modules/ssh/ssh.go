@@ -349,6 +349,12 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 	for _, d := range stale {
 		os.RemoveAll(d) // what a crashed run left; never a complete key
 	}
+	if s.given != nil && !hasPrivate(s.given) {
+		// cloud-init would install nothing and leave sshd without host
+		// keys; ec2init makes them as without ssh_keys.
+		r.log.Warn("ssh_keys holds no private key; host keys generated instead", zap.String("at", s.givenAt))
+		s.given = nil
+	}
 	if s.given != nil {
 		// ssh_keys replaces generation: the given keys are the instance's,
 		// installed when it is new (or its renewal was cut short).
