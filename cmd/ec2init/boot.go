@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ec2init/ec2init/agent"
+	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/logging"
@@ -32,7 +33,10 @@ type bootOptions struct {
 	rerunInterrupted bool
 	scriptTimeout    time.Duration
 	identifyDeadline time.Duration
-	lockTimeout      time.Duration
+	// identifyDeadlineSet: the flag was given, and wins over the config's
+	// imds.deadline (or /etc/cloud's datasource.Ec2.max_wait).
+	identifyDeadlineSet bool
+	lockTimeout         time.Duration
 	// notify tells systemd the service's state (sdNotify).
 	notify func(string)
 }
@@ -46,6 +50,7 @@ func newBootCommand(e *env) *cobra.Command {
 			"user data, and run the requested stage's work, each piece gated by its frequency.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.identifyDeadlineSet = cmd.Flags().Changed("identify-deadline")
 			return runBoot(cmd.Context(), e, o, cmd.ErrOrStderr())
 		},
 	}
@@ -106,6 +111,10 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 	if err != nil {
 		return state.Status{}, err
 	}
+	deadline := o.identifyDeadline
+	if sysCfg, err := config.LoadSystem(e.root); err == nil && !o.identifyDeadlineSet && sysCfg.IMDS.Deadline > 0 {
+		deadline = sysCfg.IMDS.Deadline.Std()
+	}
 	fetcher := fetch.New(fetch.Options{})
 	return agent.Boot(ctx, agent.Options{
 		Root:             e.root,
@@ -116,7 +125,7 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 		BootID:           e.bootID,
 		RerunInterrupted: o.rerunInterrupted,
 		ScriptTimeout:    o.scriptTimeout,
-		IdentifyDeadline: o.identifyDeadline,
+		IdentifyDeadline: deadline,
 		LockTimeout:      o.lockTimeout,
 		Console:          console,
 		Fetch:            fetcher.Get,
