@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -66,11 +67,29 @@ func ReadSysInfo(root *sys.Root) SysInfo {
 	// name for it, as on most Linux.
 	si.Uname = [6]string{si.System, str(u.Nodename), si.Release, str(u.Version), machine, ""}
 	si.Dist = readDist(root)
-	// Python adds its libc's version, which a static Go binary has none of.
-	si.Platform = fmt.Sprintf("%s-%s-%s-with-glibc", si.System, si.Release, machine)
+	// Python names the C library it runs on: the image's glibc here.
+	si.Platform = fmt.Sprintf("%s-%s-%s-with-glibc%s", si.System, si.Release, machine, glibcVersion(root))
 	si.Variant = distVariant(si.System, si.Dist[0])
 	return si
 }
+
+// glibcVersion is the version of the image's C library ("2.36"), read
+// from its banner; "" when there is none to read.
+func glibcVersion(root *sys.Root) string {
+	for _, p := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
+		"/lib64/libc.so.6", "/usr/lib64/libc.so.6", "/lib/libc.so.6"} {
+		data, err := root.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if m := glibcRe.FindSubmatch(data); m != nil {
+			return string(m[1])
+		}
+	}
+	return ""
+}
+
+var glibcRe = regexp.MustCompile(`release version (\d+\.\d+)`)
 
 // readDist is cloud-init's get_linux_distro from os-release: ID ("rhel"
 // named "redhat"), VERSION_ID, and the codename (VERSION_CODENAME, else
@@ -334,7 +353,7 @@ func metaDataTree(in *imds.Instance) map[string]any {
 	if len(in.PublicKeys) > 0 {
 		keys := map[string]any{}
 		for _, k := range in.PublicKeys {
-			keys[k.Name] = []any{k.OpenSSHKey} // cloud-init's crawl of public-keys/
+			keys[k.Name] = k.OpenSSHKey // as cloud-init's crawl of public-keys/ stores one key
 		}
 		meta["public-keys"] = keys
 	}

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/civiews"
+	"github.com/ec2init/ec2init/agent/sys"
 )
 
 // TestInstanceDataFiles boots on the simulator and reads cloud-init's
@@ -97,5 +99,39 @@ func TestInstanceDataFiles(t *testing.T) {
 	}
 	if id, err := os.ReadFile(filepath.Join(f.root, "run/cloud-init/cloud-id")); err != nil || string(id) != "aws\n" {
 		t.Errorf("cloud-id %q %v", id, err)
+	}
+}
+
+// TestReadSysInfo: sys_info's distribution and variant as cloud-init
+// reads them from os-release, and the image's glibc in platform.
+func TestReadSysInfo(t *testing.T) {
+	for _, tt := range []struct {
+		osRelease string
+		dist      [3]string
+		variant   string
+	}{
+		{"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n", [3]string{"debian", "12", "bookworm"}, "debian"},
+		{"NAME=\"Amazon Linux\"\nVERSION=\"2023\"\nID=\"amzn\"\nVERSION_ID=\"2023\"\n", [3]string{"amzn", "2023", ""}, "linux"},
+		{"ID=ubuntu\nVERSION=\"22.04.4 LTS (Jammy Jellyfish)\"\nVERSION_ID=\"22.04\"\n", [3]string{"ubuntu", "22.04", "Jammy Jellyfish"}, "ubuntu"},
+		{"ID=\"rhel\"\nVERSION_ID=\"9.4\"\nVERSION=\"9.4 (Plow)\"\n", [3]string{"redhat", "9.4", "Plow"}, "rhel"},
+	} {
+		dir := t.TempDir()
+		for p, body := range map[string]string{"etc/os-release": tt.osRelease,
+			"lib64/libc.so.6": "\x7fELF...GNU C Library (GNU libc) stable release version 2.34.\x00"} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, p), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, err := sys.NewRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		si := agent.ReadSysInfo(root)
+		if si.Dist != tt.dist || si.Variant != tt.variant || !strings.HasSuffix(si.Platform, "-with-glibc2.34") || si.System != "Linux" {
+			t.Errorf("%q: %+v", tt.osRelease, si)
+		}
 	}
 }

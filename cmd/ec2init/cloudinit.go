@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -219,10 +220,13 @@ func ciSingle(ctx context.Context, e *env, c ciIO, args []string) error {
 	res, err := agent.RunModule(ctx, agent.Options{Root: e.root, BootID: e.bootID, Log: log, Registry: all.Registry(),
 		Console: c.stderr, Version: version, LockTimeout: agent.DefaultLockTimeout}, name, freq)
 	if err != nil {
-		c.logf("main.py", "WARNING", "Did not run %s, does it exist?", name)
-		if !strings.Contains(err.Error(), agent.ErrNoModule.Error()) {
+		if errors.Is(err, agent.ErrNoModule) {
+			mod := "cc_" + strings.TrimPrefix(strings.ReplaceAll(name, "-", "_"), "cc_")
+			c.logf("modules.py", "WARNING", "Could not find module named %s (searched ['%s', 'cloudinit.config.%s'])", mod, mod, mod)
+		} else {
 			c.logf("main.py", "ERROR", "%v", err)
 		}
+		c.logf("main.py", "WARNING", "Did not run %s, does it exist?", name)
 		return &exitError{code: 1}
 	}
 	if res.Outcome == string(state.OutcomeFailed) {
