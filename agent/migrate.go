@@ -177,11 +177,9 @@ func (rep *MigrateReport) plan(root *sys.Root, o MigrateOptions) {
 			}
 		}
 	}
-	if exists(root, CloudInitDisabledFile) {
-		rep.Notes = append(rep.Notes, CloudInitDisabledFile+" exists: ec2init honours it too and will not run until it is removed")
-	}
-	if exists(root, DisabledFile) {
-		rep.Notes = append(rep.Notes, DisabledFile+" exists: ec2init will not run until it is removed")
+	// The image's switches only: the kernel command line is the instance's.
+	if why := Disabled(root, "", nil); why != "" {
+		rep.Notes = append(rep.Notes, why+" exists: ec2init honours it and will not run until it is removed")
 	}
 	if exists(root, "/var/lib/cloud/instance") {
 		rep.Notes = append(rep.Notes, "cloud-init has run on this disk (/var/lib/cloud/instance): ec2init keeps its own state in /var/lib/ec2init, so its first boot is a first boot: per-instance work (users, keys, runcmd, user scripts) runs again")
