@@ -533,3 +533,66 @@ func TestCloudInitArgv0(t *testing.T) {
 		t.Errorf("status --bogus: %+v", r)
 	}
 }
+
+// TestCloudInitQueryKeysAsDebian compares query --list-keys with what
+// Debian bookworm's cloud-init 22.4 printed, booted in a systemd-nspawn
+// container against the same IMDS simulator (test/differential's image;
+// recorded in testdata/cloudinit/debian-22.4-*.txt). Each difference is
+// named with its reason.
+func TestCloudInitQueryKeysAsDebian(t *testing.T) {
+	e := bootedEnv(t, "#cloud-config\nruncmd: [[echo, ok]]\n")
+	for _, tt := range []struct {
+		path string
+		// extra: keys ec2init has and 22.4 had not; missing: the reverse.
+		extra, missing []string
+	}{
+		// cloud-init 23.1+ adds these (query's combined_cloud_config, the
+		// sensitive file's features, merged_system_cfg).
+		{"", []string{"combined_cloud_config", "features", "merged_system_cfg"}, nil},
+		{"v1", nil, nil},
+		// The identity document: cloud-init crawls it on AWS only, which a
+		// container without AWS's DMI data is not.
+		{"ds", []string{"dynamic"}, nil},
+		// Not in ec2init's typed instance facts, so not crawled: scheduled
+		// events, the instance's own credentials' info, metrics, profile,
+		// system, spot's instance-action (ec2init's daemon watches those).
+		{"ds.meta_data", nil, []string{"events", "identity-credentials", "instance-action", "metrics", "profile", "system"}},
+	} {
+		name := "debian-22.4-list-keys.txt"
+		args := []string{"query", "--list-keys"}
+		if tt.path != "" {
+			name = "debian-22.4-list-keys-" + tt.path + ".txt"
+			args = append(args, tt.path)
+		}
+		b, err := os.ReadFile(filepath.Join("testdata", "cloudinit", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		debian := strings.Fields(string(b))
+		r := ciRun(t, e, 0, args...)
+		if r.code != 0 {
+			t.Fatalf("%q: %+v", args, r)
+		}
+		ours := strings.Fields(r.stdout)
+		extra, missing := difference(ours, debian), difference(debian, ours)
+		if strings.Join(extra, " ") != strings.Join(tt.extra, " ") || strings.Join(missing, " ") != strings.Join(tt.missing, " ") {
+			t.Errorf("%q: ec2init has also %v (want %v), lacks %v (want %v)", args, extra, tt.extra, missing, tt.missing)
+		}
+	}
+}
+
+// difference is what a has and b has not, sorted.
+func difference(a, b []string) []string {
+	in := map[string]bool{}
+	for _, s := range b {
+		in[s] = true
+	}
+	var out []string
+	for _, s := range a {
+		if !in[s] {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
