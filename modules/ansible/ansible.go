@@ -108,7 +108,7 @@ func (Ansible) Check(source, key string, v *yaml.Node) []config.Diagnostic {
 	if v.Kind != yaml.MappingNode {
 		return nil
 	}
-	if p := get(v, "pull"); p != nil {
+	if p := bootstrap.Get(v, "pull"); p != nil {
 		entries, paths := []*yaml.Node{p}, []string{key + ".pull"}
 		if p.Kind == yaml.SequenceNode {
 			entries, paths = p.Content, nil
@@ -120,7 +120,7 @@ func (Ansible) Check(source, key string, v *yaml.Node) []config.Diagnostic {
 			if e.Kind != yaml.MappingNode {
 				continue
 			}
-			one, many := get(e, "playbook_name"), get(e, "playbook_names")
+			one, many := bootstrap.Get(e, "playbook_name"), bootstrap.Get(e, "playbook_names")
 			switch {
 			case one == nil && many == nil:
 				add(e, paths[i], `missing required key "playbook_names"`)
@@ -129,23 +129,10 @@ func (Ansible) Check(source, key string, v *yaml.Node) []config.Diagnostic {
 			}
 		}
 	}
-	if c := get(v, "setup_controller"); c != nil && c.Kind == yaml.MappingNode && get(c, "repositories") == nil && get(c, "run_ansible") == nil {
+	if c := bootstrap.Get(v, "setup_controller"); c != nil && c.Kind == yaml.MappingNode && bootstrap.Get(c, "repositories") == nil && bootstrap.Get(c, "run_ansible") == nil {
 		add(c, key+".setup_controller", "give repositories or run_ansible")
 	}
 	return out
-}
-
-// get is the value of key in mapping n, or nil.
-func get(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
 }
 
 type settings struct {
@@ -255,7 +242,7 @@ func validate(s *settings) ([]pullRun, error) {
 	}
 	var entries []*yaml.Node
 	switch p := &s.Pull; {
-	case p.Kind == 0 || p.Tag == "!!null":
+	case !bootstrap.Present(p):
 	case p.Kind == yaml.MappingNode:
 		entries = []*yaml.Node{p}
 	case p.Kind == yaml.SequenceNode:

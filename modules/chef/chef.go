@@ -193,7 +193,7 @@ func (c Chef) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 		dirs = defaultDirs
 	}
 	for _, d := range append(dirs, "/etc/chef") {
-		if err := mkdir(env, d); err != nil {
+		if err := bootstrap.EnsureDir(env, d, 0o755); err != nil {
 			return fmt.Errorf("directories: %w", err)
 		}
 	}
@@ -202,11 +202,8 @@ func (c Chef) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 	vkey := or(s.ValidationKey, DefaultValidationKey)
 	if s.ValidationCert != nil && *s.ValidationCert != "" {
 		if *s.ValidationCert != "system" {
-			if err := env.Root.MkdirAll(path.Dir(vkey), 0o755); err != nil {
-				return fmt.Errorf("validation_key: %w", err)
-			}
 			// The key authenticates any client to the server: root's alone.
-			if err := env.Root.WriteFile(vkey, []byte(*s.ValidationCert), 0o600, nil); err != nil {
+			if err := bootstrap.WriteSecret(env, vkey, []byte(*s.ValidationCert)); err != nil {
 				return fmt.Errorf("validation_key: %w", err)
 			}
 		} else if ok, _ := env.Root.Exists(vkey); !ok {
@@ -216,7 +213,7 @@ func (c Chef) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 
 	for _, k := range clientKeys {
 		if v := params[k.key]; k.kind == pathValue && v != "" {
-			if err := mkdir(env, path.Dir(v)); err != nil {
+			if err := bootstrap.EnsureDir(env, path.Dir(v), 0o755); err != nil {
 				return fmt.Errorf("%s: %w", k.key, err)
 			}
 		}
@@ -252,7 +249,8 @@ func (c Chef) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 	if !run {
 		return nil
 	}
-	args, err := execArgs(&s.ExecArguments)
+	// exec_arguments: one string is one argument, as in cloud-init.
+	args, err := bootstrap.Args(&s.ExecArguments, "exec_arguments", defaultExecArgs, func(a string) []string { return []string{a} })
 	if err != nil {
 		return err
 	}
@@ -265,15 +263,6 @@ func (c Chef) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig
 		}
 	}
 	return nil
-}
-
-// mkdir makes d as cloud-init's ensure_dir: 0755 when new, an existing
-// directory left as it is.
-func mkdir(env *modules.Env, d string) error {
-	if fi, err := env.Root.Stat(d); err == nil && fi.IsDir() {
-		return nil
-	}
-	return env.Root.MkdirAll(d, 0o755)
 }
 
 // migrate moves what chef's old cache and backup directories hold into
@@ -415,7 +404,7 @@ func firstboot(runList, attrs *yaml.Node) ([]byte, error) {
 				return nil, fmt.Errorf("initial_attributes.%w", err)
 			}
 		}
-	} else if attrs.Kind != 0 && attrs.Tag != "!!null" {
+	} else if bootstrap.Present(attrs) {
 		return nil, fmt.Errorf("initial_attributes: line %d: want a mapping", attrs.Line)
 	}
 	b.WriteByte('}')
@@ -551,22 +540,4 @@ func installGems(ctx context.Context, env *modules.Env, s *settings) error {
 		return fmt.Errorf("install_type: gems: %w", err)
 	}
 	return nil
-}
-
-// execArgs are chef-client's arguments: exec_arguments (a list, or one
-// string as one argument, as cloud-init) or the daemon defaults.
-func execArgs(n *yaml.Node) ([]string, error) {
-	switch {
-	case n.Kind == 0 || n.Tag == "!!null":
-		return defaultExecArgs, nil
-	case n.Kind == yaml.ScalarNode:
-		return []string{n.Value}, nil
-	case n.Kind == yaml.SequenceNode:
-		var args []string
-		if err := n.Decode(&args); err != nil {
-			return nil, fmt.Errorf("exec_arguments: line %d: %w", n.Line, err)
-		}
-		return args, nil
-	}
-	return nil, fmt.Errorf("exec_arguments: line %d: want a list of strings", n.Line)
 }

@@ -6,7 +6,6 @@
 package puppet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -128,7 +127,8 @@ func (p Puppet) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 	if p.bin != "" {
 		bin = p.bin
 	}
-	execArgs, err := agentArgs(&s.ExecArgs)
+	// exec_args: a string is split on spaces, as cloud-init does.
+	execArgs, err := bootstrap.Args(&s.ExecArgs, "exec_args", []string{"--test"}, strings.Fields)
 	if err != nil {
 		return err
 	}
@@ -162,20 +162,17 @@ func (p Puppet) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 		*paths[setting] = strings.TrimRight(out, "\r\n")
 	}
 
-	if present(&s.Conf) {
+	if bootstrap.Present(&s.Conf) {
 		if err := writeConf(env, &s, user); err != nil {
 			return err
 		}
 	}
-	if present(&s.CSRAttributes) {
-		b, err := yamlOf(&s.CSRAttributes)
+	if bootstrap.Present(&s.CSRAttributes) {
+		b, err := bootstrap.YAML(&s.CSRAttributes, 2)
 		if err != nil {
 			return fmt.Errorf("csr_attributes: %w", err)
 		}
-		if err := env.Root.MkdirAll(path.Dir(s.CSRAttrPath), 0o755); err != nil {
-			return fmt.Errorf("csr_attributes_path: %w", err)
-		}
-		if err := env.Root.WriteFile(s.CSRAttrPath, b, 0o600, nil); err != nil {
+		if err := bootstrap.WriteSecret(env, s.CSRAttrPath, b); err != nil {
 			return fmt.Errorf("csr_attributes_path: %w", err)
 		}
 	}
@@ -194,8 +191,6 @@ func (p Puppet) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConf
 	log.Info("puppet configured", zap.String("conf_file", s.ConfFile))
 	return nil
 }
-
-func present(n *yaml.Node) bool { return n.Kind != 0 && n.Tag != "!!null" }
 
 // installPackages installs package_name, or the first of puppet-agent
 // and puppet that installs, as cloud-init does.
@@ -240,24 +235,6 @@ func installAIO(ctx context.Context, env *modules.Env, s *settings) error {
 		return fmt.Errorf("aio_install_url: %w", err)
 	}
 	return nil
-}
-
-// agentArgs are puppet agent's arguments: exec_args (a list, or a string
-// split on spaces) or --test.
-func agentArgs(n *yaml.Node) ([]string, error) {
-	switch {
-	case !present(n):
-		return []string{"--test"}, nil
-	case n.Kind == yaml.ScalarNode:
-		return strings.Fields(n.Value), nil
-	case n.Kind == yaml.SequenceNode:
-		var args []string
-		if err := n.Decode(&args); err != nil {
-			return nil, fmt.Errorf("exec_args: line %d: %w", n.Line, err)
-		}
-		return args, nil
-	}
-	return nil, fmt.Errorf("exec_args: line %d: want a list of strings", n.Line)
 }
 
 // runAgent runs puppet agent, its output in the output log. With
@@ -312,7 +289,7 @@ func writeConf(env *modules.Env, s *settings, user string) error {
 			continue
 		}
 		if v.Kind != yaml.MappingNode {
-			if present(v) {
+			if bootstrap.Present(v) {
 				return fmt.Errorf("conf.%s: line %d: want a mapping", name, v.Line)
 			}
 			continue
@@ -361,10 +338,8 @@ func writeCA(env *modules.Env, sslDir, user, pem string) error {
 }
 
 func mkdirOwned(env *modules.Env, d string, perm os.FileMode, owner sys.Owner) error {
-	if fi, err := env.Root.Stat(d); err != nil || !fi.IsDir() {
-		if err := env.Root.MkdirAll(d, perm); err != nil {
-			return err
-		}
+	if err := bootstrap.EnsureDir(env, d, perm); err != nil {
+		return err
 	}
 	return env.Root.Chown(d, owner)
 }
@@ -386,34 +361,4 @@ func fqdn(env *modules.Env) string {
 	}
 	h, _ := os.Hostname()
 	return h
-}
-
-// yamlOf dumps a mapping in block style, as cloud-init's yaml.dump.
-func yamlOf(n *yaml.Node) ([]byte, error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("line %d: want a mapping", n.Line)
-	}
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(block(n)); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), enc.Close()
-}
-
-func block(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode {
-		return block(n.Alias)
-	}
-	c := *n
-	c.HeadComment, c.LineComment, c.FootComment, c.Anchor = "", "", "", ""
-	if c.Kind == yaml.MappingNode || c.Kind == yaml.SequenceNode {
-		c.Style &^= yaml.FlowStyle
-	}
-	c.Content = make([]*yaml.Node, len(n.Content))
-	for i, k := range n.Content {
-		c.Content[i] = block(k)
-	}
-	return &c
 }

@@ -6,10 +6,8 @@
 package saltminion
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path"
 
 	"go.uber.org/zap"
@@ -89,15 +87,15 @@ func (m SaltMinion) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 	var minion, grains []byte
 	local := false
 	var err error
-	if present(&s.Conf) {
+	if bootstrap.Present(&s.Conf) {
 		if minion, err = dump(&s.Conf); err != nil {
 			return fmt.Errorf("conf: %w", err)
 		}
-		if fc := get(&s.Conf, "file_client"); fc != nil && fc.Kind == yaml.ScalarNode && fc.Value == "local" {
+		if fc := bootstrap.Get(&s.Conf, "file_client"); fc != nil && fc.Kind == yaml.ScalarNode && fc.Value == "local" {
 			local = true
 		}
 	}
-	if present(&s.Grains) {
+	if bootstrap.Present(&s.Grains) {
 		if grains, err = dump(&s.Grains); err != nil {
 			return fmt.Errorf("grains: %w", err)
 		}
@@ -105,7 +103,7 @@ func (m SaltMinion) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 	if err := bootstrap.Install(ctx, env, m.pm, "pkg_name", pkgmgr.Package{Name: pkg}); err != nil {
 		return err
 	}
-	if err := mkdir(env, dir, 0o755); err != nil {
+	if err := bootstrap.EnsureDir(env, dir, 0o755); err != nil {
 		return fmt.Errorf("config_dir: %w", err)
 	}
 	if minion != nil {
@@ -156,7 +154,7 @@ func writeKeys(env *modules.Env, s *settings, dir string) error {
 	if s.PKIDir != nil && *s.PKIDir != "" {
 		pki = *s.PKIDir
 	}
-	if err := mkdir(env, pki, 0o700); err != nil {
+	if err := bootstrap.EnsureDir(env, pki, 0o700); err != nil {
 		return fmt.Errorf("pki_dir: %w", err)
 	}
 	if err := env.Root.WriteFile(path.Join(pki, "minion.pub"), []byte(*s.PublicKey), 0o600, nil); err != nil {
@@ -168,62 +166,12 @@ func writeKeys(env *modules.Env, s *settings, dir string) error {
 	return nil
 }
 
-// mkdir makes d with perm when missing (as cloud-init's ensure_dir; an
-// existing directory keeps its mode).
-func mkdir(env *modules.Env, d string, perm os.FileMode) error {
-	if fi, err := env.Root.Stat(d); err == nil && fi.IsDir() {
-		return nil
-	}
-	return env.Root.MkdirAll(d, perm)
-}
-
-func present(n *yaml.Node) bool { return n.Kind != 0 && n.Tag != "!!null" }
-
-func get(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
 // dump writes a mapping as cloud-init's YAML dump does: a document with
 // explicit start and end, block style, indented by four.
 func dump(n *yaml.Node) ([]byte, error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("line %d: want a mapping", n.Line)
-	}
-	var b bytes.Buffer
-	b.WriteString("---\n")
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(4)
-	if err := enc.Encode(block(n)); err != nil {
+	b, err := bootstrap.YAML(n, 4)
+	if err != nil {
 		return nil, err
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	b.WriteString("...\n")
-	return b.Bytes(), nil
-}
-
-// block copies n in block style, without the user's comments.
-func block(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode {
-		return block(n.Alias)
-	}
-	c := *n
-	c.HeadComment, c.LineComment, c.FootComment, c.Anchor = "", "", "", ""
-	if c.Kind == yaml.MappingNode || c.Kind == yaml.SequenceNode {
-		c.Style &^= yaml.FlowStyle
-	}
-	c.Content = make([]*yaml.Node, len(n.Content))
-	for i, k := range n.Content {
-		c.Content[i] = block(k)
-	}
-	return &c
+	return append(append([]byte("---\n"), b...), "...\n"...), nil
 }

@@ -1,8 +1,10 @@
 // Package bootstrap holds what the configuration-management modules
 // (ansible, chef, puppet, salt_minion) share: running their tools with the
 // output in the output log, finding a tool where the runner looks,
-// fetching and running an installer script, and enabling or starting
-// their services with systemctl.
+// fetching and running an installer script, enabling or starting their
+// services with systemctl, and reading their settings and writing their
+// files (directories as cloud-init's ensure_dir, secrets 0600, YAML as
+// its yaml.dump).
 package bootstrap
 
 import (
