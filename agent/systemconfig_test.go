@@ -89,6 +89,10 @@ func TestSystemConfig(t *testing.T) {
 		wantState, wantProblem string
 		// wantIgnored: the one info line names these.
 		wantIgnored []string
+		// wantFile: a file under the root holds this (a module's work);
+		// wantNoFile: a file no module wrote.
+		wantFile   [2]string
+		wantNoFile string
 	}{
 		{
 			name:  "cloud.cfg alone applies",
@@ -139,6 +143,20 @@ func TestSystemConfig(t *testing.T) {
 			wantIgnored: []string{"datasource.Azure", "datasource.NoCloud", "disable_vmware_customization", "acme_inventory", "legacy_agent", "vendor_tool"},
 		},
 		{
+			name:      "manage_etc_hosts in /etc/cloud reaches its module",
+			files:     map[string]string{config.CloudInitDir + "/50-hosts.cfg": "manage_etc_hosts: localhost\n"},
+			wantState: state.StateDone,
+			wantFile:  [2]string{"/etc/hosts", "# Added by ec2init (manage_etc_hosts: localhost)"},
+		},
+		{
+			name:       "preserve_hostname in /etc/cloud, manage_etc_hosts from the user data: both apply",
+			userData:   "#cloud-config\nmanage_etc_hosts: localhost\n",
+			files:      map[string]string{config.CloudInitFile: "preserve_hostname: true\nmanage_etc_hosts: false\n"},
+			wantState:  state.StateDone,
+			wantFile:   [2]string{"/etc/hosts", "manage_etc_hosts: localhost"},
+			wantNoFile: "/etc/hostname",
+		},
+		{
 			name: "a key ec2init does not support is named by file and line",
 			files: map[string]string{
 				config.CloudInitDir + "/50.cfg": runcmdTo("cloud") + "no_such_key: 1\n",
@@ -186,6 +204,17 @@ func TestSystemConfig(t *testing.T) {
 			problems := strings.Join(append(append([]string{}, st.Errors...), st.Degraded...), "\n")
 			if st.State != tt.wantState || !strings.Contains(problems, tt.wantProblem) {
 				t.Errorf("state %s, want %s; problems:\n%s\nwant one with %q", st.State, tt.wantState, problems, tt.wantProblem)
+			}
+			if tt.wantFile[0] != "" {
+				b, err := os.ReadFile(filepath.Join(f.root, tt.wantFile[0]))
+				if err != nil || !strings.Contains(string(b), tt.wantFile[1]) {
+					t.Errorf("%s: %q, %v; want %q in it", tt.wantFile[0], b, err, tt.wantFile[1])
+				}
+			}
+			if tt.wantNoFile != "" {
+				if _, err := os.Stat(filepath.Join(f.root, tt.wantNoFile)); err == nil {
+					t.Errorf("%s written", tt.wantNoFile)
+				}
 			}
 			var ignored []string
 			for _, l := range strings.Split(f.log.String(), "\n") {
