@@ -32,6 +32,9 @@ func (b *booter) saveCloudInitViews() {
 	if b.instance != nil {
 		in.Data = b.instanceData
 	}
+	if b.userData != nil {
+		in.Combined = b.combinedConfig
+	}
 	if err := b.views.Update(PublicStatus(b.status), in); err != nil {
 		b.log.Warn("write cloud-init views", zap.Error(err))
 	}

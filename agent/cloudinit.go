@@ -498,6 +498,31 @@ func (b *booter) instanceData() (map[string]any, error) {
 	return InstanceData(InstanceDataInput{Instance: b.instance, Sys: ReadSysInfo(b.root), SystemConfig: cfg, Endpoint: endpoint}), nil
 }
 
+// combinedConfig is cloud-init's combined cloud-config: its system
+// config with what the boot merged (image config, user data) over it.
+func (b *booter) combinedConfig() (map[string]any, error) {
+	out, err := SystemConfigMap(b.root)
+	if err != nil {
+		b.log.Warn("system config for combined cloud-config", zap.Error(err))
+	}
+	if b.cloudConfig != nil {
+		mergeMaps(out, cloudConfigMap(b.cloudConfig))
+	}
+	return out, nil
+}
+
+// cloudConfigMap is c as plain values.
+func cloudConfigMap(c *config.CloudConfig) map[string]any {
+	out := map[string]any{}
+	for _, k := range c.Keys() {
+		var v any
+		if ok, err := c.Decode(k, &v); ok && err == nil {
+			out[k] = jsonable(v)
+		}
+	}
+	return out
+}
+
 // ErrNoModule: RunModule was asked for a module the registry has not.
 var ErrNoModule = errors.New("no such module")
 

@@ -100,6 +100,12 @@ func TestInstanceDataFiles(t *testing.T) {
 	if id, err := os.ReadFile(filepath.Join(f.root, "run/cloud-init/cloud-id")); err != nil || string(id) != "aws\n" {
 		t.Errorf("cloud-id %q %v", id, err)
 	}
+	// The cloud-config the boot acted on: system config, image config and
+	// the user data's, root's only.
+	comb := read("run/cloud-init/combined-cloud-config.json", 0o600)
+	if comb["runcmd"] == nil || comb["system_info"] == nil || comb["ntp"].(map[string]any)["servers"] == nil || comb["_doc"] != civiews.CombinedConfigDoc {
+		t.Errorf("combined-cloud-config.json: %v", comb)
+	}
 }
 
 // TestReadSysInfo: sys_info's distribution and variant as cloud-init

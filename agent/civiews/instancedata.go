@@ -1,6 +1,7 @@
 package civiews
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,10 @@ const (
 	InstanceDataFile          = RunDir + "/instance-data.json"
 	InstanceDataSensitiveFile = RunDir + "/instance-data-sensitive.json"
 	CloudIDFile               = RunDir + "/cloud-id"
+	// CombinedConfigFile is the cloud-config the boot acts on, 0600.
+	CombinedConfigFile = RunDir + "/combined-cloud-config.json"
+	// CombinedConfigDoc is cloud-init's _doc of CombinedConfigFile.
+	CombinedConfigDoc = "Aggregated cloud-config created by merging merged_system_cfg (/etc/cloud/cloud.cfg and /etc/cloud/cloud.cfg.d), metadata, vendordata and userdata. The combined_cloud_config represents the aggregated desired configuration acted upon by cloud-init."
 	// RedactedValue replaces every sensitive value in the world-readable
 	// instance-data.json (cloud-init's REDACT_SENSITIVE_VALUE).
 	RedactedValue = "redacted for non-root user"
@@ -189,6 +194,26 @@ func (w *Writer) WriteInstanceData(data map[string]any) error {
 			}
 		}
 	}
+	return nil
+}
+
+// writeCombined writes CombinedConfigFile (0600) when cfg changed since
+// the last write: the boot's merged cloud-config grows as it reads the
+// user data.
+func (w *Writer) writeCombined(cfg map[string]any) error {
+	out := copyMap(cfg)
+	out["_doc"] = CombinedConfigDoc
+	data, err := MarshalJSON(out)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(data, w.lastCombined) {
+		return nil
+	}
+	if err := w.root.WriteFile(CombinedConfigFile, data, 0o600, nil); err != nil {
+		return err
+	}
+	w.lastCombined = data
 	return nil
 }
 

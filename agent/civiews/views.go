@@ -65,6 +65,9 @@ type Instance struct {
 	// Data builds the instance data (see WriteInstanceData), nil when
 	// the instance's facts are not known yet. Written once per Writer.
 	Data func() (map[string]any, error)
+	// Combined is the cloud-config the boot acts on (nil: not known
+	// yet), written to CombinedConfigFile whenever it changed.
+	Combined func() (map[string]any, error)
 }
 
 // Options configures a Writer.
@@ -91,6 +94,7 @@ type Writer struct {
 	instanceDone bool
 	userDataDone bool
 	dataDone     bool
+	lastCombined []byte
 }
 
 // New returns a Writer.
@@ -138,6 +142,15 @@ func (w *Writer) Update(st state.Status, in Instance) error {
 			errs = append(errs, fmt.Errorf("instance data: %w", err))
 		} else {
 			w.dataDone = true
+		}
+	}
+	if in.Combined != nil {
+		cfg, err := in.Combined()
+		if err == nil {
+			err = w.writeCombined(cfg)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("combined cloud-config: %w", err))
 		}
 	}
 	if err := w.writeStatus(st, in.ID); err != nil {

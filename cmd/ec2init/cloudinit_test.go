@@ -191,6 +191,8 @@ func TestCloudInitQuery(t *testing.T) {
 		{0, []string{"query", "ds.meta-data.placement.availability-zone"}, 0, "us-east-1a\n", ""},
 		{0, []string{"query", "v1.public_ssh_keys"}, 0, "[\n \"ssh-ed25519 ", ""},
 		{0, []string{"query", "userdata"}, 0, "#cloud-config\nruncmd: [[echo, ok]]\n\n", ""},
+		{0, []string{"query", "combined_cloud_config.runcmd"}, 0, "[\n [\n  \"echo\",\n  \"ok\"\n ]\n]\n", ""},
+		{1000, []string{"query", "combined_cloud_config"}, 0, "<redacted for non-root user> file:/run/cloud-init/combined-cloud-config.json\n", ""},
 		{0, []string{"query", "--format", "{{ v1.cloud_id }}/{{ ds.meta_data.placement.region }}/{{ cloud_name }}"}, 0, "aws/us-east-1/aws\n", ""},
 		{0, []string{"query", "-f", "{{ nope }}"}, 0, "CI_MISSING_JINJA_VAR/nope\n", "Could not render jinja template variables in file 'query command line'"},
 		{0, []string{"query", "-i", other, "v1"}, 0, "{\n \"f\": 1.5,\n \"n\": 1,\n \"region\": \"eu-west-3\"\n}\n", ""},
