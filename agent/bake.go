@@ -31,6 +31,17 @@ type Baker interface {
 	Record(root *sys.Root) error
 }
 
+// Pinner is a Baker that can freeze what the instance resolved, for
+// BakeOptions.Pin. After a successful Bake, Pin returns a cloud-config
+// document whose software list has every item that resolved a version
+// (version_from) fixed to that version, and one line per pinned item
+// ("name version") for the output; no lines means nothing was pinned. An
+// error (an item whose version could not be resolved) stops the bake
+// before anything is cleaned.
+type Pinner interface {
+	Pin(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) (doc []byte, pinned []string, err error)
+}
+
 // BakeOptions configure Bake and LoadBakeConfig.
 type BakeOptions struct {
 	// Root prefixes every path ("/" on the instance being baked).
@@ -40,6 +51,11 @@ type BakeOptions struct {
 	Configs []string
 	// Chroot runs package tools chrooted into Root (a mounted image).
 	Chroot bool
+	// Pin freezes the versions resolved during the bake into the image's
+	// cloud-config (PinnedConfigFile, read after the Configs), so every
+	// instance installs those rather than resolving the newest itself.
+	// The Baker must be a Pinner.
+	Pin bool
 	// IMDS gives the user data when Configs is empty.
 	IMDS *imds.Client
 	// Registry validates the cloud-config.
@@ -67,6 +83,10 @@ func Bake(ctx context.Context, o BakeOptions) error {
 	if err != nil {
 		return err
 	}
+	pinner, canPin := o.Baker.(Pinner)
+	if o.Pin && !canPin {
+		return errors.New("bake: --pin: the baker cannot pin versions")
+	}
 	cfg, err := LoadBakeConfig(ctx, o)
 	if err != nil {
 		return err
@@ -84,6 +104,15 @@ func Bake(ctx context.Context, o BakeOptions) error {
 		o.Log.Error("bake failed: nothing cleaned, no manifest written", zap.Error(err))
 		return fmt.Errorf("bake: %w", err)
 	}
+	var pinned []byte
+	if o.Pin {
+		// Before the clean: a version that cannot be pinned leaves the
+		// instance as it was.
+		if pinned, err = pinVersions(ctx, o, pinner, env, cfg); err != nil {
+			o.Log.Error("bake --pin failed: nothing cleaned, no manifest written", zap.Error(err))
+			return fmt.Errorf("bake: pin: %w", err)
+		}
+	}
 	removed, err := CleanImage(ctx, root, CleanWhat{Logs: true, SSHHostKeys: true, MachineID: true})
 	if err != nil {
 		return fmt.Errorf("bake: clean: %w", err)
@@ -98,7 +127,47 @@ func Bake(ctx context.Context, o BakeOptions) error {
 	if err := installImageConfig(root, o.Configs, o.Out); err != nil {
 		return fmt.Errorf("bake: %w", err)
 	}
+	if pinned != nil {
+		// After the --config copies (installImageConfig removed an
+		// earlier bake's pins with them): this software key replaces
+		// theirs.
+		if err := root.WriteFile(PinnedConfigFile, pinned, 0o600, nil); err != nil {
+			return fmt.Errorf("bake: pin: %w", err)
+		}
+		fmt.Fprintf(o.Out, "image cloud-config: %s (pinned versions)\n", PinnedConfigFile)
+	}
 	return nil
+}
+
+// PinnedConfigFile is where `bake --pin` writes the pinned software list:
+// it sorts after the --config copies (bakedConfigPrefix then a digit), so
+// its software key is the one the image's instances read.
+const PinnedConfigFile = ImageConfigDir + "/" + bakedConfigPrefix + "pin.cfg"
+
+// pinVersions asks the Pinner for the pinned document and checks it as a
+// boot will read it (strictly, with the registry): a pin that would not
+// validate must not reach every instance of the image. nil when nothing
+// resolved a version.
+func pinVersions(ctx context.Context, o BakeOptions, p Pinner, env *modules.Env, cfg *config.CloudConfig) ([]byte, error) {
+	doc, lines, err := p.Pin(ctx, env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		fmt.Fprintln(o.Out, "pin: no item resolved a version (version_from): nothing pinned")
+		return nil, nil
+	}
+	srcs, err := InputSources(PinnedConfigFile, doc)
+	if err == nil {
+		_, err = LoadCloudConfig(srcs, ConfigPolicy{Registry: o.Registry, Strict: true})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the pinned cloud-config does not validate: %w", err)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(o.Out, "pinned", l)
+	}
+	return doc, nil
 }
 
 func (o BakeOptions) withDefaults() BakeOptions {
@@ -124,12 +193,17 @@ const bakedConfigPrefix = "90-bake-"
 // installImageConfig copies the --config files into the image's cloud-config
 // (ImageConfigDir), so every instance of the image boots with the
 // list that was baked: baked items verified, boot items fetched, without
-// the list in each launch's user data. A re-bake replaces what an earlier
-// one installed; files already in the directory stay where they are.
+// the list in each launch's user data. A re-bake with --config files
+// replaces what an earlier one installed (its pins too); without, the
+// earlier copies were this bake's input and stay. Files already in the
+// directory stay where they are.
 func installImageConfig(root *sys.Root, files []string, out io.Writer) error {
 	dir, err := root.Path(ImageConfigDir)
 	if err != nil {
 		return err
+	}
+	if len(files) == 0 {
+		return nil
 	}
 	old, err := filepath.Glob(filepath.Join(dir, bakedConfigPrefix+"*"))
 	if err != nil {
