@@ -268,6 +268,14 @@ func InstanceData(in InstanceDataInput) map[string]any {
 	}
 }
 
+// JinjaVars is what "## template: jinja" parts see under cloud-init: the
+// instance data as instance-data-sensitive.json holds it (cloud-init
+// renders with root's view), keys aliased by userdata.VarsMap. It is the
+// one builder for both; the boot's templateVars is to become this.
+func JinjaVars(in InstanceDataInput) userdata.VarsMap {
+	return userdata.VarsMap(civiews.ProcessInstanceData(InstanceData(in)))
+}
+
 // shortHostname is cloud-init's get_hostname() of local-hostname: its
 // first label, or ip-a-b-c-d for an address.
 func shortHostname(h string) string {

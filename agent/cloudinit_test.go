@@ -9,7 +9,9 @@ import (
 
 	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/civiews"
+	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
 )
 
 // TestInstanceDataFiles boots on the simulator and reads cloud-init's
@@ -139,5 +141,26 @@ func TestReadSysInfo(t *testing.T) {
 		if si.Dist != tt.dist || si.Variant != tt.variant || !strings.HasSuffix(si.Platform, "-with-glibc2.34") || si.System != "Linux" {
 			t.Errorf("%q: %+v", tt.osRelease, si)
 		}
+	}
+}
+
+// TestJinjaVars: a template written for cloud-init renders from the
+// instance data as cloud-init renders it.
+func TestJinjaVars(t *testing.T) {
+	in := &imds.Instance{InstanceID: "i-0abc", Region: "cn-north-1", AvailabilityZone: "cn-north-1a", LocalHostname: "ip-10-0-0-1.ec2.internal",
+		PublicKeys:       []imds.PublicKey{{Name: "deploy", OpenSSHKey: "ssh-ed25519 AAAA deploy"}},
+		IdentityDocument: &imds.IdentityDocument{AccountID: "123456789012", Region: "cn-north-1"}}
+	vars := agent.JinjaVars(agent.InstanceDataInput{Instance: in, SystemConfig: map[string]any{"x": "from cloud.cfg"}})
+	tmpl := "## template: jinja\n#!/bin/sh\n" +
+		"{{ v1.cloud_id }} {{ v1['availability-zone'] }} {{ ds.meta_data.placement.availability_zone }} {{ ds['meta-data']['instance-id'] }} " +
+		"{{ local_hostname }} {{ ds.dynamic.instance_identity.document.accountId }} {{ v1.public_ssh_keys[0] }} " +
+		"{{ ds.meta_data.public_keys.deploy }} {{ merged_cfg.x }} {{ v1.subplatform }}\n"
+	res, err := userdata.Parse([]byte(tmpl), userdata.Options{Vars: vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "#!/bin/sh\naws-china cn-north-1a cn-north-1a i-0abc ip-10-0-0-1 123456789012 ssh-ed25519 AAAA deploy ssh-ed25519 AAAA deploy from cloud.cfg metadata (http://169.254.169.254)\n"
+	if got := string(res.Parts[0].Body); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
