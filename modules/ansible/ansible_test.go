@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/bootstrap/bootstraptest"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -105,37 +105,19 @@ func TestPullReal(t *testing.T) {
 	}
 }
 
-// fakeAnsible makes fake ansible tools that record their argv in a log,
+// fakeAnsible makes fake ansible tools that record their argv,
 // ansible-pull answering --version with version.
-func fakeAnsible(t *testing.T, e *modules.Env, version string, extra map[string]string) string {
+func fakeAnsible(t *testing.T, e *modules.Env, version string) bootstraptest.Fakes {
 	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "argv.log")
-	rec := "#!/bin/sh\necho \"$(basename $0) $*\" >> " + log + "\n"
-	tools := map[string]string{
-		"ansible":          rec,
-		"ansible-galaxy":   rec,
-		"ansible-playbook": rec + "echo \"cwd $(pwd)\" >> " + log + "\n",
-		"git":              rec,
-		"ansible-pull":     rec + "[ \"$1\" = --version ] && echo 'ansible-pull [core " + version + "]'\nexit 0\n",
+	return bootstraptest.NewFakes(t, e, map[string]string{
+		"ansible":          "",
+		"ansible-galaxy":   "",
+		"ansible-playbook": "echo \"cwd $(pwd)\" >> \"$log\"\n",
+		"git":              "",
+		"ansible-pull":     "[ \"$1\" = --version ] && echo 'ansible-pull [core " + version + "]'\nexit 0\n",
 		// runuser records, then runs the command after "--" as it is
-		"runuser": rec + "shift 3\nexec \"$@\"\n",
-	}
-	for k, v := range extra {
-		tools[k] = v
-	}
-	bin := testkit.FakeBin(t, tools)
-	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath}
-	return log
-}
-
-func readLog(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return string(b)
+		"runuser": "shift 3\nexec \"$@\"\n",
+	})
 }
 
 // TestArgv checks the command lines cloud-init's runtime gives (no real
@@ -202,12 +184,12 @@ func TestArgv(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := modtest.Env(t)
-			log := fakeAnsible(t, e, tt.version, nil)
+			fakes := fakeAnsible(t, e, tt.version)
 			err := (Ansible{}).Run(context.Background(), e, modtest.Config(t, tt.cfg))
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
-			if got := readLog(t, log); got != tt.want {
+			if got := fakes.Argv(t); got != tt.want {
 				t.Errorf("commands:\n%s\nwant:\n%s", got, tt.want)
 			}
 		})
@@ -231,7 +213,8 @@ case "$*" in
 esac
 exit 0
 `
-	log := fakeAnsible(t, e, "2.17.0", map[string]string{"python3": python})
+	fakes := fakeAnsible(t, e, "2.17.0")
+	testkit.FakeTool(t, fakes.Bin, "python3", python)
 	cfg := modtest.Config(t, "ansible: {install_method: pip, package_name: ansible-core, run_user: ubuntu}\n")
 	if err := (Ansible{}).Run(context.Background(), e, cfg); err != nil {
 		t.Fatal(err)
@@ -244,10 +227,10 @@ python3 -m pip install --break-system-packages --user --upgrade pip
 python3 -m pip install --break-system-packages --user ansible-core
 python3 -m pip list --user
 `
-	if got := readLog(t, filepath.Join(dir, "py.log")); got != want {
+	if got, _ := os.ReadFile(filepath.Join(dir, "py.log")); string(got) != want {
 		t.Errorf("python3 runs:\n%s\nwant:\n%s", got, want)
 	}
-	if got := readLog(t, log); !strings.Contains(got, "runuser -u ubuntu -- python3 -m pip install --break-system-packages --user ansible-core") {
+	if got := fakes.Argv(t); !strings.Contains(got, "runuser -u ubuntu -- python3 -m pip install --break-system-packages --user ansible-core") {
 		t.Errorf("pip install not run as the user:\n%s", got)
 	}
 }

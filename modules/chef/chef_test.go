@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ec2init/ec2init/agent/fetch"
@@ -21,6 +20,7 @@ import (
 	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/internal/bootstrap"
+	"github.com/ec2init/ec2init/modules/internal/bootstrap/bootstraptest"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
 
@@ -30,9 +30,7 @@ func env(t *testing.T) (*modules.Env, *observer.ObservedLogs, *bytes.Buffer) {
 	e, console := modtest.Env(t)
 	e.Instance = &imds.Instance{InstanceID: "i-0abc"}
 	e.Version = "1.2.3"
-	core, logs := observer.New(zap.DebugLevel)
-	e.Log = zap.New(core)
-	return e, logs, console
+	return e, bootstraptest.Observe(e), console
 }
 
 // body drops client.rb's first line, which holds the time.
@@ -216,31 +214,9 @@ func TestOmnibus(t *testing.T) {
 				t.Errorf("installer output not in the output log")
 			}
 			// The validation key is in no log line, error or output.
-			all := console.String()
-			if err != nil {
-				all += err.Error()
-			}
-			for _, l := range logs.All() {
-				all += l.Message
-				for k, v := range l.ContextMap() {
-					all += k + "=" + toString(v)
-				}
-			}
-			if strings.Contains(all, "SECRET") {
-				t.Errorf("the validation key leaked: %s", all)
-			}
+			bootstraptest.NoLeak(t, "SECRET", logs, console.String(), err)
 		})
 	}
-}
-
-func toString(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	if e, ok := v.(error); ok {
-		return e.Error()
-	}
-	return ""
 }
 
 func TestBadInput(t *testing.T) {
@@ -257,14 +233,7 @@ func TestBadInput(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
-			if strings.Contains(err.Error(), "SECRET") {
-				t.Errorf("error shows the validation key: %v", err)
-			}
-			for _, l := range logs.All() {
-				if strings.Contains(l.Message, "SECRET") {
-					t.Errorf("log shows the validation key: %v", l)
-				}
-			}
+			bootstraptest.NoLeak(t, "SECRET", logs, "", err)
 			if got := modtest.Get(t, e, DefaultValidationKey); got != "<absent>" {
 				t.Errorf("bad input still wrote the validation key")
 			}

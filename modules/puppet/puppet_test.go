@@ -13,14 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ec2init/ec2init/agent/fetch"
 	"github.com/ec2init/ec2init/agent/imds"
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/bootstrap/bootstraptest"
 	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -30,10 +29,8 @@ const caPEM = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n"
 func newEnv(t *testing.T) (*modules.Env, *observer.ObservedLogs, *bytes.Buffer) {
 	e, console := modtest.Env(t)
 	e.Instance = &imds.Instance{InstanceID: "i-0ABC", LocalHostname: "ip-10-0-0-1.ec2.internal"}
-	core, logs := observer.New(zap.DebugLevel)
-	e.Log = zap.New(core)
 	modtest.Put(t, e, "/etc/os-release", "ID=debian\nVERSION_ID=12\n")
-	return e, logs, console
+	return e, bootstraptest.Observe(e), console
 }
 
 // TestConfReal writes puppet.conf, the CA certificate and the CSR
@@ -112,11 +109,7 @@ runinterval = 1h
 	if fi, err := e.Root.Stat("/etc/puppet/csr_attributes.yaml"); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("csr_attributes.yaml mode %v %v, want 0600", fi.Mode(), err)
 	}
-	for _, l := range logs.All() {
-		if strings.Contains(l.Message, "s3cret") || strings.Contains(console.String(), "s3cret") {
-			t.Errorf("the challenge password leaked: %v", l)
-		}
-	}
+	bootstraptest.NoLeak(t, "s3cret", logs, console.String(), nil)
 
 	// The real puppet reads the file; its own directories kept in a
 	// temporary directory so nothing on the host changes.
@@ -152,28 +145,21 @@ func ownerOf(t *testing.T, e *modules.Env, p string) string {
 // missing, puppet agent exits with agentExit.
 func fakes(t *testing.T, e *modules.Env, missing string, agentExit int) (string, func() string) {
 	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "argv")
-	rec := "#!/bin/sh\necho \"$(basename $0) $*\" >> " + log + "\n"
-	puppet := rec + `case "$1 $2 $3" in
+	puppet := `case "$1 $2 $3" in
   "config print config") echo /etc/puppetlabs/puppet/puppet.conf ;;
   "config print ssldir") echo /etc/puppetlabs/puppet/ssl ;;
   "config print csr_attributes") echo /etc/puppetlabs/puppet/csr_attributes.yaml ;;
   agent*) exit ` + strconv.Itoa(agentExit) + ` ;;
 esac
 `
-	aptGet := rec
+	aptGet := ""
 	if missing != "" {
-		aptGet += "case \"$*\" in *\" install " + missing + "\"*) echo 'E: Unable to locate package' >&2; exit 100 ;; esac\n"
+		aptGet = "case \"$*\" in *\" install " + missing + "\"*) echo 'E: Unable to locate package' >&2; exit 100 ;; esac\n"
 	}
 	// systemctl knows puppet.service only.
-	systemctl := rec + "case \"$*\" in *puppet-agent.service) echo 'Unit file puppet-agent.service does not exist.' >&2; exit 1 ;; esac\n"
-	bin := testkit.FakeBin(t, map[string]string{"apt-get": aptGet, "systemctl": systemctl, "puppet": puppet})
-	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath}
-	return filepath.Join(bin, "puppet"), func() string {
-		b, _ := os.ReadFile(log)
-		return string(b)
-	}
+	systemctl := "case \"$*\" in *puppet-agent.service) echo 'Unit file puppet-agent.service does not exist.' >&2; exit 1 ;; esac\n"
+	f := bootstraptest.NewFakes(t, e, map[string]string{"apt-get": aptGet, "systemctl": systemctl, "puppet": puppet})
+	return filepath.Join(f.Bin, "puppet"), func() string { return f.Argv(t) }
 }
 
 func TestArgv(t *testing.T) {

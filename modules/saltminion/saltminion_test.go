@@ -5,16 +5,14 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/bootstrap/bootstraptest"
 	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 	"github.com/ec2init/ec2init/modules/modtest"
 )
@@ -28,17 +26,9 @@ const privateKey = "-----BEGIN RSA PRIVATE KEY-----\nMIIminionPRIVATEkey\n-----E
 func setup(t *testing.T) (*modules.Env, SaltMinion, *observer.ObservedLogs, *bytes.Buffer, func() string) {
 	e, console := modtest.Env(t)
 	modtest.Put(t, e, "/etc/os-release", "ID=debian\nVERSION_ID=12\n")
-	log := filepath.Join(t.TempDir(), "argv")
-	rec := "#!/bin/sh\necho \"$(basename $0) $*\" >> " + log + "\n"
-	bin := testkit.FakeBin(t, map[string]string{"apt-get": rec, "systemctl": rec, "salt-call": rec})
-	e.Runner.Env = map[string]string{"PATH": bin + ":" + sys.DefaultPath}
-	core, logs := observer.New(zap.DebugLevel)
-	e.Log = zap.New(core)
+	f := bootstraptest.NewFakes(t, e, map[string]string{"apt-get": "", "systemctl": "", "salt-call": ""})
 	m := SaltMinion{pm: pkgmgr.Manager{AptOptions: []string{"-o", "Dir=" + e.Root.Prefix()}}}
-	return e, m, logs, console, func() string {
-		b, _ := os.ReadFile(log)
-		return string(b)
-	}
+	return e, m, bootstraptest.Observe(e), console, func() string { return f.Argv(t) }
 }
 
 func TestMinion(t *testing.T) {
@@ -93,7 +83,7 @@ mine_functions:
 	if strings.Contains(got, "salt-call") || strings.Contains(got, "restart") {
 		t.Errorf("a minion with a master runs no salt-call and, under a root, restarts nothing:\n%s", got)
 	}
-	checkNoSecret(t, logs, console.String(), nil)
+	bootstraptest.NoLeak(t, "PRIVATEkey", logs, console.String(), nil)
 
 	// Real PyYAML (salt's own parser) reads what was written, when python3
 	// has it.
@@ -107,33 +97,6 @@ mine_functions:
 			t.Errorf("PyYAML read %s, want %s", out, want)
 		}
 	}
-}
-
-func checkNoSecret(t *testing.T, logs *observer.ObservedLogs, console string, err error) {
-	t.Helper()
-	all := console
-	if err != nil {
-		all += err.Error()
-	}
-	for _, l := range logs.All() {
-		all += l.Message
-		for k, v := range l.ContextMap() {
-			all += k + "=" + strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(toString(v), "\n", ""), " ", ""))
-		}
-	}
-	if strings.Contains(all, "PRIVATEkey") {
-		t.Errorf("the private key leaked: %s", all)
-	}
-}
-
-func toString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case error:
-		return x.Error()
-	}
-	return ""
 }
 
 func TestMasterless(t *testing.T) {
@@ -186,7 +149,7 @@ func TestFailures(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
-			checkNoSecret(t, logs, console.String(), err)
+			bootstraptest.NoLeak(t, "PRIVATEkey", logs, console.String(), err)
 		})
 	}
 }
