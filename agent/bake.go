@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -167,7 +169,41 @@ func pinVersions(ctx context.Context, o BakeOptions, p Pinner, env *modules.Env,
 	for _, l := range lines {
 		fmt.Fprintln(o.Out, "pinned", l)
 	}
-	return doc, nil
+	// Which versions were pinned, for `status --long` (ReadPins): the
+	// pinned URLs hold them, but not by name. After the first line, which
+	// says what the document is.
+	first, rest, _ := bytes.Cut(doc, []byte("\n"))
+	var b bytes.Buffer
+	b.Write(first)
+	b.WriteString("\n")
+	for _, l := range lines {
+		b.WriteString(pinComment + l + "\n")
+	}
+	b.Write(rest)
+	return b.Bytes(), nil
+}
+
+// pinComment starts each line of PinnedConfigFile naming a pinned item:
+// its name, version and, in brackets, what the Pinner adds.
+const pinComment = "# pinned by ec2init bake --pin: "
+
+// ReadPins returns the versions `bake --pin` froze in the image, by item
+// name; nil when nothing was pinned.
+func ReadPins(root *sys.Root) (map[string]string, error) {
+	data, err := root.ReadFile(PinnedConfigFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pins := map[string]string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(strings.TrimPrefix(l, pinComment)); strings.HasPrefix(l, pinComment) && len(f) >= 2 {
+			pins[f[0]] = f[1]
+		}
+	}
+	return pins, nil
 }
 
 func (o BakeOptions) withDefaults() BakeOptions {

@@ -133,7 +133,7 @@ func TestBakePin(t *testing.T) {
 		wantOut  string
 	}{
 		{name: "pinned", baker: &fakePinner{doc: pinnedDoc, lines: []string{"app 1.2.0"}},
-			wantFile: pinnedDoc, wantOut: "pinned app 1.2.0\nimage cloud-config: " + ImageConfigDir + "/90-bake-pin.cfg (pinned versions)\n"},
+			wantFile: strings.Replace(pinnedDoc, "\n", "\n# pinned by ec2init bake --pin: app 1.2.0\n", 1), wantOut: "pinned app 1.2.0\nimage cloud-config: " + ImageConfigDir + "/90-bake-pin.cfg (pinned versions)\n"},
 		{name: "nothing to pin", baker: &fakePinner{doc: pinnedDoc},
 			wantOut: "pin: no item resolved a version (version_from): nothing pinned\n"},
 		{name: "unresolved", baker: &fakePinner{pinErr: errors.New("app: version_from: down")},
@@ -175,6 +175,9 @@ func TestBakePin(t *testing.T) {
 			if fi, err := os.Stat(pinFile); err != nil || fi.Mode().Perm() != 0o600 {
 				t.Errorf("pinned file mode: %v %v", fi.Mode(), err)
 			}
+			if pins, err := ReadPins(mustRoot(t, root)); err != nil || len(pins) != 1 || pins["app"] != "1.2.0" {
+				t.Errorf("ReadPins: %v %v", pins, err)
+			}
 			// An instance of the image reads the pinned software key.
 			cfg, err := LoadBakeConfig(context.Background(), BakeOptions{Root: root, Registry: reg})
 			if err != nil {
@@ -189,6 +192,9 @@ func TestBakePin(t *testing.T) {
 			}
 			if _, err := os.Stat(pinFile); !os.IsNotExist(err) {
 				t.Errorf("pins kept by a bake without --pin: %v", err)
+			}
+			if pins, err := ReadPins(mustRoot(t, root)); err != nil || pins != nil {
+				t.Errorf("ReadPins after: %v %v", pins, err)
 			}
 		})
 	}
@@ -211,4 +217,13 @@ func TestBakeKeepsImageConfig(t *testing.T) {
 	if _, err := os.Stat(earlier); err != nil {
 		t.Errorf("the image's cloud-config was removed: %v", err)
 	}
+}
+
+func mustRoot(t *testing.T, dir string) *sys.Root {
+	t.Helper()
+	r, err := sys.NewRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -27,6 +27,7 @@ type bakeOptions struct {
 	configs []string
 	dryRun  bool
 	chroot  bool
+	pin     bool
 }
 
 func newBakeCommand(e *env) *cobra.Command {
@@ -39,8 +40,11 @@ func newBakeCommand(e *env) *cobra.Command {
 			"fetches, verifies and installs every `software` item with policy: bake (units are enabled,\n" +
 			"not started), then does what `ec2init clean --logs --ssh-host-keys --machine-id` does,\n" +
 			"prints what was baked and writes the manifest " + software.ManifestFile + ", against which\n" +
-			"each boot verifies the baked items. Nothing is cleaned or recorded when an item fails.",
-		Example: "  ec2init bake --config software.yaml\n  ec2init bake --config software.yaml --dry-run",
+			"each boot verifies the baked items. Nothing is cleaned or recorded when an item fails.\n" +
+			"With --pin, every item with version_from (boot items too: resolved and verified, not installed)\n" +
+			"is frozen to the version this instance resolved, in " + agent.PinnedConfigFile + ",\n" +
+			"so the whole fleet of the image installs that version.",
+		Example: "  ec2init bake --config software.yaml\n  ec2init bake --config software.yaml --dry-run\n  ec2init bake --config software.yaml --pin",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBake(cmd.Context(), e, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -50,6 +54,7 @@ func newBakeCommand(e *env) *cobra.Command {
 	f.StringArrayVar(&o.configs, "config", nil, "cloud-config file to read (repeatable, merged in order; default: the instance's user data)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	f.BoolVar(&o.chroot, "chroot", false, "run package tools chrooted into --root (baking a mounted image)")
+	f.BoolVar(&o.pin, "pin", false, "freeze every version_from item to the version resolved now, in the image's cloud-config")
 	return cmd
 }
 
@@ -62,7 +67,7 @@ func runBake(ctx context.Context, e *env, o bakeOptions, out, errOut io.Writer) 
 	if err != nil {
 		return err
 	}
-	opts := agent.BakeOptions{Root: e.root, Configs: o.configs, Chroot: o.chroot, IMDS: client, Registry: reg,
+	opts := agent.BakeOptions{Root: e.root, Configs: o.configs, Chroot: o.chroot, Pin: o.pin, IMDS: client, Registry: reg,
 		Console: errOut, // warnings and package tools' output; stdout keeps the summary
 		Out:     out, Version: version}
 	if o.dryRun {
@@ -87,13 +92,14 @@ func runBake(ctx context.Context, e *env, o bakeOptions, out, errOut io.Writer) 
 	return nil
 }
 
-// softwareBaker is the software module as agent.Bake's Baker, with the
-// progress bar and the summary table this command prints.
+// softwareBaker is the software module as agent.Bake's Baker (and
+// Pinner), with the progress bar and the summary table this command prints.
 type softwareBaker struct {
-	sw    software.Software
-	out   io.Writer
-	start time.Time
-	man   *software.Manifest
+	sw      software.Software
+	out     io.Writer
+	start   time.Time
+	man     *software.Manifest
+	results []software.ItemResult
 }
 
 func (b *softwareBaker) Bake(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) (bool, error) {
@@ -110,8 +116,32 @@ func (b *softwareBaker) Bake(ctx context.Context, env *modules.Env, cfg *config.
 		return true, err
 	}
 	printBakeSummary(b.out, results)
-	b.man = man
+	b.man, b.results = man, results
 	return false, err
+}
+
+// Pin freezes the bake items' resolved versions (from Bake) and the boot
+// items' (resolved and verified now, not installed).
+func (b *softwareBaker) Pin(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) ([]byte, []string, error) {
+	boot, err := b.sw.Resolve(ctx, env, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := append(append([]software.ItemResult(nil), b.results...), boot...)
+	var lines []string
+	for _, r := range all {
+		if r.Err() == nil && r.Version != "" && r.ResolvedURL != "" {
+			lines = append(lines, fmt.Sprintf("%s %s (%s, %s)", r.Name, r.Version, r.Policy, r.ResolvedURL))
+		}
+	}
+	if len(lines) == 0 {
+		return nil, nil, nil
+	}
+	doc, err := software.Pin(cfg, all)
+	if err != nil {
+		return nil, nil, err
+	}
+	return doc, lines, nil
 }
 
 func (b *softwareBaker) Record(root *sys.Root) error { return software.WriteManifest(root, b.man) }

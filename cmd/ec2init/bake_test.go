@@ -174,7 +174,9 @@ software:
 	}
 	// status --long lists each item and what the boot did with it.
 	r = runCLI(t, binary, "status", "--long", "--root", root, testBoot)
-	for _, re := range []string{`(?m)^SOFTWARE\s+POLICY\s+ACTION`, `(?m)^node-exporter\s+bake\s+verified\s+sha256:` + hexSHA256(ne)[:16] + `…`, `(?m)^app\s+boot\s+installed\s`} {
+	for _, re := range []string{`(?m)^SOFTWARE\s+POLICY\s+ACTION\s+VERSION\s+CHECKSUM\s+BYTES\s+SIGNER\s+FROM\s+ERROR$`,
+		`(?m)^node-exporter\s+bake\s+verified\s+-\s+sha256:` + hexSHA256(ne)[:16] + `…`,
+		`(?m)^app\s+boot\s+installed\s+-\s+sha256:\S+\s+12\s+-\s+` + regexp.QuoteMeta(o.URL+"/app") + `\s*$`} {
 		if !regexp.MustCompile(re).MatchString(r.stdout) {
 			t.Errorf("status --long lacks %s:\n%s", re, r.stdout)
 		}
@@ -228,5 +230,81 @@ func TestBakeCommandFailures(t *testing.T) {
 	writeFileT(t, none, []byte("runcmd: [\"true\"]\n"), 0o644)
 	if r := runCLI(t, binary, "bake", "--root", root, "--config", none); r.code != 1 || !strings.Contains(r.stderr, "no software key") {
 		t.Errorf("no software key: %+v", r)
+	}
+}
+
+// bake --pin on the build instance: the bake item and the boot item are
+// resolved from their version_from (the boot item verified, not
+// installed), and an instance of the image installs those versions after
+// a newer one is published, without asking for the latest; status --long
+// shows the versions, the signer-less checksum and where the bytes came
+// from.
+func TestBakePinCommand(t *testing.T) {
+	o := testkit.NewOrigin(t, nil)
+	app12, app13, tool := []byte("app 1.2.0"), []byte("app 1.3.0"), []byte("tool 2.0.1")
+	o.Put("/app/LATEST", []byte("1.2.0\n"))
+	o.Put("/app/app-1.2.0", app12)
+	o.Put("/app/app-1.2.0.sha256", []byte(hexSHA256(app12)+"  app-1.2.0\n"))
+	o.Put("/tool/latest.json", []byte(`{"version": "2.0.1", "url": "tool-2.0.1", "sha256": "`+hexSHA256(tool)+`"}`))
+	o.Put("/tool/tool-2.0.1", tool)
+	root := t.TempDir()
+	writeFileT(t, filepath.Join(root, "etc/pki/origin-ca.pem"), o.CAPEM(), 0o644)
+	cfgFile := filepath.Join(t.TempDir(), "software.yaml")
+	writeFileT(t, cfgFile, []byte(`#cloud-config
+software:
+  ca_file: /etc/pki/origin-ca.pem
+  items:
+    - name: tool
+      policy: bake
+      version_from: `+o.URL+`/tool/latest.json
+      install: {type: file, dest: /opt/tool/tool}
+    - name: app
+      version_from: `+o.URL+`/app/LATEST
+      source: `+o.URL+`/app/app-{version}
+      sha256_url: `+o.URL+`/app/app-{version}.sha256
+      install: {type: file, dest: /srv/app/app}
+`), 0o644)
+
+	r := runCLI(t, binary, "bake", "--root", root, "--config", cfgFile, "--pin", "--log-level", "error")
+	if r.code != 0 {
+		t.Fatalf("bake --pin: %+v", r)
+	}
+	for _, want := range []string{"pinned tool 2.0.1 (bake, " + o.URL + "/tool/tool-2.0.1)", "pinned app 1.2.0 (boot, " + o.URL + "/app/app-1.2.0)",
+		"image cloud-config: /etc/ec2init/cloud.cfg.d/90-bake-pin.cfg (pinned versions)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bake --pin lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "srv/app/app")); err == nil {
+		t.Error("bake --pin installed the boot item")
+	}
+	if o.Count("/app/app-1.2.0") != 1 {
+		t.Errorf("the boot item was fetched %d times at bake, want 1 (verified for its digest)", o.Count("/app/app-1.2.0"))
+	}
+
+	// A newer version is published; the image still installs the pinned.
+	o.Put("/app/LATEST", []byte("1.3.0\n"))
+	o.Put("/app/app-1.3.0", app13)
+	o.Put("/app/app-1.3.0.sha256", []byte(hexSHA256(app13)+"  app-1.3.0\n"))
+	latest := o.Count("/app/LATEST")
+	sim, url := imdssim.Start(t, imdssim.Options{})
+	sim.SetUserData(nil)
+	if r := runCLI(t, binary, "boot", "--root", root, "--endpoint="+url, testBoot, "--log-level=error"); r.code != 0 {
+		t.Fatalf("boot: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "srv/app/app")); string(b) != string(app12) {
+		t.Errorf("the instance installed %q, want the pinned 1.2.0", b)
+	}
+	if o.Count("/app/LATEST") != latest || o.Count("/app/app-1.3.0") != 0 {
+		t.Error("the instance asked for the latest version")
+	}
+	r = runCLI(t, binary, "status", "--long", "--root", root, testBoot)
+	for _, re := range []string{
+		`(?m)^tool\s+bake\s+verified\s+2\.0\.1\s+sha256:` + hexSHA256(tool)[:16] + `…\s+10\s+-\s+` + regexp.QuoteMeta(o.URL+"/tool/tool-2.0.1") + `\s*$`,
+		`(?m)^app\s+boot\s+installed\s+1\.2\.0 \(pinned\)\s+sha256:` + hexSHA256(app12)[:16] + `…\s+9\s+-\s+` + regexp.QuoteMeta(o.URL+"/app/app-1.2.0") + `\s*$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stdout) {
+			t.Errorf("status --long lacks %s:\n%s", re, r.stdout)
+		}
 	}
 }
