@@ -258,14 +258,30 @@ func printSoftware(w io.Writer, e *env, instanceID string) {
 	if len(items) == 0 {
 		return
 	}
+	// Versions `bake --pin` froze: the item's record has only the URL.
+	pins, _ := agent.ReadPins(root)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOFTWARE\tPOLICY\tACTION\tCHECKSUM\tBYTES\tERROR")
+	fmt.Fprintln(tw, "SOFTWARE\tPOLICY\tACTION\tVERSION\tCHECKSUM\tBYTES\tSIGNER\tFROM\tERROR")
 	for _, it := range items {
 		sum := it.Checksum
 		if alg, hex, ok := strings.Cut(sum, ":"); ok && len(hex) > 16 {
 			sum = alg + ":" + hex[:16] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", it.Name, it.Policy, it.Action, sum, it.Bytes, it.Error)
+		ver := it.Version
+		if v, ok := pins[it.Name]; ok && ver == "" && strings.Contains(it.Source, v) {
+			ver = v + " (pinned)"
+		}
+		// Where the bytes came from: a mirror, what version_from
+		// resolved, or the source.
+		from := it.FetchedFrom
+		if from == "" {
+			from = it.ResolvedURL
+		}
+		if from == "" {
+			from = it.Source
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", it.Name, it.Policy, it.Action, dash(ver), dash(sum), it.Bytes,
+			dash(it.Signer), dash(from), it.Error)
 	}
 	tw.Flush()
 }
