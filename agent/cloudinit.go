@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -178,6 +179,10 @@ type InstanceDataInput struct {
 	SystemConfig map[string]any
 	// Endpoint is the IMDS address the facts came from (subplatform).
 	Endpoint string
+	// Crawled is IMDS's tree as cloud-init materializes it
+	// (MaterializeMetaData): "meta-data" and, on AWS, "dynamic". Nil: ds
+	// is built from Instance's typed facts.
+	Crawled map[string]any
 }
 
 // InstanceData is cloud-init's instance-data for an EC2 instance, the
@@ -235,7 +240,12 @@ func InstanceData(in InstanceDataInput) map[string]any {
 		"_metadata_api_version": "2021-03-23",
 		"meta-data":             metaDataTree(inst),
 	}
-	if doc := inst.IdentityDocument; doc != nil {
+	if md, ok := in.Crawled["meta-data"].(map[string]any); ok {
+		ds["meta-data"] = deepCopy(md)
+	}
+	if dyn, ok := in.Crawled["dynamic"].(map[string]any); ok {
+		ds["dynamic"] = deepCopy(dyn)
+	} else if doc := inst.IdentityDocument; doc != nil {
 		d := identityDocument(doc)
 		// AWS's document says null where there is no kernel or ramdisk.
 		for _, k := range []string{"kernelId", "ramdiskId"} {
@@ -503,7 +513,121 @@ func (b *booter) instanceData() (map[string]any, error) {
 	if b.opts.IMDS != nil {
 		endpoint = b.opts.IMDS.Endpoint()
 	}
-	return InstanceData(InstanceDataInput{Instance: b.instance, Sys: ReadSysInfo(b.root), SystemConfig: cfg, Endpoint: endpoint}), nil
+	return InstanceData(InstanceDataInput{Instance: b.instance, Sys: ReadSysInfo(b.root), SystemConfig: cfg,
+		Endpoint: endpoint, Crawled: b.crawledMetaData()}), nil
+}
+
+// crawledMetaDataFile caches, per instance, IMDS's tree as cloud-init
+// materializes it: crawled once per instance, as cloud-init crawls once
+// and keeps its datasource, never again on a reboot.
+const crawledMetaDataFile = "cloud-init-metadata.json"
+
+// crawledMetaData is the instance's cached tree, crawled when there is
+// none; nil when IMDS cannot be crawled (ds is then built from the typed
+// facts).
+func (b *booter) crawledMetaData() map[string]any {
+	if b.store == nil {
+		return nil
+	}
+	if data, err := b.store.ReadInstanceFile(crawledMetaDataFile); err == nil {
+		var m map[string]any
+		if json.Unmarshal(data, &m) == nil {
+			return m
+		}
+	}
+	if b.opts.IMDS == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tree, err := b.opts.IMDS.Crawl(ctx, "meta-data/", "dynamic/instance-identity/")
+	if err != nil {
+		b.log.Warn("crawl metadata for cloud-init's instance data", zap.Error(err))
+		return nil
+	}
+	m := MaterializeMetaData(tree)
+	if data, err := json.Marshal(m); err == nil {
+		if err := b.store.WriteInstanceFile(crawledMetaDataFile, data); err != nil {
+			b.log.Warn("cache crawled metadata", zap.Error(err))
+		}
+	}
+	return m
+}
+
+// MaterializeMetaData is a crawled tree as cloud-init's Ec2 datasource
+// stores it: "meta-data" and "dynamic" ("instance-identity" only) as
+// nested maps, a directory's keys as IMDS lists them, a leaf decoded as
+// cloud-init's MetadataLeafDecoder does (a JSON object parsed, several
+// lines a list, else the text), a public key under its name, and nothing
+// of security-credentials.
+func MaterializeMetaData(t *imds.Tree) map[string]any {
+	out := map[string]any{}
+	if len(t.Listing("meta-data/")) > 0 {
+		out["meta-data"] = materialize(t, "meta-data/")
+	}
+	if len(t.Listing("dynamic/instance-identity/")) > 0 {
+		out["dynamic"] = map[string]any{"instance-identity": materialize(t, "dynamic/instance-identity/")}
+	}
+	return out
+}
+
+func materialize(t *imds.Tree, dir string) map[string]any {
+	out := map[string]any{}
+	leaves := map[string]string{} // name: path
+	var order []string
+	for _, item := range t.Listing(dir) {
+		item = strings.TrimSpace(item)
+		name := strings.TrimSuffix(item, "/")
+		if name == "" || name == "security-credentials" {
+			continue
+		}
+		if strings.HasSuffix(item, "/") {
+			if _, dup := out[name]; !dup {
+				out[name] = materialize(t, dir+item)
+			}
+			continue
+		}
+		p := dir + item
+		if idx, keyName, ok := strings.Cut(item, "="); ok && strings.Trim(idx, "0123456789") == "" && idx != "" {
+			p, name = dir+idx+"/openssh-key", keyName
+		}
+		if _, seen := leaves[name]; !seen {
+			order = append(order, name)
+		}
+		leaves[name] = p
+	}
+	for _, name := range order {
+		if _, dup := out[name]; dup {
+			continue // a directory of that name wins, as in cloud-init
+		}
+		v, ok := t.Value(leaves[name])
+		if !ok {
+			continue
+		}
+		out[name] = decodeLeaf(v)
+	}
+	return out
+}
+
+// decodeLeaf is cloud-init's MetadataLeafDecoder.
+func decodeLeaf(v string) any {
+	if v == "" {
+		return ""
+	}
+	if tv := strings.TrimSpace(v); strings.HasPrefix(tv, "{") && strings.HasSuffix(tv, "}") {
+		var obj any
+		if json.Unmarshal([]byte(tv), &obj) == nil {
+			return obj
+		}
+	}
+	if strings.Contains(v, "\n") {
+		lines := strings.Split(strings.TrimSuffix(v, "\n"), "\n")
+		for i, l := range lines {
+			lines[i] = strings.TrimSuffix(l, "\r")
+		}
+		return anyList(lines)
+	}
+	return v
 }
 
 // combinedConfig is cloud-init's combined cloud-config: its system

@@ -75,6 +75,29 @@ func TestInstanceDataFiles(t *testing.T) {
 	if md["instance-id"] != "i-0123456789abcdef0" || ds["_doc"] != civiews.DSDoc {
 		t.Errorf("ds: %v", ds)
 	}
+	// The tree as cloud-init materializes it: one key a string, JSON
+	// leaves parsed, several lines a list, credentials never.
+	if k, _ := md["public-keys"].(map[string]any); k == nil || len(k) != 1 {
+		t.Errorf("public-keys %v", md["public-keys"])
+	} else {
+		for _, v := range k {
+			if s, ok := v.(string); !ok || !strings.HasPrefix(s, "ssh-") {
+				t.Errorf("public key %#v", v)
+			}
+		}
+	}
+	if info := md["iam"].(map[string]any)["info"].(map[string]any); info["Code"] != "Success" {
+		t.Errorf("iam/info %v", info)
+	}
+	if sg, ok := md["security-groups"].([]any); !ok || len(sg) < 2 {
+		t.Errorf("security-groups %#v", md["security-groups"])
+	}
+	for _, p := range []string{"run/cloud-init/instance-data.json", "run/cloud-init/instance-data-sensitive.json"} {
+		b, _ := os.ReadFile(filepath.Join(f.root, p))
+		if strings.Contains(string(b), "security-credentials") || strings.Contains(string(b), "SecretAccessKey") {
+			t.Errorf("%s holds credentials", p)
+		}
+	}
 	if _, ok := ds["user-data"]; ok {
 		t.Error("user data in ds: cloud-init leaves it out")
 	}
