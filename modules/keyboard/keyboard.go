@@ -6,7 +6,6 @@
 package keyboard
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/command"
 	"github.com/ec2init/ec2init/modules/internal/distro"
 )
 
@@ -151,15 +151,12 @@ func setX11Keymap(ctx context.Context, r *sys.Runner, s settings) error {
 }
 
 func run(ctx context.Context, r *sys.Runner, argv ...string) error {
-	var out bytes.Buffer
-	name := argv[0] + " " + argv[1]
-	res, err := r.Run(ctx, sys.Cmd{Name: name, Argv: argv, Output: &out, Timeout: cmdTimeout})
+	out, res, err := command.Output(ctx, r, sys.Cmd{Name: argv[0] + " " + argv[1], Argv: argv, Timeout: cmdTimeout})
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		msg, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-		return fmt.Errorf("%s: exit status %d: %s", strings.Join(argv[:min(3, len(argv))], " "), res.ExitCode, msg)
+		return fmt.Errorf("%s: %w", strings.Join(argv[:min(3, len(argv))], " "), command.ExitError(res.ExitCode, out))
 	}
 	return nil
 }

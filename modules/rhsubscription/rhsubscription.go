@@ -12,7 +12,6 @@
 package rhsubscription
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // Tool is the command that does the work.
@@ -221,9 +221,8 @@ type manager struct {
 // arguments: they hold the secrets), with the output's first line,
 // scrubbed.
 func (m manager) run(ctx context.Context, args ...string) (string, error) {
-	var out bytes.Buffer
-	res, err := m.env.Runner.Run(ctx, sys.Cmd{Name: Tool + " " + args[0], Argv: append([]string{Tool}, args...), Output: &out, Timeout: cmdTimeout})
-	text := m.s.scrub(out.String())
+	out, res, err := command.Output(ctx, m.env.Runner, sys.Cmd{Name: Tool + " " + args[0], Argv: append([]string{Tool}, args...), Timeout: cmdTimeout})
+	text := m.s.scrub(out)
 	if err != nil {
 		if msg := m.s.scrub(err.Error()); msg != err.Error() {
 			return text, errors.New(msg)
@@ -231,8 +230,7 @@ func (m manager) run(ctx context.Context, args ...string) (string, error) {
 		return text, err
 	}
 	if res.ExitCode != 0 {
-		line, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
-		return text, fmt.Errorf("%s %s: exit status %d: %s", Tool, args[0], res.ExitCode, line)
+		return text, fmt.Errorf("%s %s: %w", Tool, args[0], command.ExitError(res.ExitCode, text))
 	}
 	return text, nil
 }

@@ -5,7 +5,6 @@
 package snap
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path"
@@ -20,6 +19,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // AssertionsFile is the name of the file snap ack reads, in the
@@ -121,8 +121,8 @@ func assertionsOf(n *yaml.Node) ([]string, error) {
 	return out, nil
 }
 
-// command is one command: argv, or shell.
-type command struct {
+// snapCommand is one command: argv, or shell.
+type snapCommand struct {
 	label string // [i] or the mapping's key
 	argv  []string
 	shell string
@@ -131,7 +131,7 @@ type command struct {
 // commandsOf reads a list, or a mapping sorted by key, as cloud-init
 // orders it; a list command gets snap as its first word unless it has it
 // already or its first word is null (kept as given without it).
-func commandsOf(n *yaml.Node) ([]command, error) {
+func commandsOf(n *yaml.Node) ([]snapCommand, error) {
 	type item struct {
 		label string
 		n     *yaml.Node
@@ -157,9 +157,9 @@ func commandsOf(n *yaml.Node) ([]command, error) {
 	default:
 		return nil, fmt.Errorf("snap.commands: line %d: a list or mapping of commands", n.Line)
 	}
-	var out []command
+	var out []snapCommand
 	for _, it := range items {
-		c := command{label: it.label}
+		c := snapCommand{label: it.label}
 		switch it.n.Kind {
 		case yaml.ScalarNode:
 			if it.n.Tag == "!!null" || strings.TrimSpace(it.n.Value) == "" {
@@ -235,7 +235,7 @@ func cmdPath(env *modules.Env, p string) (string, error) {
 	return env.Root.Path(p)
 }
 
-func runCommand(ctx context.Context, env *modules.Env, c command) error {
+func runCommand(ctx context.Context, env *modules.Env, c snapCommand) error {
 	if c.shell != "" {
 		if !strings.HasPrefix(c.shell, "snap ") {
 			env.Logger().Warn("snap: a command that is not snap's", zap.String("key", c.label))
@@ -246,14 +246,12 @@ func runCommand(ctx context.Context, env *modules.Env, c command) error {
 }
 
 func run(ctx context.Context, r *sys.Runner, name string, argv []string) error {
-	var out bytes.Buffer
-	res, err := r.Run(ctx, sys.Cmd{Name: name, Argv: argv, Output: &out, Timeout: cmdTimeout})
+	out, res, err := command.Output(ctx, r, sys.Cmd{Name: name, Argv: argv, Timeout: cmdTimeout})
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-		return fmt.Errorf("%s: exit status %d: %s", name, res.ExitCode, line)
+		return fmt.Errorf("%s: %w", name, command.ExitError(res.ExitCode, out))
 	}
 	return nil
 }

@@ -5,7 +5,6 @@
 package spacewalk
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/command"
 	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 )
 
@@ -90,18 +90,15 @@ func (Spacewalk) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCon
 	if s.ActivationKey != "" {
 		argv = append(argv, "--activationkey", s.ActivationKey)
 	}
-	var out bytes.Buffer
-	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "rhnreg_ks", Argv: argv, Output: &out, Timeout: cmdTimeout})
+	out, res, err := command.Output(ctx, env.Runner, sys.Cmd{Name: "rhnreg_ks", Argv: argv, Timeout: cmdTimeout})
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		msg := out.String()
 		if s.ActivationKey != "" {
-			msg = strings.ReplaceAll(msg, s.ActivationKey, "<redacted>")
+			out = strings.ReplaceAll(out, s.ActivationKey, "<redacted>")
 		}
-		line, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
-		return fmt.Errorf("rhnreg_ks: exit status %d: %s", res.ExitCode, line)
+		return fmt.Errorf("rhnreg_ks: %w", command.ExitError(res.ExitCode, out))
 	}
 	log.Info("spacewalk: registered", zap.String("server", s.Server), zap.String("profile", profile))
 	return nil
@@ -110,8 +107,7 @@ func (Spacewalk) Run(ctx context.Context, env *modules.Env, cfg *config.CloudCon
 // isRegistered asks rhn-profile-sync, as cloud-init does: it exits 0
 // when registered, 1 when not; anything else is a failure.
 func isRegistered(ctx context.Context, r *sys.Runner) (bool, error) {
-	var out bytes.Buffer
-	res, err := r.Run(ctx, sys.Cmd{Name: "rhn-profile-sync", Argv: []string{"rhn-profile-sync", "--verbose"}, Output: &out, Timeout: cmdTimeout})
+	out, res, err := command.Output(ctx, r, sys.Cmd{Name: "rhn-profile-sync", Argv: []string{"rhn-profile-sync", "--verbose"}, Timeout: cmdTimeout})
 	switch {
 	case err != nil:
 		return false, err
@@ -120,8 +116,7 @@ func isRegistered(ctx context.Context, r *sys.Runner) (bool, error) {
 	case res.ExitCode == 1:
 		return false, nil
 	}
-	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-	return false, fmt.Errorf("rhn-profile-sync: exit status %d: %s", res.ExitCode, line)
+	return false, fmt.Errorf("rhn-profile-sync: %w", command.ExitError(res.ExitCode, out))
 }
 
 // profileName is the instance's fully qualified name, as cloud-init's EC2

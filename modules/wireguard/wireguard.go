@@ -6,7 +6,6 @@
 package wireguard
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path"
@@ -21,6 +20,7 @@ import (
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
+	"github.com/ec2init/ec2init/modules/internal/command"
 	"github.com/ec2init/ec2init/modules/internal/pkgmgr"
 )
 
@@ -198,10 +198,9 @@ func loadKernelModule(ctx context.Context, env *modules.Env) {
 	if ok, err := env.Root.Exists("/sys/module/wireguard"); err == nil && ok {
 		return
 	}
-	var out bytes.Buffer
-	res, err := env.Runner.Run(ctx, sys.Cmd{Name: "modprobe wireguard", Argv: []string{"modprobe", "wireguard"}, Output: &out, Timeout: serviceTimeout})
+	out, res, err := command.Output(ctx, env.Runner, sys.Cmd{Name: "modprobe wireguard", Argv: []string{"modprobe", "wireguard"}, Timeout: serviceTimeout})
 	if err == nil && res.ExitCode != 0 {
-		err = fmt.Errorf("exit status %d: %s", res.ExitCode, firstLine(out.String()))
+		err = command.ExitError(res.ExitCode, out)
 	}
 	if err != nil {
 		env.Logger().Warn("wireguard: kernel module not loaded; wg-quick needs a userspace implementation", zap.Error(err))
@@ -231,13 +230,12 @@ func configure(ctx context.Context, env *modules.Env, it iface) error {
 func bringUp(ctx context.Context, r *sys.Runner, name string) error {
 	unit := "wg-quick@" + name
 	for _, verb := range []string{"enable", "restart"} {
-		var out bytes.Buffer
-		res, err := r.Run(ctx, sys.Cmd{Name: "systemctl " + verb, Argv: []string{"systemctl", verb, unit}, Output: &out, Timeout: serviceTimeout})
+		out, res, err := command.Output(ctx, r, sys.Cmd{Name: "systemctl " + verb, Argv: []string{"systemctl", verb, unit}, Timeout: serviceTimeout})
+		if err == nil && res.ExitCode != 0 {
+			err = command.ExitError(res.ExitCode, out)
+		}
 		if err != nil {
 			return fmt.Errorf("systemctl %s %s: %w", verb, unit, err)
-		}
-		if res.ExitCode != 0 {
-			return fmt.Errorf("systemctl %s %s: exit status %d: %s", verb, unit, res.ExitCode, firstLine(out.String()))
 		}
 	}
 	return nil
@@ -248,24 +246,18 @@ func bringUp(ctx context.Context, r *sys.Runner, name string) error {
 func probe(ctx context.Context, env *modules.Env, probes []string) []error {
 	var failures []error
 	for i, p := range probes {
-		var out bytes.Buffer
-		res, err := env.Runner.Run(ctx, sys.Cmd{Name: fmt.Sprintf("wireguard readinessprobe %d", i+1),
-			Argv: []string{"/bin/sh", "-c", p}, Output: &out, Timeout: probeTimeout})
+		out, res, err := command.Output(ctx, env.Runner, sys.Cmd{Name: fmt.Sprintf("wireguard readinessprobe %d", i+1),
+			Argv: []string{"/bin/sh", "-c", p}, Timeout: probeTimeout})
 		switch {
 		case err != nil:
 			failures = append(failures, fmt.Errorf("readinessprobe[%d]: %w", i, err))
 		case res.TimedOut:
 			failures = append(failures, fmt.Errorf("readinessprobe[%d]: timed out after %s", i, probeTimeout))
 		case res.ExitCode != 0:
-			failures = append(failures, fmt.Errorf("readinessprobe[%d]: exit status %d: %s", i, res.ExitCode, firstLine(out.String())))
+			failures = append(failures, fmt.Errorf("readinessprobe[%d]: %w", i, command.ExitError(res.ExitCode, out)))
 		}
 	}
 	return failures
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
 }
 
 // Check is for the schema: what cloud-init checks only when it runs

@@ -1,6 +1,7 @@
-// Package command holds what the modules that run a user's commands share
-// (runcmd, bootcmd, power_state's condition): how a cloud-config item
-// becomes argv.
+// Package command holds what the modules that run commands share: how a
+// cloud-config item becomes argv (runcmd, bootcmd, power_state's
+// condition), and running a tool with its output captured for the error
+// when it fails.
 package command
 
 import (

@@ -1,10 +1,13 @@
 package command
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ec2init/ec2init/agent/sys"
 )
 
 func TestArgv(t *testing.T) {
@@ -25,5 +28,28 @@ func TestArgv(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Argv(%s) = %q, %v; want %q", tt.yaml, got, err, tt.want)
 		}
+	}
+}
+
+// Output runs a real shell; a failure's error is its exit status and the
+// first line it printed.
+func TestOutput(t *testing.T) {
+	root, err := sys.NewRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &sys.Runner{Root: root}
+	out, res, err := Output(context.Background(), r, sys.Cmd{Name: "sh", Argv: []string{"/bin/sh", "-c", "echo; echo '  first why'; echo second >&2; exit 3"}})
+	if err != nil || res.ExitCode != 3 {
+		t.Fatalf("Output: %+v, %v", res, err)
+	}
+	if out != "\n  first why\nsecond\n" {
+		t.Errorf("output %q", out)
+	}
+	if got := ExitError(res.ExitCode, out).Error(); got != "exit status 3: first why" {
+		t.Errorf("ExitError = %q", got)
+	}
+	if _, _, err := Output(context.Background(), r, sys.Cmd{Name: "missing", Argv: []string{"/nonexistent/tool"}}); err == nil {
+		t.Error("a command that cannot run: no error")
 	}
 }
