@@ -49,7 +49,7 @@ func benchDir() string {
 func prerequisites(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("boots 12 containers")
+		t.Skip("boots two containers per document")
 	}
 	rootfs := os.Getenv("EC2INIT_E2E_ROOTFS")
 	if rootfs == "" {
@@ -336,10 +336,12 @@ func init() {
 var mustChange = map[string][]string{
 	"01-eks.mime":    {"/etc/docker/daemon.json", "/etc/eks/bootstrap.env", "/etc/eks/containerd/config.toml", "/etc/eks/order.txt", traceFile},
 	"02-runcmd.yaml": {"/root/pwd.txt", "/root/foo.txt", "/root/foo-string.txt", "/root/after-failure.txt", "/root/args.txt", "/root/file with spaces.txt", traceFile},
-	"03-users.yaml":  {"/etc/app/conf.d/nested/app.conf", "/home/app/.config/app/settings.ini", "/srv/app/data/state.json", "/etc/app/motd", "/home/app/.ssh/authorized_keys"},
-	"04-merge.mime":  {"/etc/merge/base.txt", "/etc/merge/appended-by-header.txt", "/etc/merge/appended-by-body.txt", "/var/log/merge-runcmd.txt", "/var/log/merge-bootcmd.txt"},
-	"05-order.mime":  {"/var/log/order.txt", "/opt/svc/configured", traceFile},
-	"06-jinja.yaml":  {"/etc/jinja/instance.conf", "/root/jinja-runcmd.txt", "/root/jinja-region.txt"},
+	"03-users.yaml": {"/etc/app/conf.d/nested/app.conf", "/home/app/.config/app/settings.ini", "/srv/app/data/state.json", "/etc/app/motd", "/home/app/.ssh/authorized_keys",
+		"/usr/local/bin/app-start", "/etc/app/decimal-mode", "/etc/app/compressed", "/etc/app/nobody-owned"},
+	"04-merge.mime":       {"/etc/merge/base.txt", "/etc/merge/appended-by-header.txt", "/etc/merge/appended-by-body.txt", "/var/log/merge-runcmd.txt", "/var/log/merge-bootcmd.txt"},
+	"05-order.mime":       {"/var/log/order.txt", "/opt/svc/configured", traceFile},
+	"06-jinja.yaml":       {"/etc/jinja/instance.conf", "/root/jinja-runcmd.txt", "/root/jinja-region.txt"},
+	"07-broken-part.mime": {"/etc/broken/valid-part.txt", "/root/broken-script.txt"},
 }
 
 func own(p string) bool {
