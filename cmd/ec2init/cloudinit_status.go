@@ -246,9 +246,8 @@ func ciStatus(ctx context.Context, e *env, c ciIO, args []string) error {
 			return &exitError{code: 1, msg: err.Error()}
 		}
 	}
-	if a.flag("wait") && format == "tabular" {
-		fmt.Fprintln(c.stdout)
-	}
+	// No newline after the dots: cloud-init 24.4 dropped it (scripts read
+	// the first line).
 	if err := writeCIStatus(c, d, format, a.flag("long")); err != nil {
 		return err
 	}

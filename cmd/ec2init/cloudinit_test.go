@@ -125,7 +125,7 @@ func TestCloudInitStatus(t *testing.T) {
 				}
 				if f.name != "wait" {
 					golden(t, "status-"+b.name+"-"+f.name, r.stdout)
-				} else if !strings.HasPrefix(r.stdout, "\nstatus: ") {
+				} else if !strings.HasPrefix(r.stdout, "status: ") {
 					t.Errorf("status -w when done: %q", r.stdout)
 				}
 			}
@@ -164,7 +164,7 @@ func TestCloudInitStatusWait(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("status --wait did not end after the boot")
 	}
-	if r.code != 0 || !regexp.MustCompile(`^\.{2,}\nstatus: done\n$`).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`^\.{2,}status: done\n$`).MatchString(r.stdout) {
 		t.Errorf("%+v", r)
 	}
 }
