@@ -356,6 +356,25 @@ func TestCloudInitSchema(t *testing.T) {
 	}
 }
 
+// TestCloudInitRender: devel render fills a jinja user-data file from the
+// instance data the boot wrote.
+func TestCloudInitRender(t *testing.T) {
+	e := bootedEnv(t, "")
+	dir := t.TempDir()
+	tmpl, plain := filepath.Join(dir, "ud.yaml"), filepath.Join(dir, "plain.yaml")
+	writeFileT(t, tmpl, []byte("## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}-{{ ds.meta_data.placement.region }}\n"), 0o644)
+	writeFileT(t, plain, []byte("#cloud-config\n"), 0o644)
+	if r := ciRun(t, e, 0, "devel", "render", tmpl); r.code != 0 || r.stdout != "#cloud-config\nhostname: ip-10-0-1-23-us-east-1\n" {
+		t.Errorf("%+v", r)
+	}
+	if r := ciRun(t, e, 0, "devel", "render", plain); r.code != 1 || !strings.Contains(r.stderr, "Could not render non-jinja payload") {
+		t.Errorf("%+v", r)
+	}
+	if r := ciRun(t, e, 0, "devel", "render", "-i", filepath.Join(dir, "none.json"), tmpl); r.code != 1 || !strings.Contains(r.stderr, "Missing instance-data.json file") {
+		t.Errorf("%+v", r)
+	}
+}
+
 // TestCloudInitMakeMime: make-mime's message is user data ec2init's
 // parser reads back part by part.
 func TestCloudInitMakeMime(t *testing.T) {
@@ -482,7 +501,8 @@ func TestCloudInitArguments(t *testing.T) {
 		{[]string{"status", "--help"}, 0, "usage: cloud-init status [-h]", ""},
 		{[]string{"features"}, 0, "ALLOW_EC2_MIRRORS_ON_NON_AWS_INSTANCE_TYPES\n", ""},
 		{[]string{"analyze"}, 2, "", "the following arguments are required: subcommand"},
-		{[]string{"devel", "render"}, 1, "", "not supported by ec2init"},
+		{[]string{"devel", "net-convert"}, 1, "", "not supported by ec2init"},
+		{[]string{"devel", "render"}, 2, "", "the following arguments are required: user_data"},
 	} {
 		r := ciRun(t, e, 0, tt.args...)
 		if r.code != tt.code || !strings.HasPrefix(r.stdout, tt.stdout) || !strings.Contains(r.stderr, tt.stderr) {

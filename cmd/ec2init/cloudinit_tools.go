@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/modules/all"
 )
 
@@ -284,6 +286,8 @@ func ciDevel(e *env, c ciIO, args []string) error {
 		return ciMakeMime(sub, a.rest)
 	case "schema":
 		return ciSchema(e, sub, a.rest)
+	case "render":
+		return ciRender(e, sub, a.rest)
 	}
 	fmt.Fprintf(c.stderr, "%s: not supported by ec2init\n", sub.prog)
 	return &exitError{code: 1}
@@ -492,3 +496,73 @@ func writeLogTarball(root *sys.Root, out, dir string, files []string, extra map[
 	}
 	return f.Close()
 }
+
+// ciRender is `cloud-init devel render`: a "## template: jinja" file
+// rendered with the instance data, in the user data's sandbox.
+func ciRender(e *env, c ciIO, args []string) error {
+	p := &ciParser{prog: c.prog, desc: "Debug jinja template rendering of user-data.",
+		opts: []ciOpt{
+			{names: []string{"-i", "--instance-data"}, dest: "instance_data", help: "Optional path to instance-data.json file. Defaults to " + civiews.RunDir},
+			{names: []string{"-d", "--debug"}, dest: "debug", flag: true, help: "Add verbose messages during template render"},
+		},
+		pos: []ciPos{{name: "user_data", help: "Path to the user-data file to render"}},
+	}
+	a, done, err := parseSub(c, p, args)
+	if done {
+		return err
+	}
+	root, err := ciRoot(e)
+	if err != nil {
+		return err
+	}
+	file, given := a.val("instance_data"), a.val("instance_data") != ""
+	if !given {
+		file = civiews.InstanceDataFile
+		if c.uid == 0 {
+			if ok, _ := root.Exists(civiews.InstanceDataSensitiveFile); ok {
+				file = civiews.InstanceDataSensitiveFile
+			} else {
+				c.logf("render.py", "WARNING", "Missing root-readable %s. Using redacted %s instead.", civiews.InstanceDataSensitiveFile, civiews.InstanceDataFile)
+			}
+		}
+	}
+	var raw []byte
+	if given {
+		raw, err = os.ReadFile(file)
+	} else {
+		raw, err = root.ReadFile(file)
+	}
+	if err != nil {
+		c.logf("render.py", "ERROR", "Missing instance-data.json file: %s", file)
+		return &exitError{code: 1}
+	}
+	vars, err := agent.ReadInstanceData(raw)
+	if err != nil {
+		c.logf("render.py", "ERROR", "%v", err)
+		return &exitError{code: 1}
+	}
+	udFile := a.first("user_data")
+	body, err := os.ReadFile(udFile)
+	if err != nil {
+		c.logf("render.py", "ERROR", "Missing user-data file: %s", udFile)
+		return &exitError{code: 1}
+	}
+	first, _, _ := strings.Cut(strings.TrimLeft(string(body), " \t\r\n"), "\n")
+	if !ciJinjaHeader.MatchString(strings.TrimSpace(first)) {
+		c.logf("render.py", "ERROR", "Cannot render from instance data due to exception: NotJinjaError('Could not render non-jinja payload \\'%s\\'')", udFile)
+		return &exitError{code: 1}
+	}
+	res, err := userdata.Parse(body, userdata.Options{Vars: vars})
+	if err != nil {
+		c.logf("render.py", "ERROR", "Failed to render templated user-data file '%s'. %v", udFile, err)
+		return &exitError{code: 1}
+	}
+	if len(res.Parts) == 0 || len(res.Parts[0].Body) == 0 {
+		c.logf("render.py", "ERROR", "Unable to render user-data file: %s", udFile)
+		return &exitError{code: 1}
+	}
+	_, err = c.stdout.Write(res.Parts[0].Body)
+	return err
+}
+
+var ciJinjaHeader = regexp.MustCompile(`(?i)^##\s*template:\s*jinja$`)
