@@ -181,8 +181,10 @@ func (rep *MigrateReport) plan(root *sys.Root, o MigrateOptions) {
 	if why := Disabled(root, "", nil); why != "" {
 		rep.Notes = append(rep.Notes, why+" exists: ec2init honours it and will not run until it is removed")
 	}
-	if exists(root, "/var/lib/cloud/instance") {
-		rep.Notes = append(rep.Notes, "cloud-init has run on this disk (/var/lib/cloud/instance): ec2init keeps its own state in /var/lib/ec2init, so its first boot is a first boot: per-instance work (users, keys, runcmd, user scripts) runs again")
+	// cloud-init's pickled datasource: ec2init's views of cloud-init's
+	// state (/var/lib/cloud/instance/boot-finished, ...) have none.
+	if exists(root, "/var/lib/cloud/instance/obj.pkl") {
+		rep.Notes = append(rep.Notes, "cloud-init has run on this disk (/var/lib/cloud/instance/obj.pkl): ec2init keeps its own state in /var/lib/ec2init, so its first boot is a first boot: per-instance work (users, keys, runcmd, user scripts) runs again")
 	}
 }
 

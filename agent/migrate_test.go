@@ -48,7 +48,7 @@ func migrateImage(t *testing.T, withCloudInit bool) string {
 		for _, a := range agent.CloudInitUnitAliases {
 			put("/usr/lib/systemd/system/"+a.Name, "[Unit]\nDescription=cloud-init's "+a.Name+"\n[Service]\nExecStart=/usr/bin/cloud-init\n[Install]\nWantedBy=cloud-init.target\n")
 		}
-		put("/var/lib/cloud/instance/boot-finished", "")
+		put("/var/lib/cloud/instance/obj.pkl", "")
 	}
 	return root
 }
