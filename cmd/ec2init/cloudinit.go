@@ -236,57 +236,6 @@ func ciSingle(ctx context.Context, e *env, c ciIO, args []string) error {
 	return nil
 }
 
-// ciAnalyze is `analyze show|blame|boot`: ec2init's analyze, whose
-// tables say the same over ec2init's records (cloud-init parses its log).
-func ciAnalyze(ctx context.Context, e *env, c ciIO, args []string) error {
-	p := &ciParser{prog: c.prog, subDest: "subcommand", subs: [][2]string{
-		{"blame", "Print list of executed stages ordered by time to init"},
-		{"show", "Print list of in-order events during execution"},
-		{"dump", "Dump cloud-init events in JSON format"},
-		{"boot", "Print list of boot times for kernel and cloud-init"},
-	}}
-	a, done, err := parseSub(c, p, args)
-	if done {
-		return err
-	}
-	if a.sub == "" {
-		return ciFail(c.stderr, p.errorf("the following arguments are required: subcommand"))
-	}
-	sp := &ciParser{prog: c.prog + " " + a.sub, opts: []ciOpt{
-		{names: []string{"-i", "--infile"}, dest: "infile", help: "specify where to read input."},
-		{names: []string{"-o", "--outfile"}, dest: "outfile", help: "specify where to write output."},
-	}}
-	if a.sub == "show" || a.sub == "blame" {
-		sp.opts = append(sp.opts, ciOpt{names: []string{"-f", "--format"}, dest: "print_format", help: "specify formatting of output."})
-	}
-	sa, done, err := parseSub(c, sp, a.rest)
-	if done {
-		return err
-	}
-	out := c.stdout
-	if f := sa.val("outfile"); f != "" && f != "-" {
-		fh, err := os.Create(f)
-		if err != nil {
-			return &exitError{code: 1, msg: err.Error()}
-		}
-		defer fh.Close()
-		out = fh
-	}
-	sub := []string{a.sub}
-	if a.sub == "dump" {
-		sub = []string{"show", "--json"}
-	}
-	cmd := newAnalyzeCommand(e)
-	cmd.SetArgs(sub)
-	cmd.SetOut(out)
-	cmd.SetErr(c.stderr)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		return &exitError{code: 1, msg: err.Error()}
-	}
-	return nil
-}
-
 // ciRoot is the root prefix as a sys.Root.
 func ciRoot(e *env) (*sys.Root, error) { return sys.NewRoot(e.root) }
 

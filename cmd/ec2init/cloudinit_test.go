@@ -279,8 +279,22 @@ func TestCloudInitStages(t *testing.T) {
 	if r := ciRun(t, e, 0, "status"); r.code != 0 || r.stdout != "status: done\n" {
 		t.Errorf("%+v", r)
 	}
-	if r := ciRun(t, e, 0, "analyze", "blame"); r.code != 0 || !strings.Contains(r.stdout, "scripts_user") {
+	blame := regexp.MustCompile(`^-- Boot Record 01 --\n(     \d\d\.\d{5}s \((init-local|init-network|modules-config|modules-final)/config-[a-z_:.0-9-]+\)\n)+\n1 boot records analyzed\n$`)
+	if r := ciRun(t, e, 0, "analyze", "blame"); r.code != 0 || !blame.MatchString(r.stdout) || !strings.Contains(r.stdout, "(modules-final/config-scripts_user") {
 		t.Errorf("analyze blame: %+v", r)
+	}
+	r := ciRun(t, e, 0, "analyze", "show")
+	for _, want := range []string{"-- Boot Record 01 --\nThe total time elapsed", "Starting stage: init-local\n", "Finished stage: (modules-final) ",
+		"|`->running config-scripts_user:part-001 with frequency once-per-instance @", "Total Time: ", "\n1 boot records analyzed\n"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("analyze show: no %q in %+v", want, r)
+		}
+	}
+	if r := ciRun(t, e, 0, "analyze", "dump"); r.code != 0 || !strings.Contains(r.stdout, `"name": "modules-final/config-scripts_user:part-001"`) || !strings.Contains(r.stdout, `"result": "SUCCESS"`) {
+		t.Errorf("analyze dump: %+v", r)
+	}
+	if r := ciRun(t, e, 0, "analyze", "show", "-f", "%n %r"); !strings.Contains(r.stdout, "\nmodules-final/config-scripts_user:part-001 SUCCESS\n") {
+		t.Errorf("analyze show -f: %+v", r)
 	}
 	if r := ciRun(t, e, 0, "modules", "--mode", "later"); r.code != 2 || !strings.Contains(r.stderr, "argument --mode/-m: invalid choice: 'later'") {
 		t.Errorf("%+v", r)
