@@ -671,8 +671,8 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 	opts = opts.withDefaults()
 	name = config.ModuleName(name)
 	var mod modules.Module
-	for _, m := range opts.Registry.All() {
-		if m.Name() == name {
+	for _, m := range append(opts.Registry.Steps(), opts.Registry.All()...) {
+		if m.Name() == name && mod == nil {
 			mod = m
 		}
 	}
@@ -720,9 +720,23 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 	if raw, err := store.ReadInstanceFile(state.UserDataRaw); err == nil {
 		res, err := userdata.Parse(raw, userdata.Options{Vars: templateVars(&in)})
 		if err == nil {
-			srcs = append(srcs, cloudConfigParts(forLaunchIndex(store, res))...)
+			b.userData = forLaunchIndex(store, res)
+			srcs = append(srcs, cloudConfigParts(b.userData)...)
 		}
 	}
 	b.cloudConfig = config.Merge(b.checkCloudConfig(srcs)...)
-	return b.runGated(ctx, b.log, b.moduleWork(mod, freq)), nil
+	slot, ok := mod.(modules.Scripts)
+	if !ok {
+		return b.runGated(ctx, b.log, b.moduleWork(mod, freq)), nil
+	}
+	// A script slot (scripts_user, scripts_per_boot, ...): each script it
+	// finds, under its own semaphore; the first failure is the result.
+	res := state.ModuleResult{Name: slot.Name(), Frequency: string(freq), Outcome: string(state.OutcomeSkipped)}
+	for _, w := range b.slotWork(slot, freq) {
+		r := b.runGated(ctx, b.log, w)
+		if res.Outcome != string(state.OutcomeFailed) && r.Outcome != string(state.OutcomeSkipped) {
+			res.Outcome, res.Error, res.ExitCode = r.Outcome, r.Error, r.ExitCode
+		}
+	}
+	return res, nil
 }

@@ -57,7 +57,6 @@ type ciArgs struct {
 func (a ciArgs) val(k string) string    { return a.vals[k] }
 func (a ciArgs) flag(k string) bool     { return a.flags[k] }
 func (a ciArgs) list(k string) []string { return a.lists[k] }
-func (a ciArgs) posv(k string) []string { return a.pos[k] }
 func (a ciArgs) has(k string) bool      { _, ok := a.vals[k]; return ok }
 func (a ciArgs) first(k string) string  { return firstOf(a.pos[k]) }
 func firstOf(s []string) string {

@@ -264,6 +264,21 @@ func TestCloudInitSingle(t *testing.T) {
 	}
 }
 
+// TestCloudInitSingleScripts: single runs a script slot's scripts, the
+// user data's for scripts_user.
+func TestCloudInitSingleScripts(t *testing.T) {
+	e := bootedEnv(t, "#!/bin/sh\necho ran >> \"$EC2INIT_ROOT/runs\"\n")
+	runs := func() int {
+		b, _ := os.ReadFile(filepath.Join(e.root, "runs"))
+		return strings.Count(string(b), "ran\n")
+	}
+	for i, args := range [][]string{{"single", "-n", "scripts_user"}, {"single", "-n", "scripts-user", "--frequency", "always"}} {
+		if r := ciRun(t, e, 0, args...); r.code != 0 || runs() != i+1 {
+			t.Errorf("%q: %+v, runs %d", args, r, runs())
+		}
+	}
+}
+
 // TestCloudInitStages: init --local, init, modules --mode config|final run
 // ec2init's stages; cloud-init's status then says done.
 func TestCloudInitStages(t *testing.T) {
