@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ec2init/ec2init/agent"
+	"github.com/ec2init/ec2init/agent/analyze"
 	"github.com/ec2init/ec2init/agent/civiews"
 	"github.com/ec2init/ec2init/agent/state"
 )
@@ -151,7 +154,7 @@ var ciBlameLine = regexp.MustCompile(`^\s+\d+\.\d+`)
 // ciAnalyze is `analyze show|blame|dump|boot`, from ec2init's records
 // (cloud-init parses its log): show and blame in cloud-init's format, dump
 // its events as JSON, boot ec2init's report.
-func ciAnalyze(ctx context.Context, e *env, c ciIO, args []string) error {
+func ciAnalyze(_ context.Context, e *env, c ciIO, args []string) error {
 	p := &ciParser{prog: c.prog, subDest: "subcommand", subs: [][2]string{
 		{"blame", "Print list of executed stages ordered by time to init"},
 		{"show", "Print list of in-order events during execution"},
@@ -185,20 +188,13 @@ func ciAnalyze(ctx context.Context, e *env, c ciIO, args []string) error {
 		defer fh.Close()
 		out = fh
 	}
-	if a.sub == "boot" {
-		cmd := newAnalyzeCommand(e)
-		cmd.SetArgs([]string{"boot"})
-		cmd.SetOut(out)
-		cmd.SetErr(c.stderr)
-		cmd.SilenceUsage, cmd.SilenceErrors = true, true
-		if err := cmd.ExecuteContext(ctx); err != nil {
-			return &exitError{code: 1, msg: err.Error()}
-		}
-		return nil
-	}
 	bs, err := agent.ReadStatus(agent.Options{Root: e.root, BootID: e.bootID})
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
+	}
+	if a.sub == "boot" {
+		kernel, _ := analyze.KernelBootTime("/proc/stat")
+		return ciAnalyzeBoot(out, analyze.Boot(bs.Status, kernel, userspaceStart()))
 	}
 	events := ciEvents(bs.Status)
 	switch a.sub {
@@ -233,4 +229,28 @@ func ciAnalyze(ctx context.Context, e *env, c ciIO, args []string) error {
 		fmt.Fprintf(out, "%s\n1 boot records analyzed\n", strings.Join(ciRecords(events, format), "\n"))
 	}
 	return nil
+}
+
+// ciAnalyzeBoot is analyze boot's report: the kernel's start, its end
+// (systemd's start) and the agent's start; cloud-init's failure text where
+// the kernel's times are unknown (a container).
+func ciAnalyzeBoot(out io.Writer, b analyze.BootTimes) error {
+	if b.KernelStart.IsZero() || b.UserspaceStart.IsZero() || b.EC2InitStart.IsZero() {
+		fmt.Fprint(out, "Your Linux distro or container does not support this functionality.\n"+
+			"You must be running a Kernel Telemetry supported distro.\nPlease check "+
+			"https://docs.cloud-init.io/en/latest/topics/analyze.html for more information on supported distros.\n")
+		return &exitError{code: 1}
+	}
+	pyTime := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000000+00:00") }
+	pyFloat := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'g', -1, 64) }
+	_, err := fmt.Fprintf(out, "-- Most Recent Boot Record --\n"+
+		"    Kernel Started at: %s\n"+
+		"    Kernel ended boot at: %s\n"+
+		"    Kernel time to boot (seconds): %s\n"+
+		"    Cloud-init activated by systemd at: %s\n"+
+		"    Time between Kernel end boot and Cloud-init activation (seconds): %s\n"+
+		"    Cloud-init start: %s\n",
+		pyTime(b.KernelStart), pyTime(b.UserspaceStart), pyFloat(b.UserspaceStart.Sub(b.KernelStart)),
+		pyTime(b.EC2InitStart), pyFloat(b.EC2InitStart.Sub(b.UserspaceStart)), pyTime(b.EC2InitStart))
+	return err
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec2init/ec2init/agent/analyze"
 	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/internal/testkit"
 )
@@ -643,4 +644,27 @@ func difference(a, b []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestCloudInitAnalyzeBoot: analyze boot's record, and cloud-init's
+// failure text where the kernel's times are unknown.
+func TestCloudInitAnalyzeBoot(t *testing.T) {
+	k := time.Date(2026, 12, 1, 10, 0, 0, 250000000, time.UTC)
+	var b strings.Builder
+	err := ciAnalyzeBoot(&b, analyze.BootTimes{KernelStart: k, UserspaceStart: k.Add(1500 * time.Millisecond), EC2InitStart: k.Add(4 * time.Second)})
+	want := "-- Most Recent Boot Record --\n" +
+		"    Kernel Started at: 2026-12-01 10:00:00.250000+00:00\n" +
+		"    Kernel ended boot at: 2026-12-01 10:00:01.750000+00:00\n" +
+		"    Kernel time to boot (seconds): 1.5\n" +
+		"    Cloud-init activated by systemd at: 2026-12-01 10:00:04.250000+00:00\n" +
+		"    Time between Kernel end boot and Cloud-init activation (seconds): 2.5\n" +
+		"    Cloud-init start: 2026-12-01 10:00:04.250000+00:00\n"
+	if err != nil || b.String() != want {
+		t.Errorf("%v\n%s", err, b.String())
+	}
+	b.Reset()
+	var ee *exitError
+	if err := ciAnalyzeBoot(&b, analyze.BootTimes{EC2InitStart: k}); !errors.As(err, &ee) || ee.code != 1 || !strings.HasPrefix(b.String(), "Your Linux distro or container does not support") {
+		t.Errorf("%v %q", err, b.String())
+	}
 }
