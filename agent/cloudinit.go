@@ -517,6 +517,20 @@ func (b *booter) instanceData() (map[string]any, error) {
 		Endpoint: endpoint, Crawled: b.crawledMetaData()}), nil
 }
 
+// jinjaVars is what jinja parts see: JinjaVars over the boot's instance
+// data, plus the v1 keys templates written for ec2init use (templateVars
+// has them: instance_type, image_id, local_ipv4, public_ipv4), which
+// cloud-init's instance-data.json has not.
+func (b *booter) jinjaVars() userdata.VarsMap {
+	data, _ := b.instanceData()
+	vars := civiews.ProcessInstanceData(data)
+	if v1, ok := vars["v1"].(map[string]any); ok && b.instance != nil {
+		v1["instance_type"], v1["image_id"] = b.instance.InstanceType, b.instance.AMIID
+		v1["local_ipv4"], v1["public_ipv4"] = b.instance.LocalIPv4, b.instance.PublicIPv4
+	}
+	return userdata.VarsMap(vars)
+}
+
 // crawledMetaDataFile caches, per instance, IMDS's tree as cloud-init
 // materializes it: crawled once per instance, as cloud-init crawls once
 // and keeps its datasource, never again on a reboot.
@@ -718,7 +732,7 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 		return state.ModuleResult{}, fmt.Errorf("image cloud-config: %w", err)
 	}
 	if raw, err := store.ReadInstanceFile(state.UserDataRaw); err == nil {
-		res, err := userdata.Parse(raw, userdata.Options{Vars: templateVars(&in)})
+		res, err := userdata.Parse(raw, userdata.Options{Vars: b.jinjaVars()})
 		if err == nil {
 			b.userData = forLaunchIndex(store, res)
 			srcs = append(srcs, cloudConfigParts(b.userData)...)
