@@ -83,10 +83,16 @@ func runCloudInitIO(ctx context.Context, e *env, c ciIO, args []string) error {
 	case a.flag("version"):
 		fmt.Fprintf(c.stdout, "%s %s\n", c.prog, cloudInitCompatVersion)
 		return nil
-	case a.sub == "":
-		return ciFail(c.stderr, top.errorf("a subcommand is required"))
 	case a.flag("all_stages"):
+		// cloud-init-main.service's one process for every stage.
 		return runCloudInitStage(ctx, e, c, "all")
+	case len(args) == 0:
+		return ciFail(c.stderr, top.errorf("a subcommand is required"))
+	case a.sub == "":
+		// Options but no subcommand: cloud-init's sub_main.
+		fmt.Fprint(c.stdout, top.usage())
+		fmt.Fprint(c.stderr, "\nNo Subcommand specified. Please specify a subcommand in addition to the option")
+		return &exitError{code: 1}
 	}
 	sub := c
 	sub.prog = c.prog + " " + a.sub

@@ -526,6 +526,7 @@ func TestCloudInitArguments(t *testing.T) {
 		{[]string{"status", "--format", "xml"}, 2, "", "argument --format: invalid choice: 'xml' (choose from 'json', 'tabular', 'yaml')"},
 		{[]string{"status", "--format"}, 2, "", "argument --format: expected one argument"},
 		{[]string{"status", "extra"}, 2, "", "unrecognized arguments: extra"},
+		{[]string{"--debug"}, 1, "usage: cloud-init [-h]", "No Subcommand specified."},
 		{[]string{"--version"}, 0, "cloud-init " + cloudInitCompatVersion + "\n", ""},
 		{[]string{"-h"}, 0, "usage: cloud-init [-h]", ""},
 		{[]string{"status", "--help"}, 0, "usage: cloud-init status [-h]", ""},
