@@ -67,7 +67,7 @@ func ciBootStatus(e *env) (code, reason string) {
 	return "enabled-by-generator", "Cloud-init enabled by systemd cloud-init-generator"
 }
 
-// ciStatus reads ec2init's status and says it as cloud-init's status.py
+// ciStatusFor reads ec2init's status and says it as cloud-init's status.py
 // would from the status.json ec2init writes for it.
 func ciStatusFor(e *env, now time.Time, up time.Duration) (ciStatusDetails, error) {
 	d := ciStatusDetails{condition: ciHealthy, errors: []string{}, recoverable: map[string][]string{}, datasource: "", v1: map[string]any{}}
