@@ -142,3 +142,41 @@ datasource:
 		t.Errorf("disabled boot ran the per-boot script (%d runs in all)", n)
 	}
 }
+
+// TestPackageBesideCloudInit: where cloud-init is installed, the package
+// links none of its names (its units, logs and command stay its own), and
+// removing the package leaves them.
+func TestPackageBesideCloudInit(t *testing.T) {
+	base := baseRootfs(t)
+	deb, _ := buildPackages(t)
+	dir, err := os.MkdirTemp("/var/tmp", "ec2init-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	root := filepath.Join(dir, "rootfs")
+	run(t, "cp", "-a", base, root)
+	// cloud-init's own files, as its package leaves them.
+	write(t, filepath.Join(root, "usr/lib/systemd/system/cloud-final.service"), "[Unit]\nDescription=Cloud-init: Final Stage\n")
+	write(t, filepath.Join(root, "usr/lib/systemd/system/cloud-init.target"), "[Unit]\nDescription=Cloud-init target\n")
+	write(t, filepath.Join(root, "usr/bin/cloud-init"), "#!/usr/bin/python3\n")
+	write(t, filepath.Join(root, "var/log/cloud-init.log"), "cloud-init's\n")
+	run(t, "cp", deb, filepath.Join(root, "tmp", "ec2init.deb"))
+	run(t, "chroot", root, "dpkg", "-i", "/tmp/ec2init.deb")
+	for _, p := range []string{"usr/lib/systemd/system/cloud-init-local.service", "usr/lib/systemd/system/cloud-config.service",
+		"var/log/cloud-init-output.log", "var/lib/cloud/scripts"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("/%s made beside cloud-init", p)
+		}
+	}
+	run(t, "chroot", root, "dpkg", "-r", "ec2init")
+	for p, want := range map[string]string{
+		"usr/lib/systemd/system/cloud-final.service": "Cloud-init: Final Stage",
+		"usr/bin/cloud-init":                         "python3",
+		"var/log/cloud-init.log":                     "cloud-init's",
+	} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("cloud-init's /%s after installing and removing ec2init: %q, %v", p, b, err)
+		}
+	}
+}
