@@ -117,3 +117,17 @@ func scanDB(root *sys.Root, file string, fn func([]string) bool) error {
 	}
 	return nil
 }
+
+// ShadowPassword returns name's password field in the root's /etc/shadow
+// ("!" locked without a password, "!$6$..." locked, "" none). found is
+// false when there is no such entry. The value is a secret: never log it.
+func ShadowPassword(root *sys.Root, name string) (field string, found bool, err error) {
+	err = scanDB(root, "/etc/shadow", func(f []string) bool {
+		if len(f) < 2 || f[0] != name {
+			return true
+		}
+		field, found = f[1], true
+		return false
+	})
+	return field, found, err
+}

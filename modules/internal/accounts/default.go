@@ -3,8 +3,6 @@ package accounts
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules/internal/distro"
@@ -81,28 +79,6 @@ func distroDefaultUser(root *sys.Root) DefaultUserSpec {
 		spec.Groups = []string{"adm", "audio", "cdrom", "dialout", "dip", "floppy", "netdev", "plugdev", "sudo", "video"}
 	}
 	return spec
-}
-
-// DefaultUserEnabled reports whether cfg asks for the default user: when
-// there is no users key at all, or when users names "default" (cloud-init:
-// a users list without it means no default user).
-func DefaultUserEnabled(cfg *config.CloudConfig) bool {
-	val, ok := cfg.Get("users")
-	if !ok {
-		return true
-	}
-	n := val.Node
-	switch n.Kind {
-	case yaml.ScalarNode:
-		return contains(SplitNames(n.Value), "default")
-	case yaml.SequenceNode:
-		for _, item := range n.Content {
-			if item.Kind == yaml.ScalarNode && contains(SplitNames(item.Value), "default") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // SplitNames splits cloud-init's comma-separated name lists ("a, b").

@@ -1,21 +1,22 @@
 package accounts
 
 import (
+	"slices"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
 )
 
-// ListedUser is one user of the cloud-config's users list, as cloud-init
+// ListedUser is one user of the cloud-config's users, as cloud-init
 // normalizes it for the modules that act per user (ssh_import_id,
-// ssh_authkey_fingerprints): in list order, each name once.
+// ssh_authkey_fingerprints).
 type ListedUser struct {
 	Name string
 	// Default is the distribution's default user ("default" in the list).
 	Default bool
-	// Entry is the user's mapping in the list; nil for a bare name or the
-	// default user.
+	// Entry is the user's settings, a mapping (name first).
 	Entry *yaml.Node
 }
 
@@ -42,48 +43,17 @@ func (u ListedUser) True(key string) bool {
 	return err == nil && b
 }
 
-// ListUsers lists the users of cfg's users key (the default user alone
-// without one). Entries that are no user (no name, not a mapping) are
-// left out: users_groups reports them.
+// ListUsers lists the users of cfg as users_groups creates them (see
+// NormalizeUsers), each name once, Entry holding the merged settings, but
+// in the order the configuration mentions them: the default user where
+// "default" stands (users_groups creates it last). Entries left out there
+// are left out here: users_groups reports them.
 func ListUsers(cfg *config.CloudConfig, root *sys.Root, override config.DefaultUser) []ListedUser {
-	val, ok := cfg.Get("users")
-	if !ok {
-		return []ListedUser{{Name: DefaultUser(root, override).Name, Default: true}}
-	}
+	users := NormalizeUsers(cfg, root, override).Users
+	slices.SortStableFunc(users, func(a, b NormalUser) int { return a.mention - b.mention })
 	var out []ListedUser
-	seen := map[string]bool{}
-	add := func(u ListedUser) {
-		if u.Name == "" || seen[u.Name] {
-			return
-		}
-		seen[u.Name] = true
-		out = append(out, u)
-	}
-	names := func(s string) {
-		for _, name := range SplitNames(s) {
-			if name == "default" {
-				add(ListedUser{Name: DefaultUser(root, override).Name, Default: true})
-			} else {
-				add(ListedUser{Name: name})
-			}
-		}
-	}
-	switch n := val.Node; n.Kind {
-	case yaml.ScalarNode:
-		names(n.Value)
-	case yaml.SequenceNode:
-		for _, item := range n.Content {
-			switch item.Kind {
-			case yaml.ScalarNode:
-				names(item.Value)
-			case yaml.MappingNode:
-				u := ListedUser{Entry: item}
-				if v, ok := u.Field("name"); ok && v.Kind == yaml.ScalarNode {
-					u.Name = v.Value
-				}
-				add(u)
-			}
-		}
+	for _, u := range users {
+		out = append(out, ListedUser{Name: u.Name, Default: u.Default, Entry: u.Fields})
 	}
 	return out
 }
