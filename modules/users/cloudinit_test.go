@@ -43,17 +43,18 @@ func debianImage(t *testing.T) *modules.Env {
 	return e
 }
 
-// TestDefaultUserWhereListed: the default user is made where "default"
-// stands in users, so uids follow the list as on a cloud-init instance of
-// the same image; Debian's default user gets cloud-init's groups (those
-// the image has).
-func TestDefaultUserWhereListed(t *testing.T) {
+// TestDefaultUserLast: the default user is made after the others,
+// wherever "default" stands in users (cloud-init's normalize_users_groups
+// moves it to the end), so uids are those of a cloud-init instance of the
+// same image; Debian's default user gets cloud-init's groups (those the
+// image has).
+func TestDefaultUserLast(t *testing.T) {
 	e := debianImage(t)
 	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, "users: [alice, default, bob]\n")); err != nil {
 		t.Fatal(err)
 	}
 	passwd := modtest.Get(t, e, "/etc/passwd")
-	for _, want := range []string{"\nalice:x:1000:1000:", "\nadmin:x:1001:1001:Debian:/home/admin:/bin/bash\n", "\nbob:x:1002:1002:"} {
+	for _, want := range []string{"\nalice:x:1000:1000:", "\nbob:x:1001:1001:", "\nadmin:x:1002:1002:Debian:/home/admin:/bin/bash\n"} {
 		if !strings.Contains(passwd, want) {
 			t.Errorf("passwd lacks %q:\n%s", want, passwd)
 		}
@@ -177,5 +178,68 @@ func TestPasswordsThroughChpasswd(t *testing.T) {
 	}
 	if old2 := field("old2"); old2 != secretHash {
 		t.Errorf("old2's hash %q", old2)
+	}
+}
+
+// TestUserKey: the top-level user key renames and reconfigures the
+// default user, which users_groups then creates (last) with the
+// distribution's remaining settings; a users entry under its real name
+// wins over it; groups are the union of both, created when missing.
+func TestUserKey(t *testing.T) {
+	e := debianImage(t)
+	doc := `user:
+  name: carol
+  gecos: Carol C.
+  groups: [docker]
+  shell: /bin/sh
+  lock_passwd: false
+  hashed_passwd: "` + secretHash + `"
+users:
+  - alice
+  - name: carol
+    groups: [adm]
+    shell: /bin/bash
+`
+	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, doc)); err != nil {
+		t.Fatal(err)
+	}
+	passwd := modtest.Get(t, e, "/etc/passwd")
+	for _, want := range []string{"\nalice:x:1000:1000:", "\ncarol:x:1001:", ":Carol C.:/home/carol:/bin/bash\n"} {
+		if !strings.Contains(passwd, want) {
+			t.Errorf("passwd lacks %q:\n%s", want, passwd)
+		}
+	}
+	if strings.Contains(passwd, "\nadmin:") {
+		t.Errorf("the distribution's default name used:\n%s", passwd)
+	}
+	group := modtest.Get(t, e, "/etc/group")
+	for _, want := range []string{"\nadm:x:4:carol\n", "\ndocker:x:"} {
+		if !strings.Contains(group, want) {
+			t.Errorf("group lacks %q:\n%s", want, group)
+		}
+	}
+	if !strings.Contains(group[strings.Index(group, "\ndocker:x:"):], ":carol\n") {
+		t.Errorf("carol not in docker:\n%s", group)
+	}
+	if !strings.Contains(group, "\ncdrom:x:24:\n") {
+		t.Errorf("the user key's groups replace the distribution's, yet carol is in cdrom:\n%s", group)
+	}
+	if !strings.Contains(modtest.Get(t, e, "/etc/shadow"), "\ncarol:"+secretHash+":") {
+		t.Error("carol's password not set and unlocked")
+	}
+	if got := modtest.Get(t, e, SudoersFile); !strings.Contains(got, "\n# User rules for carol\ncarol ALL=(ALL) NOPASSWD:ALL\n") {
+		t.Errorf("the distribution's sudo rule not given to carol:\n%s", got)
+	}
+
+	// A name alone keeps every other setting of the distribution's.
+	e = debianImage(t)
+	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, "user: dave\n")); err != nil {
+		t.Fatal(err)
+	}
+	if passwd := modtest.Get(t, e, "/etc/passwd"); !strings.Contains(passwd, "\ndave:x:1000:1000:Debian:/home/dave:/bin/bash\n") {
+		t.Errorf("passwd:\n%s", passwd)
+	}
+	if group := modtest.Get(t, e, "/etc/group"); !strings.Contains(group, "\nsudo:x:27:dave\n") {
+		t.Errorf("group:\n%s", group)
 	}
 }

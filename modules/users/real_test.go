@@ -61,7 +61,7 @@ users:
   - name: foobar
     gecos: Foo B. Bar
     primary_group: foobar
-    groups: users, admin
+    groups: users, staff
     sudo: ALL=(ALL) NOPASSWD:ALL
     ssh_authorized_keys:
       - `+k1+`
@@ -70,6 +70,8 @@ users:
     shell: /bin/sh
     passwd: "`+secretHash+`"
     lock_passwd: false
+    expiredate: "2030-01-02"
+    inactive: "7"
   - name: cloudy
     system: true
 `)
@@ -101,10 +103,11 @@ users:
 			t.Errorf("/etc/group lacks %q:\n%s", want, group)
 		}
 	}
-	if strings.Count(group, "foobar") != 4 { // its own group, users, admin, admingroup
+	if strings.Count(group, "foobar") != 4 { // its own group, users, staff, admingroup
 		t.Errorf("foobar's groups after two runs:\n%s", group)
 	}
-	for _, want := range []string{"\nhashy:" + secretHash + ":", "\nfoobar:!", "\nadmin:!"} {
+	// expiredate and inactive: days since 1970 and days, in fields 8 and 7.
+	for _, want := range []string{"\nhashy:" + secretHash + ":", ":7:21916:\n", "\nfoobar:!", "\nadmin:!"} {
 		if !strings.Contains(shadow, want) {
 			t.Errorf("/etc/shadow lacks %q", strings.ReplaceAll(want, secretHash, "<hash>"))
 		}

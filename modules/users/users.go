@@ -35,11 +35,16 @@ const SudoersFile = "/etc/sudoers.d/90-cloud-init-users"
 // into SudoersFile and it is removed.
 const OldSudoersFile = "/etc/sudoers.d/90-ec2init-users"
 
+// DoasFile holds the users' doas rules, as cloud-init writes them: each
+// user's block appended unless the file has it already.
+const DoasFile = "/etc/doas.conf"
+
 var (
 	stringOrList = config.OneOf(config.String(), config.ListOf(config.String()))
 
+	// userType is a users entry and the top-level user key alike.
 	userType = config.Object(
-		config.Field{Name: "name", Type: config.String(), Doc: "Login name (an entry without one is skipped)."},
+		config.Field{Name: "name", Type: config.String(), Doc: "Login name; an entry without one configures the default user (as \"default\" does)."},
 		config.Field{Name: "gecos", Type: config.String(), Doc: "Real name (GECOS field)."},
 		config.Field{Name: "homedir", Type: config.String(), Default: "/home/<name>", Doc: "Home directory."},
 		config.Field{Name: "primary_group", Type: config.String(), Default: "a group named after the user", Doc: "Login group; created if missing."},
@@ -51,18 +56,29 @@ var (
 		config.Field{Name: "no_create_home", Type: config.Bool(), Default: "false", Doc: "Do not create the home directory."},
 		config.Field{Name: "no_user_group", Type: config.Bool(), Default: "false", Doc: "Do not create a group named after the user."},
 		config.Field{Name: "no_log_init", Type: config.Bool(), Default: "false", Doc: "Do not add the user to lastlog and faillog."},
-		config.Field{Name: "expiredate", Type: config.String(), Doc: "Date the account expires (YYYY-MM-DD)."},
-		config.Field{Name: "inactive", Type: config.String(), Doc: "Days after password expiry until the account is disabled."},
+		config.Field{Name: "expiredate", Type: config.String(), Doc: "Date the account expires (YYYY-MM-DD, quoted); for a new user (useradd -e)."},
+		config.Field{Name: "inactive", Type: config.String(), Doc: "Days after password expiry until the account is disabled (quoted); for a new user (useradd -f)."},
+		config.Field{Name: "selinux_user", Type: config.String(), Doc: "SELinux user of the login (useradd --selinux-user); for a new user. useradd cannot set it under --root."},
 		config.Field{Name: "passwd", Type: config.String(), Doc: "Password hash for a new user (never logged); ignored for an existing one, as cloud-init ignores it."},
-		config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd, and applies to an existing user too."},
-		config.Field{Name: "plain_text_passwd", Type: config.String(), Doc: "Password in clear text, hashed by chpasswd (never logged)."},
-		config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true", Doc: "Lock the password: no password logins."},
+		config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd and plain_text_passwd, and applies to an existing user too."},
+		config.Field{Name: "plain_text_passwd", Type: config.String(), Doc: "Password in clear text, hashed by chpasswd (never logged); wins over passwd."},
+		config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true",
+			Doc: "Lock the password: no password logins. false unlocks it when a password is given (an empty one leaves it empty) or the existing user has one."},
 		config.Field{Name: "sudo", Type: config.OneOf(config.String(), config.ListOf(config.String()), config.Bool(), config.Null()),
 			Doc: "sudo rules (a string or a list), written to " + SudoersFile + "; false for none."},
+		config.Field{Name: "doas", Type: config.ListOf(config.String()),
+			Doc: "doas rules naming this user (permit|deny [options] NAME [as target] [cmd command [args ...]]), appended to " + DoasFile + "; one rule of another shape and none are written."},
 		config.Field{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()), Doc: "Public keys added to ~/.ssh/authorized_keys (made, even empty, when the key is given)."},
 		config.Field{Name: "ssh_import_id", Type: stringOrList, Doc: "Ids (lp:name, gh:name) whose keys ssh_import_id adds for the user."},
 		config.Field{Name: "ssh_redirect_user", Type: config.OneOf(config.Bool(), config.Enum("default")), Default: "false",
 			Doc: "true: the instance's key pair logs in as this user only to be told to use the default user (as disable_root does for root)."},
+	)
+
+	usersType = config.OneOf(
+		config.String(),
+		config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()), userType)),
+		// cloud-init's older form: {name: true} or {name: {settings}}.
+		config.MapOf(config.OneOf(config.Bool(), config.String(), config.Int(), userType)),
 	)
 
 	groupsType = config.OneOf(
@@ -83,9 +99,13 @@ func (UsersGroups) Schema() modules.Schema {
 	return modules.Schema{
 		Doc: "Create groups and users (with sudo rules and SSH keys), and the distribution's default user.",
 		Keys: []config.Field{
-			{Name: "users", Type: config.OneOf(config.String(), config.ListOf(config.OneOf(config.String(), userType))),
+			{Name: "users", Type: usersType,
 				Default: "[default]",
-				Doc:     `Users to create: "default" is the distribution's default user (ec2-user on Amazon Linux); a list without it has no default user.`},
+				Doc: `Users to create: "default" is the distribution's default user (ec2-user on Amazon Linux), created last; ` +
+					`a list without it has no default user. Entries naming one user merge, the first's values winning.`},
+			{Name: "user", Type: config.OneOf(config.String(), userType),
+				Doc: "The default user: a name, or settings overriding the distribution's field by field (groups replace its groups); " +
+					`makes "default" part of users.`},
 			{Name: "groups", Type: groupsType,
 				Doc: "Groups to create: names, or {name: [members]}."},
 		},
@@ -96,7 +116,8 @@ func (UsersGroups) Schema() modules.Schema {
 // users key.
 func (UsersGroups) Wanted(*config.CloudConfig) bool { return true }
 
-// userSpec is one user entry, decoded.
+// userSpec is one user, its entries merged (accounts.NormalizeUsers) and
+// decoded.
 type userSpec struct {
 	Name            string    `yaml:"name"`
 	Gecos           string    `yaml:"gecos"`
@@ -112,11 +133,13 @@ type userSpec struct {
 	NoLogInit       bool      `yaml:"no_log_init"`
 	Expiredate      string    `yaml:"expiredate"`
 	Inactive        string    `yaml:"inactive"`
-	Passwd          string    `yaml:"passwd"`
-	PlainTextPasswd string    `yaml:"plain_text_passwd"`
-	HashedPasswd    string    `yaml:"hashed_passwd"`
+	SelinuxUser     string    `yaml:"selinux_user"`
+	Passwd          *string   `yaml:"passwd"`
+	PlainTextPasswd *string   `yaml:"plain_text_passwd"`
+	HashedPasswd    *string   `yaml:"hashed_passwd"`
 	LockPasswd      *bool     `yaml:"lock_passwd"`
 	Sudo            sudoRules `yaml:"sudo"`
+	Doas            yaml.Node `yaml:"doas"`
 	SSHKeys         []string  `yaml:"ssh_authorized_keys"`
 	SSHImportID     nameList  `yaml:"ssh_import_id"`
 	Redirect        yaml.Node `yaml:"ssh_redirect_user"`
@@ -124,12 +147,14 @@ type userSpec struct {
 	// hasKeys: ssh_authorized_keys is given (an empty list still makes
 	// the file, as cloud-init does).
 	hasKeys bool
+	// isDefault: the distribution's default user.
+	isDefault bool
 
 	// where names the entry in messages: "users[2]" or "users[0] (default)".
 	where string
-	// optionalGroups: missing groups are skipped quietly (the default
-	// user's list names groups of several releases).
-	optionalGroups bool
+	// optional are groups skipped quietly when absent (the default user's
+	// list names groups of several releases).
+	optional map[string]bool
 }
 
 // nameList is a list of names given as a YAML list or as "a, b".
@@ -180,15 +205,6 @@ func (s *sudoRules) UnmarshalYAML(n *yaml.Node) error {
 func (u userSpec) lock() bool         { return u.LockPasswd == nil || *u.LockPasswd }
 func (u userSpec) createGroups() bool { return u.CreateGroups == nil || *u.CreateGroups }
 
-// fromDefault turns the distribution's default user into an entry.
-func fromDefault(d accounts.DefaultUserSpec, where string) userSpec {
-	lock := d.LockPasswd
-	return userSpec{
-		Name: d.Name, Gecos: d.Gecos, Groups: d.Groups, Shell: d.Shell,
-		Sudo: d.Sudo, LockPasswd: &lock, where: where, optionalGroups: true,
-	}
-}
-
 // run is one Run: the env and what failed so far.
 type run struct {
 	env      *modules.Env
@@ -205,7 +221,7 @@ func (r *run) fail(format string, args ...any) {
 func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudConfig) error {
 	r := &run{env: env, log: env.Logger()}
 	if !accounts.HasAccounts(env.Root) {
-		if cfg.Has("users") || cfg.Has("groups") {
+		if cfg.Has("users") || cfg.Has("user") || cfg.Has("groups") {
 			return fmt.Errorf("no /etc/passwd under the root %s: not an operating system image", env.Root.Prefix())
 		}
 		// A bare --root (a test, the demo): there is no system to add the
@@ -224,14 +240,19 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 			r.fail("groups: %s: %v", g.name, err)
 		}
 	}
-	specs, err := decodeUsers(cfg, env.Root, env.System.DefaultUser)
+	specs, warns, err := decodeUsers(cfg, env.Root, env.System.DefaultUser)
 	if err != nil {
 		r.fail("%v", err)
 	}
+	for _, w := range warns {
+		r.log.Warn(w)
+	}
 	var sudo []userSpec
 	defUser := ""
-	if accounts.DefaultUserEnabled(cfg) {
-		defUser = accounts.DefaultUser(env.Root, env.System.DefaultUser).Name
+	for _, u := range specs {
+		if u.isDefault {
+			defUser = u.Name
+		}
 	}
 	for _, u := range specs {
 		if err := ctx.Err(); err != nil {
@@ -245,6 +266,9 @@ func (UsersGroups) Run(ctx context.Context, env *modules.Env, cfg *config.CloudC
 		if err := r.ensureUser(ctx, u); err != nil {
 			r.fail("%s: user %s: %v", u.where, u.Name, err)
 			continue
+		}
+		if err := r.writeDoas(ctx, u); err != nil {
+			r.fail("%s: user %s: doas: %v", u.where, u.Name, err)
 		}
 		if len(u.Sudo) > 0 {
 			sudo = append(sudo, u)
@@ -332,62 +356,30 @@ func decodeGroups(cfg *config.CloudConfig) ([]groupSpec, error) {
 	return out, nil
 }
 
-// decodeUsers reads users; no users key means the default user alone. An
-// entry that cannot be decoded is reported and skipped, the others stay.
-func decodeUsers(cfg *config.CloudConfig, root *sys.Root, override config.DefaultUser) ([]userSpec, error) {
-	val, ok := cfg.Get("users")
-	if !ok {
-		return []userSpec{fromDefault(accounts.DefaultUser(root, override), "default user")}, nil
-	}
-	var (
-		out  []userSpec
-		errs []string
-	)
-	names := func(s, where string) {
-		for _, name := range accounts.SplitNames(s) {
-			if name == "default" {
-				out = append(out, fromDefault(accounts.DefaultUser(root, override), where+" (default)"))
-			} else {
-				out = append(out, userSpec{Name: name, where: where})
-			}
+// decodeUsers reads users and user, merged with the default user as
+// cloud-init merges them (accounts.NormalizeUsers); no users key means the
+// default user alone. An entry that cannot be decoded is reported and
+// skipped, the others stay; warns are values ignored as cloud-init
+// ignores them.
+func decodeUsers(cfg *config.CloudConfig, root *sys.Root, override config.DefaultUser) (specs []userSpec, warns []string, err error) {
+	set := accounts.NormalizeUsers(cfg, root, override)
+	errs := set.Errors
+	for _, nu := range set.Users {
+		var u userSpec
+		// The error names the line and field, never the value (it may be
+		// a password hash).
+		if err := nu.Fields.Decode(&u); err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: %s: %s", nu.Source, nu.Line, nu.Where, typeErrorLines(err)))
+			continue
 		}
-	}
-	n := val.Node
-	switch n.Kind {
-	case yaml.ScalarNode:
-		names(n.Value, "users")
-	case yaml.SequenceNode:
-		for i, item := range n.Content {
-			where := fmt.Sprintf("users[%d]", i)
-			switch item.Kind {
-			case yaml.ScalarNode:
-				names(item.Value, where)
-			case yaml.MappingNode:
-				var u userSpec
-				// The error names the line and field, never the value (it
-				// may be a password hash).
-				if err := item.Decode(&u); err != nil {
-					errs = append(errs, fmt.Sprintf("%s:%d: %s: %s", val.Source, item.Line, where, typeErrorLines(err)))
-					continue
-				}
-				if u.Name == "" {
-					errs = append(errs, fmt.Sprintf("%s:%d: %s: no name; skipped", val.Source, item.Line, where))
-					continue
-				}
-				u.where = where
-				_, u.hasKeys = (accounts.ListedUser{Entry: item}).Field("ssh_authorized_keys")
-				out = append(out, u)
-			default:
-				errs = append(errs, fmt.Sprintf("%s:%d: %s: expected a name or a mapping", val.Source, item.Line, where))
-			}
-		}
-	default:
-		errs = append(errs, fmt.Sprintf("%s:%d: users: expected a list", val.Source, val.KeyLine))
+		u.Name, u.where, u.isDefault, u.optional = nu.Name, nu.Where, nu.Default, nu.Optional
+		_, u.hasKeys = nu.Field("ssh_authorized_keys")
+		specs = append(specs, u)
 	}
 	if len(errs) > 0 {
-		return out, errors.New(strings.Join(errs, "; "))
+		return specs, set.Warnings, errors.New(strings.Join(errs, "; "))
 	}
-	return out, nil
+	return specs, set.Warnings, nil
 }
 
 // typeErrorLines keeps only "line N: cannot unmarshal !!T into ..." parts of
@@ -445,23 +437,43 @@ func (r *run) ensureUser(ctx context.Context, u userSpec) error {
 		}
 		r.log.Info("user created", zap.String("user", u.Name), zap.Strings("groups", groups))
 	}
-	// Passwords go through chpasswd's stdin, never argv: plain text
-	// first, then a hash, which wins, as cloud-init sets them. passwd is
-	// for a new account only (cloud-init ignores it for an existing one).
-	if u.PlainTextPasswd != "" {
-		if err := r.chpasswd(ctx, u.Name, u.PlainTextPasswd, false); err != nil {
-			return fmt.Errorf("setting plain_text_passwd: %w", err)
+	return r.setPassword(ctx, u, exists)
+}
+
+// setPassword sets u's password and locks or unlocks it as cloud-init's
+// create_user does. Passwords go through chpasswd's stdin, never argv.
+// Of passwd (a new account's only), plain_text_passwd and hashed_passwd,
+// the last given in that order wins, as cloud-init applies them in turn.
+// lock_passwd (true by default) locks; false unlocks when user data gives
+// a password (an empty one included) or the existing account has one,
+// and otherwise leaves the account as it is, with a warning.
+func (r *run) setPassword(ctx context.Context, u userSpec, exists bool) error {
+	var (
+		given, blank bool // a password key is set; one is set to ""
+		secret       *string
+		hashed       bool
+	)
+	take := func(p *string, isHash bool) {
+		if p == nil {
+			return
 		}
+		given = true
+		if *p == "" {
+			blank = true
+			return
+		}
+		secret, hashed = p, isHash
 	}
-	hash := u.HashedPasswd
-	if hash == "" && !exists {
-		hash = u.Passwd
+	if !exists {
+		take(u.Passwd, true)
 	}
-	if exists && u.Passwd != "" && u.HashedPasswd == "" {
+	take(u.PlainTextPasswd, false)
+	take(u.HashedPasswd, true)
+	if exists && u.Passwd != nil && u.PlainTextPasswd == nil && u.HashedPasswd == nil {
 		r.log.Warn("passwd is ignored for an existing user, as cloud-init ignores it (hashed_passwd applies)", zap.String("user", u.Name))
 	}
-	if hash != "" {
-		if err := r.chpasswd(ctx, u.Name, hash, true); err != nil {
+	if secret != nil {
+		if err := r.chpasswd(ctx, u.Name, *secret, hashed); err != nil {
 			return fmt.Errorf("setting the password: %w", err)
 		}
 	}
@@ -469,6 +481,52 @@ func (r *run) ensureUser(ctx context.Context, u userSpec) error {
 		if err := r.tool(ctx, "usermod", "-L", u.Name); err != nil {
 			return fmt.Errorf("locking the password: %w", err)
 		}
+		return nil
+	}
+	hasPassword := false
+	if exists && !given {
+		// cloud-init: an account whose shadow entry is not "" or "!" has
+		// a password (an account missing from shadow counts as one).
+		field, found, err := accounts.ShadowPassword(r.env.Root, u.Name)
+		if err != nil {
+			return err
+		}
+		hasPassword = !found || (field != "" && field != "!")
+	}
+	switch {
+	case given || hasPassword:
+		return r.unlock(ctx, u.Name, blank)
+	case exists:
+		r.log.Warn("lock_passwd is false, but the existing user has no password and none is given (plain_text_passwd, hashed_passwd): not unlocking", zap.String("user", u.Name))
+	default:
+		r.log.Warn("lock_passwd is false, but no passwd, plain_text_passwd or hashed_passwd is given: not unlocking", zap.String("user", u.Name))
+	}
+	return nil
+}
+
+// unlock unlocks user's password (usermod -U, as cloud-init's passwd -u).
+// Unlocking an account with no password behind the lock is refused by
+// both tools; cloud-init then empties the password, which ec2init does
+// only when the user data gave an empty password (blank), and otherwise
+// leaves the account locked with a warning.
+func (r *run) unlock(ctx context.Context, user string, blank bool) error {
+	field, found, err := accounts.ShadowPassword(r.env.Root, user)
+	if err != nil {
+		return err
+	}
+	if found && strings.TrimLeft(field, "!") == "" {
+		if !blank {
+			r.log.Warn("lock_passwd is false, but the account has no password to unlock: left locked", zap.String("user", user))
+			return nil
+		}
+		r.log.Info("unlocking with an empty password, as the user data's empty password asks", zap.String("user", user))
+		if err := r.tool(ctx, "usermod", "-p", "", user); err != nil {
+			return fmt.Errorf("emptying the password: %w", err)
+		}
+		return nil
+	}
+	if err := r.tool(ctx, "usermod", "-U", user); err != nil {
+		return fmt.Errorf("unlocking the password: %w", err)
 	}
 	return nil
 }
@@ -484,7 +542,7 @@ func (r *run) usableGroups(ctx context.Context, u userSpec) ([]string, error) {
 		}
 		switch {
 		case found:
-		case u.optionalGroups:
+		case u.optional[g]:
 			r.log.Debug("default user's group absent from the image; skipped", zap.String("group", g))
 			continue
 		case !u.createGroups():
@@ -513,6 +571,7 @@ func (r *run) useraddArgs(ctx context.Context, u userSpec, groups []string) ([]s
 	add("-u", u.UID)
 	add("-e", u.Expiredate)
 	add("-f", u.Inactive)
+	add("--selinux-user", u.SelinuxUser)
 	if len(groups) > 0 {
 		add("-G", strings.Join(groups, ","))
 	}
@@ -725,6 +784,16 @@ func firstLine(s string) string {
 	return s
 }
 
+// header opens a file this module creates, as cloud-init's make_header.
+func (r *run) header() string {
+	version := r.env.Version
+	if version == "" {
+		version = "unknown"
+	}
+	return fmt.Sprintf("# Created by ec2init v. %s (cloud-init's users_groups) on %s\n",
+		version, time.Now().UTC().Format(time.RFC1123Z))
+}
+
 // writeSudoers adds each user's rules to SudoersFile (0440) as cloud-init
 // does: a "# User rules for NAME" block appended unless the file holds it
 // already, under a header when the file is new. The rules of
@@ -742,12 +811,7 @@ func (r *run) writeSudoers(ctx context.Context, specs []userSpec) error {
 		content += string(b)
 	}
 	if content == "" {
-		version := r.env.Version
-		if version == "" {
-			version = "unknown"
-		}
-		content = fmt.Sprintf("# Created by ec2init v. %s (cloud-init's users_groups) on %s\n",
-			version, time.Now().UTC().Format(time.RFC1123Z))
+		content = r.header()
 	}
 	for _, u := range specs {
 		var b strings.Builder

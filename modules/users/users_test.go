@@ -72,12 +72,12 @@ func TestDefaultUserOverride(t *testing.T) {
 		{"name only", config.DefaultUser{Name: "ops"}, "{}",
 			[]string{"ops:adm,audio,cdrom,dialout,dip,floppy,netdev,plugdev,sudo,video:ALL=(ALL) NOPASSWD:ALL:/bin/bash:true"}},
 		{"every field", config.DefaultUser{Name: "ops", Groups: []string{"wheel"}, Sudo: []string{}, Shell: "/bin/zsh", LockPasswd: &no},
-			"users: [default, bob]", []string{"ops:wheel::/bin/zsh:false", "bob::::false"}},
+			"users: [default, bob]", []string{"bob::::false", "ops:wheel::/bin/zsh:false"}},
 		{"no default in users", config.DefaultUser{Name: "ops"}, "users: [bob]", []string{"bob::::false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			specs, err := decodeUsers(modtest.Config(t, tt.doc), e.Root, tt.override)
+			specs, _, err := decodeUsers(modtest.Config(t, tt.doc), e.Root, tt.override)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +103,10 @@ func TestDefaultUserEnabled(t *testing.T) {
 		{"users: default\n", true},
 		{"users: 'bob, default'\n", true},
 		{"users: [bob]\n", false},
-		{"users: [{name: default}]\n", false},
+		{"users: [{name: default}]\n", true},
+		{"users: [{gecos: G}]\n", true},
+		{"users: [bob]\nuser: carol\n", true},
+		{"users: [bob]\nuser: ''\n", false},
 		{"users: []\n", false},
 	}
 	for _, tt := range tests {
@@ -120,17 +123,19 @@ func TestDecodeUsers(t *testing.T) {
 		want    []string // name:groups:sudo rules
 		wantErr string
 	}{
-		{"{}", []string{"ec2-user:wheel,adm,systemd-journal:ALL=(ALL) NOPASSWD:ALL"}, ""},
+		{"{}", []string{"ec2-user:adm,systemd-journal,wheel:ALL=(ALL) NOPASSWD:ALL"}, ""},
 		{"users: []", nil, ""},
-		{"users: 'a, b'", []string{"a::", "b::"}, ""},
+		// cloud-init sorts the pieces before trimming them: " b" < "a".
+		{"users: 'a, b'", []string{"b::", "a::"}, ""},
 		{"users:\n  - default\n  - name: x\n    groups: 'g1, g2'\n    sudo: ALL=(ALL) ALL\n",
-			[]string{"ec2-user:wheel,adm,systemd-journal:ALL=(ALL) NOPASSWD:ALL", "x:g1,g2:ALL=(ALL) ALL"}, ""},
+			[]string{"x:g1,g2:ALL=(ALL) ALL", "ec2-user:adm,systemd-journal,wheel:ALL=(ALL) NOPASSWD:ALL"}, ""},
 		{"users:\n  - name: y\n    groups: [g1, g2]\n    sudo: [r1, r2]\n  - name: z\n    sudo: false\n", []string{"y:g1,g2:r1,r2", "z::"}, ""},
-		{"users:\n  - snapuser: joe@example.com\n  - name: ok\n", []string{"ok::"}, "users[0]: no name"},
+		{"users:\n  - snapuser: joe@example.com\n  - name: ok\n", []string{"ok::"}, "users[0]: snapuser is not supported"},
+		{"users:\n  - name: ''\n  - name: ok\n", []string{"ok::"}, "test.yaml:2: users[0]: no name"},
 		{"users:\n  - name: bad\n    passwd: [\"" + secretHash + "\"]\n  - name: ok\n", []string{"ok::"}, "users[0]"},
 	}
 	for _, tt := range tests {
-		specs, err := decodeUsers(modtest.Config(t, tt.doc), e.Root, config.DefaultUser{})
+		specs, _, err := decodeUsers(modtest.Config(t, tt.doc), e.Root, config.DefaultUser{})
 		var got []string
 		for _, u := range specs {
 			got = append(got, u.Name+":"+strings.Join(u.Groups, ",")+":"+strings.Join(u.Sudo, ","))
@@ -152,7 +157,7 @@ func TestDecodeUsers(t *testing.T) {
 
 func TestUIDAndBools(t *testing.T) {
 	e, _ := modtest.Env(t)
-	specs, err := decodeUsers(modtest.Config(t, "users:\n  - name: a\n    uid: 1234\n    lock_passwd: no\n    system: yes\n"), e.Root, config.DefaultUser{})
+	specs, _, err := decodeUsers(modtest.Config(t, "users:\n  - name: a\n    uid: 1234\n    lock_passwd: no\n    system: yes\n"), e.Root, config.DefaultUser{})
 	if err != nil || len(specs) != 1 {
 		t.Fatal(specs, err)
 	}
@@ -183,13 +188,13 @@ func TestSchema(t *testing.T) {
   - default
   - name: a
     uid: [1]
-    selinux_user: staff_u
+    selinux_usr: staff_u
     lock_passwd: maybe
 groups: 3
 `, UsersGroups{})
 	for _, want := range []string{
 		"u.yaml:4:10: error: users[1].uid: expected integer or string, got a list",
-		"u.yaml:5:5: warning: users[1].selinux_user: unknown key",
+		"u.yaml:5:5: warning: users[1].selinux_usr: unknown key",
 		"u.yaml:6:18: error: users[1].lock_passwd: expected boolean",
 		"u.yaml:7:9: error: groups:",
 	} {
@@ -199,6 +204,48 @@ groups: 3
 	}
 	if ok := modtest.Diagnostics(t, "users:\n  - name: a\n    sudo: false\n    groups: 'x, y'\n    uid: '5'\n", UsersGroups{}); ok != "" {
 		t.Errorf("valid config: %s", ok)
+	}
+}
+
+// TestSchemaUserKeyAndDoas: the user key is checked as a users entry,
+// with file:line; doas rules cloud-init would refuse are warned about
+// (the user is still created, without doas rules).
+func TestSchemaUserKeyAndDoas(t *testing.T) {
+	tests := []struct {
+		doc  string
+		want []string
+	}{
+		{"user: {name: x, shell: 5, lock-passwd: false}\n", []string{
+			"u.yaml:1:24: error: user.shell: expected string",
+			// cloud-init reads this mapping's keys as written: lock-passwd is ignored.
+			"u.yaml:1:27: warning: user.lock-passwd: unknown key",
+		}},
+		{"user: [a]\n", []string{"u.yaml:1:7: error: user: expected string or mapping"}},
+		{"user: bob\n", nil},
+		{"user:\n  doas: [permit nopass anyone]\n", nil},
+		{"user:\n  name: boss\n  doas: [permit nopass anyone]\n", []string{
+			"u.yaml:3:10: warning: user.doas[0]: the rule is for anyone, not boss; no doas rules are written for this user"}},
+		{"users:\n  - name: ops\n    selinux_user: staff_u\n    doas:\n      - permit nopass ops\n      - permit :wheel\n", []string{
+			"u.yaml:6:9: warning: users[0].doas[1]: not a doas rule as cloud-init takes them"}},
+		{"users:\n  - name: ops\n    doas: permit ops\n", []string{"u.yaml:3:11: error: users[0].doas: expected list of string"}},
+		{"users:\n  ops: {doas: [permit bob]}\n  dev: true\n", []string{"u.yaml:2:16: warning: users.ops.doas[0]: the rule is for bob, not ops"}},
+		{"users: [[a, b], default]\n", nil},
+	}
+	for _, tt := range tests {
+		got := modtest.Diagnostics(t, tt.doc, UsersGroups{})
+		lines := strings.Split(got, "\n")
+		if got == "" {
+			lines = nil
+		}
+		if len(lines) != len(tt.want) {
+			t.Errorf("%q:\n%s\nwant %d findings", tt.doc, got, len(tt.want))
+			continue
+		}
+		for i, want := range tt.want {
+			if !strings.HasPrefix(lines[i], want) {
+				t.Errorf("%q: finding %q, want %q...", tt.doc, lines[i], want)
+			}
+		}
 	}
 }
 
@@ -249,6 +296,9 @@ users:
     passwd: "`+secretHash+`"
     lock_passwd: false
     sudo: ["ALL=(ALL) ALL"]
+    selinux_user: staff_u
+    expiredate: "2030-01-02"
+    inactive: "7"
   - name: old
     groups: wheel, adm
   - name: sys1
@@ -261,15 +311,18 @@ users:
 	got := strings.ReplaceAll(string(b), root.Prefix(), "ROOT")
 	want := []string{
 		"groupadd --prefix ROOT ops",
-		"useradd --prefix ROOT -c EC2 Default User -s /bin/bash -G wheel,adm -m ec2-user",
-		"usermod --prefix ROOT -L ec2-user",
 		"groupadd --prefix ROOT extra",
-		"useradd --prefix ROOT -c New Bie -s /bin/zsh -u 2001 -G adm,extra -m newbie",
+		"useradd --prefix ROOT -c New Bie -s /bin/zsh -u 2001 -e 2030-01-02 -f 7 --selinux-user staff_u -G adm,extra -m newbie",
 		"chpasswd -R ROOT -e",
+		"usermod --prefix ROOT -U newbie",
 		"usermod --prefix ROOT -a -G adm old",
 		"usermod --prefix ROOT -L old",
 		"useradd --prefix ROOT -r -M sys1",
 		"usermod --prefix ROOT -L sys1",
+		// The default user last, as cloud-init creates it; its groups
+		// sorted, as cloud-init sorts them.
+		"useradd --prefix ROOT -c EC2 Default User -s /bin/bash -G adm,wheel -m ec2-user",
+		"usermod --prefix ROOT -L ec2-user",
 		"usermod --prefix ROOT -a -G ops newbie",
 		"visudo -c -q -f ROOT/etc/sudoers.d/.90-cloud-init-users.check",
 	}
