@@ -56,7 +56,8 @@ while IFS=: read -r name _ uid gid gecos home shell; do
   homeinfo=$(stat -c '%F %a %U:%G' "$home" 2>/dev/null || echo missing)
   sshinfo=$(stat -c '%F %a %U:%G' "$home/.ssh" 2>/dev/null || echo missing)
   keysinfo=$(stat -c '%F %a %U:%G' "$home/.ssh/authorized_keys" 2>/dev/null || echo missing)
-  keys=$(sha256sum "$home/.ssh/authorized_keys" 2>/dev/null | cut -d' ' -f1)
+  # Sorted: cloud-init 22.4 writes a user's keys in a random order (a set).
+  keys=$(sort "$home/.ssh/authorized_keys" 2>/dev/null | sha256sum | cut -d' ' -f1)
   subid="$(grep "^$name:" /etc/subuid | cut -d: -f2-) $(grep "^$name:" /etc/subgid | cut -d: -f2-)"
   sudo=-
   if [ "$uid" -ge 1000 ] && [ "$uid" -ne 65534 ]; then

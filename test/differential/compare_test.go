@@ -19,12 +19,23 @@ func TestCompare(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for dir, keys := range map[string]string{dirA: "k1\nk2\n", dirB: "k2\nk1\n"} {
+		p := filepath.Join(dir, "content", "home/app/.ssh/authorized_keys")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(keys), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a := &effects{dir: dirA, status: "ok", files: map[string]fileEntry{
 		"/etc/sudoers.d/90-cloud-init-users": {changed: true, typ: "regular file", mode: "440", owner: "root:root", sum: "1"},
 		"/etc/app.conf":                      {changed: true, typ: "regular file", mode: "600", owner: "root:root", sum: "x"},
 		"/var/lib/ec2init/x":                 {changed: true, typ: "regular file", mode: "600", owner: "root:root", sum: "x"},
 		"/etc/passwd":                        {changed: true, typ: "regular file", mode: "644", owner: "root:root", sum: "p1"},
 		"/srv/only-ec2init-dir":              {changed: true, typ: "directory", mode: "755", owner: "root:root", sum: "-"},
+		"/etc/localtime":                     {changed: true, typ: "symbolic link", mode: "777", owner: "root:root", sum: "-> ../usr/share/zoneinfo/UTC"},
+		"/home/app/.ssh/authorized_keys":     {changed: true, typ: "regular file", mode: "600", owner: "app:app", sum: "k12"},
 	}, users: map[string]map[string]string{"app": {"uid": "1000", "shell": "/bin/sh"}},
 		groups: map[string]groupEntry{"ops": {gid: "1001", members: []string{"app"}}},
 		trace:  []traceEntry{{name: "a", fields: map[string]string{"cwd": "/", "env": "A B"}, keys: []string{"cwd", "env"}}, {name: "b", fields: map[string]string{}}},
@@ -35,6 +46,8 @@ func TestCompare(t *testing.T) {
 		"/var/lib/cloud/y":                   {changed: true, typ: "regular file", mode: "600", owner: "root:root", sum: "y"},
 		"/etc/passwd":                        {changed: true, typ: "regular file", mode: "644", owner: "root:root", sum: "p2"},
 		"/etc/only-cloudinit":                {changed: true, typ: "regular file", mode: "644", owner: "root:root", sum: "z"},
+		"/etc/localtime":                     {changed: true, typ: "symbolic link", mode: "777", owner: "root:root", sum: "-> /usr/share/zoneinfo/UTC"},
+		"/home/app/.ssh/authorized_keys":     {changed: true, typ: "regular file", mode: "600", owner: "app:app", sum: "k21"},
 	}, users: map[string]map[string]string{"app": {"uid": "1000", "shell": "/bin/bash"}},
 		groups: map[string]groupEntry{"ops": {gid: "1001"}},
 		trace:  []traceEntry{{name: "b", fields: map[string]string{}}, {name: "a", fields: map[string]string{"cwd": "/tmp", "env": "B C"}, keys: []string{"cwd", "env"}}},
