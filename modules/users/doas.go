@@ -180,7 +180,11 @@ func (UsersGroups) Check(source, key string, v *yaml.Node) []config.Diagnostic {
 		}
 	case key == "users" && v.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(v.Content); i += 2 {
-			entry("users."+v.Content[i].Value, v.Content[i+1], v.Content[i].Value)
+			name := v.Content[i].Value
+			if name == "default" {
+				name = "" // the default user's, named by the image
+			}
+			entry("users."+v.Content[i].Value, v.Content[i+1], name)
 		}
 	}
 	return out

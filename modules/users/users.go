@@ -1,6 +1,6 @@
 // Package users implements cloud-init's users_groups: groups and users
 // created with the image's own shadow tools (groupadd, useradd, usermod)
-// against the root prefix, sudo rules, authorized keys, and the
+// against the root prefix, sudo and doas rules, authorized keys, and the
 // distribution's default user.
 package users
 
@@ -97,7 +97,7 @@ func (UsersGroups) Stage() modules.Stage         { return modules.StageNetwork }
 func (UsersGroups) Frequency() modules.Frequency { return state.PerInstance }
 func (UsersGroups) Schema() modules.Schema {
 	return modules.Schema{
-		Doc: "Create groups and users (with sudo rules and SSH keys), and the distribution's default user.",
+		Doc: "Create groups and users (with sudo and doas rules and SSH keys), and the distribution's default user.",
 		Keys: []config.Field{
 			{Name: "users", Type: usersType,
 				Default: "[default]",

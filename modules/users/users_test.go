@@ -230,6 +230,7 @@ func TestSchemaUserKeyAndDoas(t *testing.T) {
 		{"users:\n  - name: ops\n    doas: permit ops\n", []string{"u.yaml:3:11: error: users[0].doas: expected list of string"}},
 		{"users:\n  ops: {doas: [permit bob]}\n  dev: true\n", []string{"u.yaml:2:16: warning: users.ops.doas[0]: the rule is for bob, not ops"}},
 		{"users: [[a, b], default]\n", nil},
+		{"users:\n  default: {doas: [permit nopass admin]}\n", nil},
 	}
 	for _, tt := range tests {
 		got := modtest.Diagnostics(t, tt.doc, UsersGroups{})

@@ -112,8 +112,12 @@ func NormalizeUsers(cfg *config.CloudConfig, root *sys.Root, override config.Def
 		groups := slices.Concat(realGroups, groupNames(baseGroups))
 		slices.Sort(groups)
 		groups = slices.Compact(groups)
+		where := def.Where
+		if where != "default user" {
+			where += " (default)"
+		}
 		u := NormalUser{
-			Name: name, Default: true, Where: def.Where + " (default)",
+			Name: name, Default: true, Where: where,
 			Source: def.Source, Line: def.Line, mention: def.mention,
 			Fields: mergeFirst(
 				mapWith(nil, "name", strNode(name)),
