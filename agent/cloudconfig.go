@@ -14,8 +14,13 @@ type ConfigPolicy struct {
 	// Registry holds the schemas documents are validated against.
 	Registry *modules.Registry
 	// Strict makes any error fail the load (bake: nothing is baked from a
-	// cloud-config with a mistake in it). Otherwise (the boot) a top-level
-	// key with errors is left out and the rest of its document applies.
+	// cloud-config with a mistake in it). Otherwise (the boot) a schema
+	// error is a warning, as cloud-init's schema validation is at boot:
+	// the key still reaches its module, which fails, named, only on what
+	// it cannot interpret (a runcmd item that is a date), while what it
+	// can read runs (a number where a string was expected). A document
+	// that does not parse, and a key refused outright (an alias bomb, left
+	// out), are still errors.
 	Strict bool
 }
 
@@ -40,21 +45,23 @@ func LoadCloudConfig(srcs []ConfigSource, policy ConfigPolicy) (*LoadedConfig, e
 	var errs []string
 	for _, src := range srcs {
 		c, doc, ok := checkDoc(src, policy.Registry)
-		out.Checked = append(out.Checked, c)
-		bad := map[string]bool{}
-		for _, d := range c.Diagnostics {
-			if d.Severity == config.SeverityError {
-				errs = append(errs, d.String())
-				bad[topKey(d.Path)] = true
+		refused := map[string]bool{}
+		for i, d := range c.Diagnostics {
+			if d.Severity != config.SeverityError {
+				continue
+			}
+			errs = append(errs, d.String())
+			switch {
+			case d.Refused:
+				refused[topKey(d.Path)] = true
+			case ok && !policy.Strict:
+				c.Diagnostics[i].Severity = config.SeverityWarning
 			}
 		}
-		if !ok {
-			continue
+		out.Checked = append(out.Checked, c)
+		if ok {
+			out.Docs = append(out.Docs, withoutKeys(doc, refused))
 		}
-		if !policy.Strict {
-			doc = withoutKeys(doc, bad)
-		}
-		out.Docs = append(out.Docs, doc)
 	}
 	if policy.Strict && len(errs) > 0 {
 		return out, fmt.Errorf("cloud-config: %s", strings.Join(errs, "\n  "))

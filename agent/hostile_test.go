@@ -65,11 +65,12 @@ func TestHostileUserDataBoot(t *testing.T) {
 	}
 	many.WriteString("--b--\n")
 	tests := []struct {
-		name       string
-		userData   []byte
-		wantState  string
-		wantErrors []string
-		wantRuns   map[string]int
+		name         string
+		userData     []byte
+		wantState    string
+		wantErrors   []string
+		wantDegraded []string
+		wantRuns     map[string]int
 	}{
 		{
 			name: "alias bombs in a cloud-config",
@@ -80,9 +81,12 @@ func TestHostileUserDataBoot(t *testing.T) {
 			wantState: state.StateError,
 			wantErrors: []string{
 				`cloud-config: user data part 0 "bomb.yaml":4:9: error: groups: YAML aliases expand`,
-				// runcmd's schema is two lists deep: the bomb is checked that
-				// far, 81 errors at the line of the list the aliases name.
-				`cloud-config: user data part 0 "bomb.yaml":11:6: error: runcmd[8][8]: expected string or number or boolean, got a list`,
+			},
+			// runcmd's schema is two lists deep: the bomb is checked that
+			// far, 81 problems at the line of the list the aliases name;
+			// at boot they are warnings, as cloud-init's schema problems are.
+			wantDegraded: []string{
+				`cloud-config: user data part 0 "bomb.yaml":11:6: warning: runcmd[8][8]: expected string or number or boolean, got a list`,
 			},
 			wantRuns: map[string]int{"after": 1},
 		},
@@ -122,6 +126,11 @@ func TestHostileUserDataBoot(t *testing.T) {
 			for _, w := range tt.wantErrors {
 				if !strings.Contains(joined, w) {
 					t.Errorf("errors %q lack %q", st.Errors, w)
+				}
+			}
+			for _, w := range tt.wantDegraded {
+				if !strings.Contains(strings.Join(st.Degraded, "\n"), w) {
+					t.Errorf("degraded %q lack %q", st.Degraded, w)
 				}
 			}
 			f.wantRuns(tt.name, tt.wantRuns)

@@ -19,7 +19,7 @@ func TestPlanPlacesScripts(t *testing.T) {
 	}{
 		{"all", all.Registry(), map[modules.Stage]string{
 			modules.StageLocal: "boothook",
-			modules.StageFinal: "software write_files_deferred scripts_per_once scripts_per_boot scripts_per_instance scripts_user runcmd phone_home disable_ec2_metadata final_message power_state_change",
+			modules.StageFinal: "software write_files_deferred puppet chef ansible salt_minion scripts_per_once scripts_per_boot scripts_per_instance scripts_user runcmd ssh_authkey_fingerprints keys_to_console install_hotplug phone_home disable_ec2_metadata final_message power_state_change",
 		}},
 		{"no slots", registry(t, fakeModule{name: "late", stage: modules.StageFinal}, fakeModule{name: "net", stage: modules.StageNetwork}), map[modules.Stage]string{
 			modules.StageLocal:   "boothook",

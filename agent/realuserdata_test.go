@@ -115,7 +115,8 @@ func TestBrokenTemplateSkipsOnlyItsPart(t *testing.T) {
 // TestTypeErrors: values of the wrong type inside a runcmd item's list are
 // schema warnings at boot and run stringified as Python would, as
 // cloud-init runs them; a runcmd item cloud-init cannot shellify (a date)
-// fails runcmd alone, named, and the rest of the part still runs.
+// is a schema warning and fails runcmd alone, named; the rest of the part
+// still runs.
 func TestTypeErrors(t *testing.T) {
 	f := newFixture(t, "#cloud-config\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/cmd\"\n  - [echo, 3.5, true, null]\n")
 	st := f.boot(boot1)
@@ -126,7 +127,7 @@ func TestTypeErrors(t *testing.T) {
 	f = newFixture(t, "#cloud-config\nbootcmd:\n  - echo run >> \"$EC2INIT_ROOT/out/boot\"\nruncmd:\n  - echo run >> \"$EC2INIT_ROOT/out/cmd\"\n  - 2024-01-02\n")
 	st = f.boot(boot1)
 	f.wantRuns("boot", map[string]int{"boot": 1, "cmd": 0})
-	if !strings.Contains(strings.Join(st.Errors, "\n"), "runcmd[1]") {
+	if !strings.Contains(strings.Join(st.Degraded, "\n"), "runcmd[1] (line 6): a date is not a command") || len(st.Errors) > 0 {
 		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
 	}
 }

@@ -118,6 +118,10 @@ type Diagnostic struct {
 	Path     string   `json:"path"`
 	Severity Severity `json:"severity"`
 	Message  string   `json:"message"`
+	// Refused: the value must not reach its module even at boot, where
+	// schema errors are otherwise warnings (an alias bomb would expand
+	// there).
+	Refused bool `json:"refused,omitempty"`
 }
 
 func (d Diagnostic) String() string {
@@ -150,7 +154,7 @@ func Validate(source, path string, n *yaml.Node, t *Type) []Diagnostic {
 	if v.budget.left < 0 {
 		return []Diagnostic{{Source: source, Line: n.Line, Column: n.Column, Path: path, Severity: SeverityError,
 			Message: fmt.Sprintf("YAML aliases expand %d written values beyond %d checks; not validated (an alias bomb?)",
-				written, checkFactor*written+checkSlack)}}
+				written, checkFactor*written+checkSlack), Refused: true}}
 	}
 	sort.SliceStable(v.out, func(i, j int) bool {
 		if v.out[i].Line != v.out[j].Line {
