@@ -40,9 +40,10 @@ type ciStatusDetails struct {
 	v1                 map[string]any
 }
 
-// ciBootStatus is cloud-init's boot_status_code and why: ec2init's and
-// cloud-init's ways to disable it, else enabled (ec2init's units play
-// cloud-init's generator's part).
+// ciBootStatus is cloud-init's boot_status_code and why, from what
+// switches ec2init off (agent.Disabled: ec2init's and cloud-init's
+// switches, as its units test them); else enabled, ec2init's units playing
+// cloud-init's generator's part.
 func ciBootStatus(e *env) (code, reason string) {
 	root, err := ciRoot(e)
 	if err != nil {
@@ -52,17 +53,16 @@ func ciBootStatus(e *env) (code, reason string) {
 	if b, err := root.ReadFile("/proc/cmdline"); err == nil {
 		cmdline = string(b)
 	}
-	words := strings.Fields(cmdline)
-	for _, marker := range []string{"/etc/cloud/cloud-init.disabled", "/etc/ec2init/disabled"} {
-		if ok, _ := root.Exists(marker); ok && !contains(words, "cloud-init=enabled") {
-			return "disabled-by-marker-file", "Cloud-init disabled by " + marker
-		}
-	}
+	why := agent.Disabled(root, cmdline, e.getenv)
 	switch {
-	case contains(words, "cloud-init=enabled"):
+	case strings.HasPrefix(why, "/"):
+		return "disabled-by-marker-file", "Cloud-init disabled by " + why
+	case strings.HasPrefix(why, "KERNEL_CMDLINE"):
+		return "disabled-by-environment-variable", "Cloud-init disabled by environment variable KERNEL_CMDLINE=cloud-init=disabled"
+	case why != "":
+		return "disabled-by-kernel-command-line", "Cloud-init disabled by kernel parameter " + strings.TrimSuffix(why, " on the kernel command line")
+	case contains(strings.Fields(cmdline), "cloud-init=enabled"):
 		return "enabled-by-kernel-command-line", "Cloud-init enabled by kernel command line cloud-init=enabled"
-	case contains(words, "cloud-init=disabled") || contains(words, "ec2init=disabled"):
-		return "disabled-by-kernel-command-line", "Cloud-init disabled by kernel parameter cloud-init=disabled"
 	}
 	return "enabled-by-generator", "Cloud-init enabled by systemd cloud-init-generator"
 }

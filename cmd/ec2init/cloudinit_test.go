@@ -146,6 +146,14 @@ func TestCloudInitStatus(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, `"boot_status_code": "disabled-by-marker-file"`) || !strings.Contains(r.stdout, `"status": "disabled"`) {
 			t.Errorf("%+v", r)
 		}
+		if err := os.Remove(filepath.Join(e.root, "etc/cloud/cloud-init.disabled")); err != nil {
+			t.Fatal(err)
+		}
+		writeFileT(t, filepath.Join(e.root, "proc/cmdline"), []byte("root=/dev/xvda1 ec2init=disabled\n"), 0o644)
+		if r := ciRun(t, e, 0, "status", "--long"); !strings.Contains(r.stdout, "boot_status_code: disabled-by-kernel-command-line\n") ||
+			!strings.Contains(r.stdout, "detail: Cloud-init disabled by kernel parameter ec2init=disabled\n") {
+			t.Errorf("%+v", r)
+		}
 	})
 }
 
