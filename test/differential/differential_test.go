@@ -335,9 +335,9 @@ func init() {
 // the document (or the harness) is wrong and a match proves nothing.
 var mustChange = map[string][]string{
 	"01-eks.mime":    {"/etc/docker/daemon.json", "/etc/eks/bootstrap.env", "/etc/eks/containerd/config.toml", "/etc/eks/order.txt", traceFile},
-	"02-runcmd.yaml": {"/root/pwd.txt", "/root/foo.txt", "/root/foo-string.txt", "/root/after-failure.txt", "/root/args.txt", "/root/file with spaces.txt", traceFile},
+	"02-runcmd.yaml": {"/root/pwd.txt", "/root/foo.txt", "/root/foo-string.txt", "/root/after-failure.txt", "/root/args.txt", "/root/file with spaces.txt", "/root/int-args.txt", traceFile},
 	"03-users.yaml": {"/etc/app/conf.d/nested/app.conf", "/home/app/.config/app/settings.ini", "/srv/app/data/state.json", "/etc/app/motd", "/home/app/.ssh/authorized_keys",
-		"/usr/local/bin/app-start", "/etc/app/decimal-mode", "/etc/app/compressed", "/etc/app/nobody-owned"},
+		"/usr/local/bin/app-start", "/etc/app/decimal-mode", "/etc/app/compressed", "/etc/app/nobody-owned", "/etc/motd", "/etc/issue.net"},
 	"04-merge.mime":       {"/etc/merge/base.txt", "/etc/merge/appended-by-header.txt", "/etc/merge/appended-by-body.txt", "/var/log/merge-runcmd.txt", "/var/log/merge-bootcmd.txt"},
 	"05-order.mime":       {"/var/log/order.txt", "/opt/svc/configured", traceFile},
 	"06-jinja.yaml":       {"/etc/jinja/instance.conf", "/root/jinja-runcmd.txt", "/root/jinja-region.txt"},
