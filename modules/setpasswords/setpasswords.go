@@ -242,12 +242,7 @@ func (SetPasswords) Run(ctx context.Context, env *modules.Env, cfg *config.Cloud
 	if !accounts.HasAccounts(env.Root) {
 		return fmt.Errorf("no /etc/passwd under the root %s: no accounts to set passwords of", env.Root.Prefix())
 	}
-	defaultUser := func() string {
-		if !accounts.DefaultUserEnabled(cfg) {
-			return ""
-		}
-		return accounts.DefaultUser(env.Root, env.System.DefaultUser).Name
-	}
+	defaultUser := func() string { return accounts.DefaultUserName(cfg, env.Root, env.System.DefaultUser) }
 	p, errs := decode(cfg, defaultUser, log)
 	for i := range p.random {
 		pw, err := RandomPassword(20)

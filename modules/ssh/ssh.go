@@ -558,11 +558,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// defaultUser is the default user's name, or "" when the cloud-config asks
-// for none (users without "default"), as users_groups decides.
+// defaultUser is the default user's name (the top-level user key's, when
+// it renames it), or "" when the cloud-config asks for none (users without
+// "default"), as users_groups decides.
 func defaultUser(root *sys.Root, override config.DefaultUser, cfg *config.CloudConfig) string {
-	if !accounts.DefaultUserEnabled(cfg) {
-		return ""
-	}
-	return accounts.DefaultUser(root, override).Name
+	return accounts.DefaultUserName(cfg, root, override)
 }

@@ -295,6 +295,15 @@ ssh_publish_hostkeys: {enabled: false, blacklist: [rsa]}
 // TestConfiguredDefaultUser: default_user.name in ec2init's config is who
 // the instance's key pair goes to, and who root's refusal names.
 func TestConfiguredDefaultUser(t *testing.T) {
+	for _, tc := range []struct{ name, doc string }{
+		{"system config", "ssh_genkeytypes: []\n"},
+		{"the user key renames the default user", "ssh_genkeytypes: []\nuser: ops\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testConfiguredDefaultUser(t, tc.doc, tc.name == "system config") })
+	}
+}
+
+func testConfiguredDefaultUser(t *testing.T, doc string, viaSystem bool) {
 	d := newDisk(t)
 	uid, gid := strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid())
 	passwd := "root:x:" + uid + ":" + gid + ":root:/root:/bin/bash\n" +
@@ -305,8 +314,10 @@ func TestConfiguredDefaultUser(t *testing.T) {
 	if err := d.env.Root.MkdirAll("/home/ops", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d.env.System.DefaultUser.Name = "ops"
-	if err := d.boot(SSH{}, "i-aaaa", true, keyA, "ssh_genkeytypes: []\n"); err != nil {
+	if viaSystem {
+		d.env.System.DefaultUser.Name = "ops"
+	}
+	if err := d.boot(SSH{}, "i-aaaa", true, keyA, doc); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.read("/home/ops/.ssh/authorized_keys"); got != keyA+"\n" {
