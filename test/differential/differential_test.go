@@ -342,6 +342,7 @@ var mustChange = map[string][]string{
 	"05-order.mime":       {"/var/log/order.txt", "/opt/svc/configured", traceFile},
 	"06-jinja.yaml":       {"/etc/jinja/instance.conf", "/root/jinja-runcmd.txt", "/root/jinja-region.txt"},
 	"07-broken-part.mime": {"/etc/broken/valid-part.txt", "/root/broken-script.txt"},
+	"09-archive.gz":       {"/var/log/archive-boothook.txt", "/root/archive-script.txt", "/etc/archive/from-archive.txt", "/root/archive-runcmd.txt"},
 	"08-system.yaml":      {"/etc/hostname", "/etc/hosts", "/etc/timezone", "/root/bootcmd.txt", "/etc/ssl/certs/ca-certificates.crt"},
 }
 
