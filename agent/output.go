@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -90,7 +91,7 @@ func (b *booter) openStageOutput(ctx context.Context, st modules.Stage) (*stageO
 		b.log.Warn("output: ec2init keeps stdout and stderr together; stderr goes where stdout goes",
 			zap.String("mode", outputMode(st)))
 	}
-	w, closeTarget, err := b.openOutputTarget(ctx, target, console)
+	w, closeTarget, err := b.openOutputTarget(ctx, target, console, logFile)
 	if err != nil {
 		b.degrade(fmt.Sprintf("output (%s): %v; writing to the console instead", outputMode(st), err))
 		w, closeTarget = console, nil
@@ -111,16 +112,16 @@ func teeTo(log io.Writer, also io.Writer) io.Writer {
 }
 
 // openOutputTarget opens one redirection.
-func (b *booter) openOutputTarget(ctx context.Context, t config.OutputRedirect, console io.Writer) (io.Writer, func() error, error) {
+func (b *booter) openOutputTarget(ctx context.Context, t config.OutputRedirect, console io.Writer, ownLog *os.File) (io.Writer, func() error, error) {
 	switch t.Op {
 	case ">", ">>":
-		return b.openOutputFile(t.Arg, t.Op == ">")
+		return b.openOutputFile(t.Arg, t.Op == ">", ownLog)
 	case "|":
 		if files, appendMode, ok := parseTee(t.Arg); ok {
 			var ws []io.Writer
 			var closes []func() error
 			for _, f := range files {
-				w, c, err := b.openOutputFile(f, !appendMode)
+				w, c, err := b.openOutputFile(f, !appendMode, ownLog)
 				if err != nil {
 					for _, c := range closes {
 						c()
@@ -152,7 +153,10 @@ func (b *booter) openOutputTarget(ctx context.Context, t config.OutputRedirect, 
 
 // openOutputFile opens a file target through the root. The terminal
 // devices cloud-init users name go to ec2init's console; /dev/null drops.
-func (b *booter) openOutputFile(p string, truncate bool) (io.Writer, func() error, error) {
+// A target that is ec2init's own output log (cloud-init's
+// /var/log/cloud-init-output.log is a link to it where the package made
+// one) is not written twice, nor truncated.
+func (b *booter) openOutputFile(p string, truncate bool, ownLog *os.File) (io.Writer, func() error, error) {
 	switch {
 	case p == "":
 		return nil, nil, errors.New("no file named")
@@ -170,6 +174,10 @@ func (b *booter) openOutputFile(p string, truncate bool) (io.Writer, func() erro
 	if err != nil {
 		return nil, nil, err
 	}
+	if sameFile(f, ownLog) {
+		f.Close()
+		return io.Discard, nil, nil
+	}
 	if truncate {
 		if err := f.Truncate(0); err != nil {
 			f.Close()
@@ -177,6 +185,15 @@ func (b *booter) openOutputFile(p string, truncate bool) (io.Writer, func() erro
 		}
 	}
 	return f, f.Close, nil
+}
+
+func sameFile(a, b *os.File) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	ai, err1 := a.Stat()
+	bi, err2 := b.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
 }
 
 // parseTee recognises "tee [-a|--append] FILE..." with plain words only:
@@ -207,6 +224,10 @@ func parseTee(cmd string) (files []string, appendMode, ok bool) {
 // cloud-init's "| command" does.
 func (b *booter) startOutputCommand(ctx context.Context, cmd string, console io.Writer) (io.Writer, func() error, error) {
 	pr, pw := io.Pipe()
+	if console != nil {
+		// The command writes from its own goroutine while the agent may too.
+		console = &lockedWriter{w: console}
+	}
 	runner := &sys.Runner{Root: b.root, Chroot: b.opts.Chroot, Log: b.log, Env: b.env}
 	done := make(chan error, 1)
 	go func() {
@@ -237,6 +258,18 @@ func (b *booter) startOutputCommand(ctx context.Context, cmd string, console io.
 }
 
 var errOutputCommandGone = errors.New("output command exited")
+
+// lockedWriter serialises writes to a writer shared between goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 // tolerantWriter drops writes once its command is gone: a dead output
 // command must not fail the scripts whose output it was reading.

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/internal/testkit"
 	"github.com/ec2init/ec2init/modules/all"
 )
 
@@ -42,8 +42,9 @@ func TestOutputRedirection(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var console bytes.Buffer
-			o := f.options(boot1)
+			// The output command logs from its own goroutine: a safe log.
+			var console testkit.SyncBuffer
+			o := f.quietOptions(boot1, &syncBuffer{})
 			o.Console = &console
 			o.Registry = all.Registry()
 			st := f.bootWith(o.Registry, func(string) agent.Options { return o })(boot1)
@@ -86,9 +87,33 @@ func TestOutputCommandFails(t *testing.T) {
 		[3]string{"text/cloud-config", "cfg.yaml", "#cloud-config\noutput: {final: '| exit 3'}\n"},
 		[3]string{"text/x-shellscript", "s.sh", counter("s")},
 	))
-	st := f.boot(boot1)
+	o := f.quietOptions(boot1, &syncBuffer{})
+	st := f.bootWith(o.Registry, func(string) agent.Options { return o })(boot1)
 	f.wantRuns("boot", map[string]int{"s": 1})
 	if st.State != state.StateDegraded || !strings.Contains(strings.Join(st.Degraded, " "), "output (final)") {
 		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+}
+
+// TestOutputThroughCloudInitLink: where the package linked cloud-init's
+// output log to ec2init's, cloud-init's default tee writes each line once.
+func TestOutputThroughCloudInitLink(t *testing.T) {
+	f := newFixture(t, multipart(
+		[3]string{"text/cloud-config", "cfg.yaml", "#cloud-config\noutput: {all: '| tee -a /var/log/cloud-init-output.log'}\n"},
+		[3]string{"text/x-shellscript", "s.sh", "#!/bin/sh\necho once-only\n"},
+	))
+	if err := os.MkdirAll(filepath.Join(f.root, "var/log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("ec2init-output.log", filepath.Join(f.root, "var/log/cloud-init-output.log")); err != nil {
+		t.Fatal(err)
+	}
+	o := f.quietOptions(boot1, &syncBuffer{})
+	if st := f.bootWith(o.Registry, func(string) agent.Options { return o })(boot1); st.State != state.StateDone {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+	b, err := os.ReadFile(filepath.Join(f.root, state.OutputLogFile))
+	if err != nil || strings.Count(string(b), "once-only\n") != 1 {
+		t.Fatalf("output log: %q %v: want the line once", b, err)
 	}
 }
