@@ -200,6 +200,17 @@ func runStatus(ctx context.Context, e *env, o statusOptions, out io.Writer) erro
 		return agent.ReadStatus(agent.Options{Root: e.root, BootID: e.bootID})
 	}
 	bs, err := read()
+	if err == nil && !bs.Current {
+		// Switched off (ec2init's or cloud-init's marker, the kernel
+		// command line): no boot will come, so --wait must not wait, and
+		// "disabled" is no failure, as cloud-init's status says.
+		if root, rerr := sys.NewRoot(e.root); rerr == nil {
+			if why := agent.HostDisabled(root); why != "" {
+				fmt.Fprintf(out, "status: disabled (%s)\n", why)
+				return nil
+			}
+		}
+	}
 	for o.wait && err == nil && (!bs.Current || bs.Status.State == state.StateRunning) {
 		select {
 		case <-ctx.Done():

@@ -89,6 +89,24 @@ func TestStatusWait(t *testing.T) {
 	}
 }
 
+// TestStatusWaitWhenDisabled: with ec2init or cloud-init switched off no
+// boot will come; status --wait says so at once, and exits 0.
+func TestStatusWaitWhenDisabled(t *testing.T) {
+	for _, marker := range []string{"etc/ec2init/disabled", "etc/cloud/cloud-init.disabled"} {
+		root := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(marker)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, marker), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := runCLI(t, binary, "status", "--wait", "--timeout", "5s", "--root", root, testBoot)
+		if r.code != 0 || !strings.Contains(r.stdout, "status: disabled (/"+marker+")") {
+			t.Errorf("%s: %+v", marker, r)
+		}
+	}
+}
+
 func TestStatusWaitEndsWithoutMetadataSource(t *testing.T) {
 	root := t.TempDir()
 	r := runCLI(t, binary, "boot", "--root", root, "--endpoint", "http://127.0.0.1:1", "--identify-deadline", "300ms", testBoot, "--log-level=error")
