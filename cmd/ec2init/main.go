@@ -23,15 +23,13 @@ func main() {
 }
 
 func run(ctx context.Context, argv []string) error {
-	// Installed as ec2-metadata (a symlink), the binary is a drop-in for
-	// Amazon Linux's script of that name.
-	if filepath.Base(argv[0]) == "ec2-metadata" {
-		return runMetadata(ctx, newEnv("/"), argv[1:], os.Stdout)
-	}
-	if filepath.Base(argv[0]) == "cloud-init-per" {
-		return runCloudInitPer(ctx, newEnv("/"), argv[1:], os.Stdin, os.Stdout, os.Stderr)
-	}
+	// Installed under another name (a symlink), the binary is a drop-in
+	// for that command: Amazon Linux's ec2-metadata, cloud-init's tools.
 	switch filepath.Base(argv[0]) {
+	case "ec2-metadata":
+		return runMetadata(ctx, newEnv("/"), argv[1:], os.Stdout)
+	case "cloud-init-per":
+		return runCloudInitPer(ctx, newEnv("/"), argv[1:], os.Stdin, os.Stdout, os.Stderr)
 	case "cloud-init":
 		return runCloudInit(ctx, newEnv("/"), argv, os.Stdin, os.Stdout, os.Stderr)
 	case "cloud-id":
