@@ -346,7 +346,34 @@ var mustChange = map[string][]string{
 	"08-system.yaml":      {"/etc/hostname", "/etc/hosts", "/etc/timezone", "/root/bootcmd.txt", "/etc/ssl/certs/ca-certificates.crt"},
 }
 
+// cloudInitViews are the files in cloud-init's own tree that tools read
+// and ec2init writes too (agent/civiews): compared for type, mode and
+// owner, and for content where it holds no time or version.
+var cloudInitViews = map[string]bool{
+	"/var/lib/cloud/instance":                  true, // the link to this instance's directory
+	"/var/lib/cloud/data/instance-id":          true,
+	"/var/lib/cloud/data/previous-instance-id": true,
+	"/var/lib/cloud/data/status.json":          false,
+	"/var/lib/cloud/data/result.json":          false,
+	"/var/lib/cloud/instances/*/boot-finished": false,
+	"/var/lib/cloud/instances/*/user-data.txt": true,
+}
+
+// view tells whether p is one of cloudInitViews, and whether its content
+// is compared.
+func view(p string) (isView, content bool) {
+	for pattern, c := range cloudInitViews {
+		if ok, _ := filepath.Match(pattern, p); ok {
+			return true, c
+		}
+	}
+	return false, false
+}
+
 func own(p string) bool {
+	if isView, _ := view(p); isView {
+		return false
+	}
 	for _, o := range ownPaths {
 		if p == strings.TrimSuffix(o, "/") || strings.HasPrefix(p, o) {
 			return true
@@ -398,7 +425,8 @@ func compare(a, b *effects) []difference {
 				// The same file, however the link names it.
 				fa.sum, fb.sum = linkTarget(p, fa.sum), linkTarget(p, fb.sum)
 			}
-			if fa.sum != fb.sum && !accountFiles[p] && !sameNormalised(a.dir, b.dir, p) {
+			isView, viewContent := view(p)
+			if fa.sum != fb.sum && !accountFiles[p] && (!isView || viewContent) && !sameNormalised(a.dir, b.dir, p) {
 				add("file:"+p+":content", "%s", contentDiff(a.dir, b.dir, p, fa.sum, fb.sum))
 			}
 		case inA && fa.typ != "directory":
