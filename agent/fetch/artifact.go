@@ -154,21 +154,7 @@ func NewArtifactFetcher(opts ArtifactOptions) (*ArtifactFetcher, error) {
 	if opts.CacheDir == "" || !filepath.IsAbs(opts.CacheDir) {
 		return nil, fmt.Errorf("artifact cache dir %q: must be an absolute path", opts.CacheDir)
 	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 5
-	}
-	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = 250 * time.Millisecond
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 20 * time.Second
-	}
-	if opts.MaxRetryAfter <= 0 {
-		opts.MaxRetryAfter = 60 * time.Second
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
-	}
+	artifactDefaults.fill(&opts.Attempts, &opts.BaseBackoff, &opts.MaxBackoff, &opts.MaxRetryAfter, &opts.Timeout)
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}

@@ -59,21 +59,7 @@ func New(opts Options) *Fetcher {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 64 << 20
 	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 5
-	}
-	if opts.MaxRetryAfter <= 0 {
-		opts.MaxRetryAfter = 30 * time.Second
-	}
-	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = 200 * time.Millisecond
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 5 * time.Second
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
-	}
+	getDefaults.fill(&opts.Attempts, &opts.BaseBackoff, &opts.MaxBackoff, &opts.MaxRetryAfter, &opts.Timeout)
 	client := opts.Client
 	if client == nil {
 		// The system roots cannot fail to load: tlsConfig reads no file.

@@ -34,6 +34,35 @@ type policy struct {
 	log *zap.Logger
 }
 
+// retryDefaults are one fetch path's defaults for the retry fields its
+// options share (Options for Get, ArtifactOptions for artifacts): a small
+// body the boot waits for retries sooner and gives up sooner than a large
+// download.
+type retryDefaults struct {
+	attempts                          int
+	base, max, maxRetryAfter, timeout time.Duration
+}
+
+var (
+	getDefaults      = retryDefaults{attempts: 5, base: 200 * time.Millisecond, max: 5 * time.Second, maxRetryAfter: 30 * time.Second, timeout: 30 * time.Second}
+	artifactDefaults = retryDefaults{attempts: 5, base: 250 * time.Millisecond, max: 20 * time.Second, maxRetryAfter: 60 * time.Second, timeout: 30 * time.Second}
+)
+
+// fill sets each unset (zero or negative) field to d's value.
+func (d retryDefaults) fill(attempts *int, base, max, maxRetryAfter, timeout *time.Duration) {
+	if *attempts <= 0 {
+		*attempts = d.attempts
+	}
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{base, d.base}, {max, d.max}, {maxRetryAfter, d.maxRetryAfter}, {timeout, d.timeout}} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+}
+
 // wait is the delay before the next attempt after failures failed ones,
 // when the server asked for after.
 func (p policy) wait(failures int, after time.Duration) time.Duration {

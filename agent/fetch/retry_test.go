@@ -98,3 +98,11 @@ func TestSharedTransport(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryDefaults(t *testing.T) {
+	attempts, base, max, after, timeout := 0, time.Duration(0), -time.Second, 7*time.Second, time.Duration(0)
+	getDefaults.fill(&attempts, &base, &max, &after, &timeout)
+	if attempts != 5 || base != 200*time.Millisecond || max != 5*time.Second || after != 7*time.Second || timeout != 30*time.Second {
+		t.Errorf("filled %d %v %v %v %v", attempts, base, max, after, timeout)
+	}
+}
