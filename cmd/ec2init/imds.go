@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,12 +20,15 @@ func newIMDSCommand(e *env) *cobra.Command {
 	return cmd
 }
 
+// imdsServeOptions are imds serve's flags.
+type imdsServeOptions struct {
+	addr, data, fail string
+	latency          time.Duration
+	allowV1, hang    bool
+}
+
 func newIMDSServeCommand(e *env) *cobra.Command {
-	var (
-		addr, data, fail string
-		latency          time.Duration
-		allowV1, hang    bool
-	)
+	var o imdsServeOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a metadata tree over HTTP with IMDSv2 semantics",
@@ -34,42 +39,47 @@ func newIMDSServeCommand(e *env) *cobra.Command {
 			"  AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338 ec2init metadata --all",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := imdssim.Options{AllowV1: allowV1, Latency: latency}
-			if data != "" {
-				tree, err := imdssim.LoadFile(data)
-				if err != nil {
-					return err
-				}
-				opts.Tree = tree
-			}
-			n, status := 0, 0
-			if fail != "" {
-				var err error
-				if n, status, err = imdssim.ParseFail(fail); err != nil {
-					return fmt.Errorf("--fail: %w", err)
-				}
-			}
-			sim := imdssim.New(opts)
-			url, err := sim.Start(addr)
-			if err != nil {
-				return fmt.Errorf("imds serve: %w", err)
-			}
-			defer sim.Close()
-			if n > 0 {
-				sim.FailNext(n, status)
-			}
-			sim.Hang(hang)
-			fmt.Fprintf(cmd.OutOrStdout(), "IMDS simulator listening on %s\n", url)
-			<-cmd.Context().Done()
-			return nil
+			return runIMDSServe(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "127.0.0.1:1338", "address to listen on")
-	f.StringVar(&data, "data", "", "metadata tree file, YAML or JSON (default: a built-in example instance)")
-	f.DurationVar(&latency, "latency", 0, "delay added to every request")
-	f.StringVar(&fail, "fail", "", "fail the first N metadata requests with STATUS, as N:STATUS (e.g. 3:503)")
-	f.BoolVar(&allowV1, "allow-v1", false, "serve requests without a session token (IMDSv1)")
-	f.BoolVar(&hang, "hang", false, "accept requests but never answer")
+	f.StringVar(&o.addr, "addr", "127.0.0.1:1338", "address to listen on")
+	f.StringVar(&o.data, "data", "", "metadata tree file, YAML or JSON (default: a built-in example instance)")
+	f.DurationVar(&o.latency, "latency", 0, "delay added to every request")
+	f.StringVar(&o.fail, "fail", "", "fail the first N metadata requests with STATUS, as N:STATUS (e.g. 3:503)")
+	f.BoolVar(&o.allowV1, "allow-v1", false, "serve requests without a session token (IMDSv1)")
+	f.BoolVar(&o.hang, "hang", false, "accept requests but never answer")
 	return cmd
+}
+
+// runIMDSServe serves the simulator until ctx ends, saying where it listens.
+func runIMDSServe(ctx context.Context, o imdsServeOptions, out io.Writer) error {
+	opts := imdssim.Options{AllowV1: o.allowV1, Latency: o.latency}
+	if o.data != "" {
+		tree, err := imdssim.LoadFile(o.data)
+		if err != nil {
+			return err
+		}
+		opts.Tree = tree
+	}
+	n, status := 0, 0
+	if o.fail != "" {
+		var err error
+		if n, status, err = imdssim.ParseFail(o.fail); err != nil {
+			return fmt.Errorf("--fail: %w", err)
+		}
+	}
+	sim := imdssim.New(opts)
+	url, err := sim.Start(o.addr)
+	if err != nil {
+		return fmt.Errorf("imds serve: %w", err)
+	}
+	defer sim.Close()
+	if n > 0 {
+		sim.FailNext(n, status)
+	}
+	sim.Hang(o.hang)
+	fmt.Fprintf(out, "IMDS simulator listening on %s\n", url)
+	<-ctx.Done()
+	return nil
 }
