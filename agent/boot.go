@@ -143,7 +143,7 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 			opts.Log.Warn("rotate output log", zap.Error(err))
 		}
 	}
-	b := &booter{opts: opts, store: store, root: root, log: opts.Log, registry: opts.Registry,
+	b := &booter{opts: opts, store: store, root: root, runRoot: root, log: opts.Log, registry: opts.Registry,
 		cloudConfig: config.Merge()}
 	b.views = newCloudInitViews(opts, b)
 	b.beginStatus()
@@ -206,11 +206,20 @@ func (b *booter) stagesToRun(requested []modules.Stage) []modules.Stage {
 
 // booter is one boot's working state.
 type booter struct {
-	opts   Options
-	store  *state.Store
-	root   *sys.Root
-	log    *zap.Logger
-	status state.Status
+	opts  Options
+	store *state.Store
+	root  *sys.Root
+	// runRoot writes what lives under /run (tmpfs): the same root, its
+	// writes never fsynced.
+	runRoot *sys.Root
+	log     *zap.Logger
+	status  state.Status
+	// continued: an earlier stage of this boot wrote the status this
+	// one continues (its instance id is known without asking IMDS).
+	continued bool
+	// crawled is the new instance's tree as cloud-init materializes it,
+	// from the one crawl of loadInstance (nil: read from its cache).
+	crawled map[string]any
 
 	instance    *imds.Instance
 	trans       state.Transition
@@ -233,6 +242,7 @@ func (b *booter) beginStatus() {
 	prev, err := b.store.ReadStatus()
 	if err == nil && prev.BootID == b.store.BootID() && prev.State == state.StateRunning {
 		b.status = prev
+		b.continued = true
 	} else {
 		b.status = state.Status{
 			Version:   state.StatusVersion,

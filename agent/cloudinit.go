@@ -281,7 +281,7 @@ func InstanceData(in InstanceDataInput) map[string]any {
 // JinjaVars is what "## template: jinja" parts see under cloud-init: the
 // instance data as instance-data-sensitive.json holds it (cloud-init
 // renders with root's view), keys aliased by userdata.VarsMap. It is the
-// one builder for both; the boot's templateVars is to become this.
+// one builder for both.
 func JinjaVars(in InstanceDataInput) userdata.VarsMap {
 	return userdata.VarsMap(civiews.ProcessInstanceData(InstanceData(in)))
 }
@@ -518,17 +518,23 @@ func (b *booter) instanceData() (map[string]any, error) {
 }
 
 // jinjaVars is what jinja parts see: JinjaVars over the boot's instance
-// data, plus the v1 keys templates written for ec2init use (templateVars
-// has them: instance_type, image_id, local_ipv4, public_ipv4), which
-// cloud-init's instance-data.json has not.
+// data, plus the v1 keys templates written for ec2init use
+// (instance_type, image_id, local_ipv4, public_ipv4), which cloud-init's
+// instance-data.json has not.
 func (b *booter) jinjaVars() userdata.VarsMap {
 	data, _ := b.instanceData()
-	vars := civiews.ProcessInstanceData(data)
-	if v1, ok := vars["v1"].(map[string]any); ok && b.instance != nil {
-		v1["instance_type"], v1["image_id"] = b.instance.InstanceType, b.instance.AMIID
-		v1["local_ipv4"], v1["public_ipv4"] = b.instance.LocalIPv4, b.instance.PublicIPv4
+	vars := userdata.VarsMap(civiews.ProcessInstanceData(data))
+	withEC2InitV1(vars, b.instance)
+	return vars
+}
+
+// withEC2InitV1 adds to vars' v1 the keys templates written for ec2init
+// use, which cloud-init's v1 has not.
+func withEC2InitV1(vars userdata.VarsMap, in *imds.Instance) {
+	if v1, ok := vars["v1"].(map[string]any); ok && in != nil {
+		v1["instance_type"], v1["image_id"] = in.InstanceType, in.AMIID
+		v1["local_ipv4"], v1["public_ipv4"] = in.LocalIPv4, in.PublicIPv4
 	}
-	return userdata.VarsMap(vars)
 }
 
 // crawledMetaDataFile caches, per instance, IMDS's tree as cloud-init
@@ -540,12 +546,13 @@ const crawledMetaDataFile = "cloud-init-metadata.json"
 // none; nil when IMDS cannot be crawled (ds is then built from the typed
 // facts).
 func (b *booter) crawledMetaData() map[string]any {
-	if b.store == nil {
-		return nil
+	if b.crawled != nil || b.store == nil {
+		return b.crawled
 	}
 	if data, err := b.store.ReadInstanceFile(crawledMetaDataFile); err == nil {
 		var m map[string]any
 		if json.Unmarshal(data, &m) == nil {
+			b.crawled = m
 			return m
 		}
 	}
@@ -565,6 +572,7 @@ func (b *booter) crawledMetaData() map[string]any {
 			b.log.Warn("cache crawled metadata", zap.Error(err))
 		}
 	}
+	b.crawled = m
 	return m
 }
 

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,15 +37,26 @@ const (
 )
 
 // prepare identifies the instance, decides what this boot is, and reads
-// the user data: everything the stages need.
+// the user data: everything the stages need. IMDS is asked as little as
+// cloud-init's cache lets it: a later stage of a boot whose status already
+// names the instance asks nothing (its facts and user data are the ones
+// the first stage stored); the first stage of a reboot asks the instance
+// id and the user data; only a new instance is crawled, once.
 func (b *booter) prepare(ctx context.Context) error {
 	if b.opts.IMDS == nil {
 		return fmt.Errorf("%w: no IMDS client", ErrNoMetadataSource)
 	}
-	id, err := b.identify(ctx)
-	if err != nil {
-		return err
+	id := ""
+	if b.continued {
+		id = b.status.InstanceID
 	}
+	if id == "" {
+		var err error
+		if id, err = b.identify(ctx); err != nil {
+			return err
+		}
+	}
+	var err error
 	b.trans, err = b.store.BeginInstance(id)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -59,7 +71,7 @@ func (b *booter) prepare(ctx context.Context) error {
 		return err
 	}
 	b.env = FactsEnvLog(b.instance, b.log)
-	if err := b.root.WriteFile(InstanceEnvFile, EnvFile(b.env), 0o644, nil); err != nil {
+	if err := b.runRoot.WriteFile(InstanceEnvFile, EnvFile(b.env), 0o644, nil); err != nil {
 		return fmt.Errorf("write %s: %w", InstanceEnvFile, err)
 	}
 	b.readUserData(ctx)
@@ -91,7 +103,9 @@ func (b *booter) identify(ctx context.Context) (string, error) {
 }
 
 // loadInstance uses the facts cached for this instance when it is known,
-// and crawls IMDS only for a new instance (or a missing cache).
+// and crawls IMDS only for a new instance (or a missing cache). The one
+// crawl also gives cloud-init's view of the tree (crawledMetaData), so
+// instance-data.json and jinja never crawl again.
 func (b *booter) loadInstance(ctx context.Context) error {
 	if !b.trans.NewInstance || b.trans.Resumed {
 		if data, err := b.store.ReadInstanceFile(instanceCache); err == nil {
@@ -105,9 +119,15 @@ func (b *booter) loadInstance(ctx context.Context) error {
 			b.log.Warn("read cached instance facts", zap.Error(err))
 		}
 	}
-	in, err := b.opts.IMDS.Instance(ctx)
+	in, tree, err := b.opts.IMDS.InstanceTree(ctx, map[string]string{"meta-data/instance-id": b.status.InstanceID})
 	if err != nil {
 		return fmt.Errorf("instance metadata: %w", err)
+	}
+	b.crawled = MaterializeMetaData(tree)
+	if data, err := json.Marshal(b.crawled); err == nil {
+		if err := b.store.WriteInstanceFile(crawledMetaDataFile, data); err != nil {
+			b.log.Warn("cache crawled metadata", zap.Error(err))
+		}
 	}
 	data, err := json.MarshalIndent(in, "", "  ")
 	if err != nil {
@@ -123,19 +143,28 @@ func (b *booter) loadInstance(ctx context.Context) error {
 // readUserData fetches, stores and parses the user data. Problems are
 // recorded in the status, never fatal: a boot with broken user data still
 // finishes and says why it is degraded.
+//
+// It is fetched once per boot, by its first stage, as cloud-init's local
+// stage fetches it afresh at every boot (so user data edited while the
+// instance was stopped is read on its next boot); the later stages of the
+// boot read the copy that stage stored, as cloud-init's later stages
+// trust its cached datasource.
 func (b *booter) readUserData(ctx context.Context) {
-	raw, err := b.opts.IMDS.UserData(ctx)
-	switch {
-	case errors.Is(err, imds.ErrNotFound):
-		raw = nil
-	case err != nil:
-		b.fail("user data: " + err.Error())
-		return
+	raw, err := b.storedUserData()
+	if err != nil {
+		raw, err = b.opts.IMDS.UserData(ctx)
+		switch {
+		case errors.Is(err, imds.ErrNotFound):
+			raw = nil
+		case err != nil:
+			b.fail("user data: " + err.Error())
+			return
+		}
+		if err := b.store.WriteInstanceFile(state.UserDataRaw, raw); err != nil {
+			b.fail("user data: store: " + err.Error())
+		}
 	}
-	if err := b.store.WriteInstanceFile(state.UserDataRaw, raw); err != nil {
-		b.fail("user data: store: " + err.Error())
-	}
-	opts := userdata.Options{Vars: templateVars(b.instance), AllowInsecureInclude: b.opts.AllowInsecureInclude}
+	opts := userdata.Options{Vars: lazyVars(b.jinjaVars), AllowInsecureInclude: b.opts.AllowInsecureInclude}
 	res, err := userdata.Parse(raw, opts)
 	if err != nil {
 		b.fail(err.Error())
@@ -164,6 +193,30 @@ func (b *booter) readUserData(ctx context.Context) {
 	b.log.Info("user data read", zap.Int("bytes", len(raw)), zap.Int("parts", len(res.Parts)),
 		zap.Int("warnings", len(res.Warnings)))
 }
+
+// storedUserData is the user data this boot's first stage stored, for a
+// later stage of the same boot; an error when this stage is the first.
+func (b *booter) storedUserData() ([]byte, error) {
+	if !b.trans.Resumed {
+		return nil, fs.ErrNotExist
+	}
+	return b.store.ReadInstanceFile(state.UserDataRaw)
+}
+
+// lazyVars builds the jinja view only when a part is a template: most
+// user data has none, and the view reads the image (system config, libc).
+func lazyVars(build func() userdata.VarsMap) userdata.Vars {
+	var once sync.Once
+	var vars userdata.VarsMap
+	return varsFunc(func() map[string]any {
+		once.Do(func() { vars = build() })
+		return vars.TemplateData()
+	})
+}
+
+type varsFunc func() map[string]any
+
+func (f varsFunc) TemplateData() map[string]any { return f() }
 
 func hasIncludes(res *userdata.Result) bool {
 	for _, p := range res.Parts {
@@ -283,96 +336,6 @@ func yamlErrorLine(err error) string {
 		return msg[6:]
 	}
 	return msg
-}
-
-// templateVars are the instance facts "## template: jinja" parts see, in
-// cloud-init's instance-data.json shape for EC2: v1 (standardized keys, in
-// both the hyphen and underscore spellings cloud-init writes), ds.meta_data
-// (the IMDS meta-data tree with IMDS's hyphenated names) and
-// ds.dynamic.instance-identity.document; userdata.VarsMap adds the
-// underscore aliases (ds.meta_data.placement.availability_zone) and the
-// top-level copies of v1 ({{ region }}). merged_cfg is cloud-init's
-// system config; ec2init has none at this point of the boot, so it is
-// empty and a template using it gets cloud-init's missing-variable marker.
-func templateVars(in *imds.Instance) userdata.VarsMap {
-	v1 := map[string]any{
-		"cloud_name":        "aws",
-		"cloud-name":        "aws",
-		"cloud_id":          awsCloudID(in.Region),
-		"platform":          "ec2",
-		"subplatform":       "metadata (http://169.254.169.254)",
-		"instance_id":       in.InstanceID,
-		"instance-id":       in.InstanceID,
-		"local_hostname":    in.LocalHostname,
-		"local-hostname":    in.LocalHostname,
-		"region":            in.Region,
-		"availability_zone": in.AvailabilityZone,
-		"availability-zone": in.AvailabilityZone,
-		"public_ssh_keys":   publicSSHKeys(in.PublicKeys),
-		"machine":           unameMachine(),
-		// Not cloud-init's v1 keys, kept for templates written for ec2init.
-		"instance_type": in.InstanceType,
-		"image_id":      in.AMIID,
-		"local_ipv4":    in.LocalIPv4,
-		"public_ipv4":   in.PublicIPv4,
-	}
-	meta := map[string]any{
-		"instance-id":    in.InstanceID,
-		"instance-type":  in.InstanceType,
-		"ami-id":         in.AMIID,
-		"hostname":       in.Hostname,
-		"local-hostname": in.LocalHostname,
-		"local-ipv4":     in.LocalIPv4,
-		"mac":            in.MAC,
-		"placement": map[string]any{
-			"availability-zone": in.AvailabilityZone,
-			"region":            in.Region,
-		},
-		"tags": map[string]any{"instance": stringMap(in.Tags)},
-	}
-	optional := map[string]string{
-		"public-hostname":     in.PublicHostname,
-		"public-ipv4":         in.PublicIPv4,
-		"ami-launch-index":    in.AMILaunchIndex,
-		"reservation-id":      in.ReservationID,
-		"instance-life-cycle": in.InstanceLifeCycle,
-		"kernel-id":           in.KernelID,
-		"ramdisk-id":          in.RamdiskID,
-	}
-	for k, v := range optional {
-		if v != "" {
-			meta[k] = v
-		}
-	}
-	placement := meta["placement"].(map[string]any)
-	for k, v := range map[string]string{"availability-zone-id": in.AvailabilityZoneID, "group-name": in.Placement.GroupName,
-		"partition-number": in.Placement.PartitionNumber, "host-id": in.Placement.HostID} {
-		if v != "" {
-			placement[k] = v
-		}
-	}
-	if len(in.SecurityGroups) > 0 {
-		meta["security-groups"] = anyList(in.SecurityGroups)
-	}
-	if len(in.PublicKeys) > 0 {
-		keys := map[string]any{}
-		for _, k := range in.PublicKeys {
-			keys[k.Name] = []any{k.OpenSSHKey} // cloud-init's crawl of public-keys/
-		}
-		meta["public-keys"] = keys
-	}
-	if len(in.BlockDeviceMapping) > 0 {
-		bdm := map[string]any{}
-		for _, b := range in.BlockDeviceMapping {
-			bdm[b.Name] = b.Device
-		}
-		meta["block-device-mapping"] = bdm
-	}
-	ds := map[string]any{"meta_data": meta}
-	if doc := in.IdentityDocument; doc != nil {
-		ds["dynamic"] = map[string]any{"instance-identity": map[string]any{"document": identityDocument(doc)}}
-	}
-	return userdata.VarsMap{"v1": v1, "ds": ds, "merged_cfg": map[string]any{}}
 }
 
 func stringMap(m map[string]string) map[string]any {

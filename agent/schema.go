@@ -15,6 +15,7 @@ import (
 	"github.com/ec2init/ec2init/agent/imds/imdssim"
 
 	"github.com/ec2init/ec2init/agent/config"
+	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
 	"github.com/ec2init/ec2init/modules"
 )
@@ -186,11 +187,18 @@ func looksLikeUserData(b []byte) bool {
 // InstanceVars is the instance data jinja parts see on this instance (the
 // boot's, from IMDS), for validation that renders as the boot does.
 func InstanceVars(ctx context.Context, client *imds.Client) (userdata.Vars, error) {
-	in, err := client.Instance(ctx)
+	in, tree, err := client.InstanceTree(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("instance metadata: %w", err)
 	}
-	return templateVars(in), nil
+	var si SysInfo
+	if host, err := sys.NewRoot("/"); err == nil {
+		si = ReadSysInfo(host)
+	}
+	vars := JinjaVars(InstanceDataInput{Instance: in, Sys: si, Endpoint: client.Endpoint(),
+		Crawled: MaterializeMetaData(tree), SystemConfig: map[string]any{}})
+	withEC2InitV1(vars, in)
+	return vars, nil
 }
 
 // SampleInstanceVars is the instance data of the built-in IMDS simulator's

@@ -1,6 +1,7 @@
 package agent
 
-// Helpers of templateVars (prepare.go): the instance data jinja parts see.
+// Helpers of the instance data (cloudinit.go) jinja parts and
+// instance-data.json see.
 
 import (
 	"encoding/json"

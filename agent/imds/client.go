@@ -68,6 +68,10 @@ func New(cfg Config) (*Client, error) {
 		// alone, and a burst of 5xx at boot must not exhaust the budget.
 		o.RateLimiter = ratelimit.None
 	})
+	var tokens *tokenCache
+	if cfg.TokenCache != "" {
+		tokens = &tokenCache{path: cfg.TokenCache, endpoint: strings.TrimRight(cfg.Endpoint, "/"), now: time.Now}
+	}
 	sdk := sdkimds.New(sdkimds.Options{
 		Endpoint: strings.TrimRight(cfg.Endpoint, "/"),
 		// The SDK's own fallback also answers a 403 (IMDS disabled) and a
@@ -89,7 +93,8 @@ func New(cfg Config) (*Client, error) {
 				// IMDS never redirects; following one would leak the token.
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			},
-			max: cfg.MaxResponseBytes,
+			max:    cfg.MaxResponseBytes,
+			tokens: tokens,
 		},
 	})
 	return &Client{cfg: cfg, sdk: sdk, log: cfg.Log}, nil
@@ -384,10 +389,26 @@ var errBodyTooLarge = errors.New("response larger than the configured limit")
 type limitedHTTPClient struct {
 	client *http.Client
 	max    int64
+	tokens *tokenCache // nil: no token shared between processes
 }
 
 func (l *limitedHTTPClient) Do(req *http.Request) (*http.Response, error) {
-	resp, err := l.client.Do(req)
+	var resp *http.Response
+	var err error
+	if l.tokens != nil && isTokenPut(req) {
+		resp = l.tokens.answer(req)
+	}
+	if resp == nil {
+		resp, err = l.client.Do(req)
+		if err == nil && l.tokens != nil {
+			switch {
+			case resp.StatusCode == http.StatusOK && isTokenPut(req):
+				l.tokens.keep(resp)
+			case resp.StatusCode == http.StatusUnauthorized:
+				l.tokens.refused(req)
+			}
+		}
+	}
 	if err == nil && resp.ContentLength > l.max {
 		resp.Body.Close()
 		resp, err = nil, fmt.Errorf("%s: %w", req.URL.Path, errBodyTooLarge)

@@ -57,6 +57,12 @@ type Config struct {
 	MaxBackoff  time.Duration
 	// Concurrency bounds the number of requests a crawl keeps in flight.
 	Concurrency int
+	// TokenCache is a file (a host path, under /run: root-only, 0600) in
+	// which the IMDSv2 session token is shared by the processes of one
+	// boot, with its expiry: a later stage reuses the first one's token
+	// rather than asking for its own. A 401 drops it. Empty: every client
+	// asks its own.
+	TokenCache string
 	// MaxResponseBytes caps a response body; IMDS values are small, so a
 	// larger body means something else answers at the endpoint.
 	MaxResponseBytes int64

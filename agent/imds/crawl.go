@@ -80,6 +80,13 @@ func childPath(dir, item string) string {
 // is deep. A path that disappears between listing and fetch is skipped; any
 // other error stops the crawl.
 func (c *Client) Crawl(ctx context.Context, roots ...string) (*Tree, error) {
+	return c.crawl(ctx, nil, roots...)
+}
+
+// crawl is Crawl that takes the leaves in known (paths relative to
+// latest/, such as "meta-data/instance-id") as already fetched, when a
+// listing names them.
+func (c *Client) crawl(ctx context.Context, known map[string]string, roots ...string) (*Tree, error) {
 	if len(roots) == 0 {
 		roots = []string{"meta-data/", "dynamic/"}
 	}
@@ -95,6 +102,7 @@ func (c *Client) Crawl(ctx context.Context, roots ...string) (*Tree, error) {
 			redacted: map[string]bool{},
 		},
 		cancel: cancel,
+		known:  known,
 	}
 	for _, r := range roots {
 		cr.visit(ctx, strings.TrimPrefix(r, "/"))
@@ -111,6 +119,7 @@ type crawler struct {
 	sem    chan struct{}
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
+	known  map[string]string
 
 	mu   sync.Mutex
 	tree *Tree
@@ -121,6 +130,12 @@ func (cr *crawler) visit(ctx context.Context, path string) {
 	if isSecret(path) && !strings.HasSuffix(path, "/") {
 		cr.mu.Lock()
 		cr.tree.redacted[path] = true
+		cr.mu.Unlock()
+		return
+	}
+	if v, ok := cr.known[path]; ok && !strings.HasSuffix(path, "/") {
+		cr.mu.Lock()
+		cr.tree.values[path] = v
 		cr.mu.Unlock()
 		return
 	}

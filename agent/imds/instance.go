@@ -133,6 +133,22 @@ func (c *Client) Instance(ctx context.Context) (*Instance, error) {
 	return instanceFromTree(tree, c.log)
 }
 
+// InstanceTree is Instance with the tree it crawled, for a caller that
+// keeps the raw tree too: one crawl serves both. known holds leaves the
+// caller fetched already (paths relative to latest/, such as
+// "meta-data/instance-id"): they are not asked again.
+func (c *Client) InstanceTree(ctx context.Context, known map[string]string) (*Instance, *Tree, error) {
+	tree, err := c.crawl(ctx, known, "meta-data/", "dynamic/instance-identity/")
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := instanceFromTree(tree, c.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, tree, nil
+}
+
 // InstanceFromTree builds the typed view from a crawled tree. Absent optional
 // values stay empty; a malformed identity document or IAM info is an error.
 // Public keys that are not one OpenSSH key line are left out.

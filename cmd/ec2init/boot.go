@@ -106,8 +106,12 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 	}
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 	// The client's warnings (IMDSv1 requests, refused keys) go to the
-	// agent's log with the rest of the boot.
-	client, err := e.imdsClient(func(c *imds.Config) { c.Log = log })
+	// agent's log with the rest of the boot; its session token is shared
+	// by the boot's stage processes.
+	client, err := e.imdsClient(func(c *imds.Config) {
+		c.Log = log
+		*c = agent.IMDSConfig(e.root, *c)
+	})
 	if err != nil {
 		return state.Status{}, err
 	}
