@@ -16,7 +16,8 @@
 #                                collected effects land in OUT
 #
 # Environment: EC2INIT_BENCH_PORT (the simulator's port, required for
-# boot), EC2INIT_BENCH_DIR (default /var/tmp/ec2init-differential: its own
+# boot), DIFF_CA_FILE (a CA certificate the booted system trusts),
+# EC2INIT_BENCH_DIR (default /var/tmp/ec2init-differential: its own
 # cache, so a benchmark running at the same time keeps its own),
 # EC2INIT_E2E_ROOTFS (the base rootfs, never written to).
 set -euo pipefail
@@ -64,6 +65,12 @@ configure() {
   mkdir -p "$root/etc/ssh/sshd_config.d"
   printf 'Port %s\nListenAddress 127.0.0.1\n' "$((BENCH_PORT + 2))" >"$root/etc/ssh/sshd_config.d/50-differential.conf"
   install -m 0755 "$here/collect.sh" "$root/usr/local/lib/bench/collect.sh"
+  # The CA of the test's https server (what #include fetches), trusted as
+  # an image builder would trust a private CA.
+  if [ -n "${DIFF_CA_FILE:-}" ]; then
+    install -m 0644 "$DIFF_CA_FILE" "$root/usr/local/share/ca-certificates/differential-test.crt"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 || bench_die "update-ca-certificates in the image failed"
+  fi
   # The done script is for the container's shell: nothing expands here.
   # shellcheck disable=SC2016
   case $agent in

@@ -14,8 +14,12 @@ package differential
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -99,9 +103,19 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := filepath.Glob(filepath.Join(here(), "testdata", "*"))
-	if err != nil || len(docs) == 0 {
-		t.Fatalf("no documents in testdata: %v", err)
+	docs, err := documents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What #include documents fetch: testdata/include over https on
+	// loopback (the containers share the host's network; ec2init fetches
+	// https only), its CA trusted in both images; @@URL@@ in a document is
+	// its address.
+	include := httptest.NewTLSServer(http.FileServer(http.Dir(filepath.Join(here(), "testdata", "include"))))
+	t.Cleanup(include.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: include.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	// IMDSv1 allowed: cloud-init asks for a token only once DMI data says
 	// AWS, which a container lacks; ec2init asks for one all the same.
@@ -110,7 +124,7 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"EC2INIT_BENCH_PORT=" + u.Port()}
+	env := []string{"EC2INIT_BENCH_PORT=" + u.Port(), "DIFF_CA_FILE=" + caFile}
 	results := filepath.Join(benchDir(), "results")
 	if err := os.RemoveAll(results); err != nil {
 		t.Fatal(err)
@@ -124,7 +138,7 @@ func TestDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sim.SetUserData(data)
+			sim.SetUserData(bytes.ReplaceAll(data, []byte("@@URL@@"), []byte(include.URL)))
 			// Both agents see the same instance; each document is a new one.
 			sim.Set("meta-data/instance-id", fmt.Sprintf("i-0d1ff0000000000%02d", i+1))
 			var got [2]*effects
@@ -165,6 +179,24 @@ func TestDifferential(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d documents in %s (report: %s)", len(docs), time.Since(start).Round(time.Second), filepath.Join(results, "report.txt"))
+}
+
+// documents are the user data files in testdata, in name order.
+func documents() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(here(), "testdata"))
+	if err != nil {
+		return nil, err
+	}
+	var docs []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			docs = append(docs, filepath.Join(here(), "testdata", e.Name()))
+		}
+	}
+	if len(docs) == 0 {
+		return nil, errors.New("no documents in testdata")
+	}
+	return docs, nil
 }
 
 // effects is what one boot did, as collect.sh recorded it.
@@ -342,6 +374,7 @@ var mustChange = map[string][]string{
 	"05-order.mime":       {"/var/log/order.txt", "/opt/svc/configured", traceFile},
 	"06-jinja.yaml":       {"/etc/jinja/instance.conf", "/root/jinja-runcmd.txt", "/root/jinja-region.txt"},
 	"07-broken-part.mime": {"/etc/broken/valid-part.txt", "/root/broken-script.txt"},
+	"10-include.txt":      {"/etc/included/from-include.txt", "/root/included-script.txt"},
 	"09-archive.gz":       {"/var/log/archive-boothook.txt", "/root/archive-script.txt", "/etc/archive/from-archive.txt", "/root/archive-runcmd.txt"},
 	"08-system.yaml":      {"/etc/hostname", "/etc/hosts", "/etc/timezone", "/root/bootcmd.txt", "/etc/ssl/certs/ca-certificates.crt"},
 }

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "included script ran as ${0##*/}" > /root/included-script.txt
