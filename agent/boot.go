@@ -133,7 +133,8 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 		return state.Status{}, err
 	}
 	defer lock.release()
-	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	// Durability by stage, not by record: see booter.sync.
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now, DeferSync: true})
 	if err != nil {
 		return state.Status{}, fmt.Errorf("state: %w", err)
 	}
@@ -143,7 +144,7 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 			opts.Log.Warn("rotate output log", zap.Error(err))
 		}
 	}
-	b := &booter{opts: opts, store: store, root: root, runRoot: root, log: opts.Log, registry: opts.Registry,
+	b := &booter{opts: opts, store: store, root: root, runRoot: root.NoSync(), log: opts.Log, registry: opts.Registry,
 		cloudConfig: config.Merge()}
 	b.views = newCloudInitViews(opts, b)
 	b.beginStatus()
@@ -158,6 +159,7 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 		b.status.Stages = append(b.status.Stages, state.StageResult{Name: string(modules.StageLocal), Start: opts.Now(), End: opts.Now(), Deferred: true})
 		b.releaseStatus()
 		b.saveStatus()
+		b.sync("deferred local stage")
 		return b.status, nil
 	}
 	if err != nil {
@@ -165,20 +167,41 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 		b.status.Errors = append(b.status.Errors, err.Error())
 		b.status.FinishedAt = opts.Now()
 		b.saveStatus()
+		b.sync("failed boot")
 		return b.status, err
 	}
-	for _, st := range b.stagesToRun(opts.Stages) {
+	stages := b.stagesToRun(opts.Stages)
+	for i, st := range stages {
 		if err := ctx.Err(); err != nil {
+			b.sync("interrupted boot")
 			return b.status, err
 		}
 		b.runStage(ctx, st)
+		if i < len(stages)-1 {
+			b.sync("stage " + string(st))
+		}
 	}
 	if containsStage(opts.Stages, modules.StageFinal) {
 		b.finish()
 	}
 	b.releaseStatus()
 	b.saveStatus()
+	b.sync("stage " + string(stages[len(stages)-1]))
 	return b.status, nil
+}
+
+// sync makes the boot's records durable (one syncfs: state.Store.Sync).
+// The store defers the fsync of each record: a user's script has its run
+// record made durable before it starts and its semaphore after it ends
+// (runGated), so a power cut never runs it twice; everything else (ec2init's
+// own modules, which are idempotent and run again after a crash, the
+// status, cloud-init's views) is made durable here, once at the end of
+// each stage. A process killed at any point loses nothing: every write is
+// atomic and the page cache survives it.
+func (b *booter) sync(what string) {
+	if err := b.store.Sync(); err != nil {
+		b.log.Warn("make records durable", zap.String("at", what), zap.Error(err))
+	}
 }
 
 // releaseStatus drops this process as the owner of a boot still running
@@ -277,12 +300,12 @@ func (b *booter) saveStatus() {
 // RunStatusFullFile, root's alone.
 func (b *booter) saveRunStatus() {
 	if data, err := statusJSON(b.status); err == nil {
-		if err := b.root.WriteFile(RunStatusFullFile, data, 0o600, nil); err != nil {
+		if err := b.runRoot.WriteFile(RunStatusFullFile, data, 0o600, nil); err != nil {
 			b.log.Warn("write runtime status", zap.Error(err))
 		}
 	}
 	if data, err := statusJSON(PublicStatus(b.status)); err == nil {
-		if err := b.root.WriteFile(RunStatusFile, data, 0o644, nil); err != nil {
+		if err := b.runRoot.WriteFile(RunStatusFile, data, 0o644, nil); err != nil {
 			b.log.Warn("write runtime status", zap.Error(err))
 		}
 	}

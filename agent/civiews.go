@@ -13,7 +13,10 @@ func newCloudInitViews(opts Options, b *booter) *civiews.Writer {
 	if opts.NoCloudInitViews {
 		return nil
 	}
-	return civiews.New(civiews.Options{Root: b.root, Now: opts.Now, Version: opts.Version})
+	// Views of ec2init's records, rewritten at every stage: under /run they
+	// need no fsync, and those under /var/lib/cloud are made durable with
+	// the stage's records (state.Store.Sync).
+	return civiews.New(civiews.Options{Root: b.root.NoSync(), Now: opts.Now, Version: opts.Version})
 }
 
 // saveCloudInitViews updates cloud-init's files from the status just

@@ -704,7 +704,7 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 	if freq == "" {
 		freq = state.Frequency(mod.Frequency())
 	}
-	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now, DeferSync: true})
 	if err != nil {
 		return state.ModuleResult{}, err
 	}
@@ -724,7 +724,7 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 		return state.ModuleResult{}, err
 	}
 	defer lock.release()
-	b := &booter{opts: opts, store: store, root: root, registry: opts.Registry,
+	b := &booter{opts: opts, store: store, root: root, runRoot: root.NoSync(), registry: opts.Registry,
 		log: opts.Log.With(zap.String("instance_id", id)), cloudConfig: config.Merge()}
 	data, err := store.ReadInstanceFile(instanceCache)
 	if err != nil {
@@ -747,6 +747,7 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 		}
 	}
 	b.cloudConfig = config.Merge(b.checkCloudConfig(srcs)...)
+	defer b.sync("single") // as a stage's end: the module's records and files durable
 	slot, ok := mod.(modules.Scripts)
 	if !ok {
 		return b.runGated(ctx, b.log, b.moduleWork(mod, freq)), nil

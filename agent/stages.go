@@ -94,7 +94,10 @@ func (b *booter) moduleEnv() (*modules.Env, func(), error) {
 		return nil, nil, err
 	}
 	env, err := NewModuleEnv(ModuleEnvOptions{
-		Root:               b.root,
+		// A module's files are made durable with its records, at the
+		// stage's end (booter.sync): a power cut before that leaves the
+		// module due again, and it is idempotent.
+		Root:               b.root.NoSync(),
 		Chroot:             b.opts.Chroot,
 		Instance:           b.instance,
 		NewInstance:        b.trans.NewInstance,
@@ -195,6 +198,16 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 		res.Outcome, res.Error = string(state.OutcomeFailed), err.Error()
 		return res
 	}
+	if w.user {
+		// The user's code may not be idempotent: its running record (and
+		// every semaphore before it) must survive a power cut before it
+		// starts, or it could run twice.
+		if err := b.store.Sync(); err != nil {
+			b.fail(w.name + ": " + err.Error())
+			res.Outcome, res.Error = string(state.OutcomeFailed), err.Error()
+			return res
+		}
+	}
 	b.hook("start", w.name)
 	res.Start = b.opts.Now()
 	exit, runErr := w.run(ctx)
@@ -224,6 +237,13 @@ func (b *booter) runGated(ctx context.Context, log *zap.Logger, w work) state.Mo
 	if err := b.store.MarkDone(w.name, w.freq); err != nil {
 		log.Warn("semaphore", zap.Error(err))
 	}
+	if w.user {
+		// Its semaphore durable now, not at the stage's end: a power cut
+		// in between must not leave it due again.
+		if err := b.store.Sync(); err != nil {
+			log.Warn("semaphore", zap.Error(err))
+		}
+	}
 	b.hook("done", w.name)
 	if err := b.store.MarkFinished(w.name, w.freq, state.Outcome(res.Outcome), runErr); err != nil {
 		log.Warn("record", zap.Error(err))
@@ -249,7 +269,8 @@ func (b *booter) partWork(prefix string, p userdata.Part, freq state.Frequency) 
 		if err != nil {
 			return nil, err
 		}
-		if err := b.root.WriteFile(rel, p.Executable(), 0o700, nil); err != nil {
+		// Not fsynced: it runs now, and only this run needs it.
+		if err := b.root.NoSync().WriteFile(rel, p.Executable(), 0o700, nil); err != nil {
 			return nil, fmt.Errorf("write script: %w", err)
 		}
 		return b.runScript(ctx, name, rel)

@@ -140,6 +140,9 @@ func (s *Store) ClearDone(module string, f Frequency) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
+	if s.deferSync {
+		s.dirty.Store(true)
+	}
 	if err := s.r.Remove(filepath.Join(dir, semName(module, f))); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}

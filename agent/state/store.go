@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ec2init/ec2init/agent/state/atomicfile"
@@ -91,6 +92,14 @@ type Options struct {
 	// ReadOnly opens without creating or changing anything (for commands
 	// that only read status); every change returns ErrReadOnly.
 	ReadOnly bool
+	// DeferSync makes writes atomic but not durable one by one: they are
+	// made durable together by Sync (one syncfs), which the boot calls
+	// where durability matters: before a user's script starts, after its
+	// semaphore, and at the end of each stage. A process killed at any
+	// point still leaves every file whole; only a power cut can lose the
+	// writes since the last Sync, and those are ec2init's own records,
+	// whose work is idempotent and is done again.
+	DeferSync bool
 }
 
 // Store is ec2init's state under one root prefix. Its methods are safe for
@@ -111,6 +120,9 @@ type Store struct {
 	pid      int
 	pidStart uint64 // 0 when /proc does not tell
 
+	deferSync bool
+	dirty     atomic.Bool // a deferred write since the last Sync
+
 	mu         sync.RWMutex
 	instanceID string      // "" before BeginInstance
 	transition *Transition // nil before BeginInstance
@@ -126,15 +138,16 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		r:        r,
-		root:     r.Prefix(),
-		state:    StateDir,
-		run:      RunDirPath,
-		bootID:   opts.BootID,
-		now:      opts.Now,
-		w:        atomicfile.Writer{Hook: opts.SyncHook},
-		readOnly: opts.ReadOnly,
-		pid:      os.Getpid(),
+		r:         r,
+		root:      r.Prefix(),
+		state:     StateDir,
+		run:       RunDirPath,
+		bootID:    opts.BootID,
+		now:       opts.Now,
+		w:         atomicfile.Writer{Hook: opts.SyncHook, NoSync: opts.DeferSync},
+		deferSync: opts.DeferSync,
+		readOnly:  opts.ReadOnly,
+		pid:       os.Getpid(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -312,9 +325,28 @@ func (s *Store) ensureDir(p string, perm os.FileMode) error {
 		return fmt.Errorf("state: %w", err)
 	}
 	if errors.Is(statErr, fs.ErrNotExist) {
+		if s.deferSync {
+			s.dirty.Store(true)
+			return nil
+		}
 		if err := atomicfile.SyncDir(filepath.Dir(full)); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
+	}
+	return nil
+}
+
+// Sync makes durable every write of a DeferSync store since the last
+// Sync, with one syncfs of the state's filesystem (which also holds what
+// the boot wrote beside it, in /var/lib and /etc on most images). A no-op
+// when nothing was written, and for a store that syncs each write.
+func (s *Store) Sync() error {
+	if !s.deferSync || !s.dirty.Swap(false) {
+		return nil
+	}
+	if err := atomicfile.SyncFS(s.lexical(s.state)); err != nil {
+		s.dirty.Store(true)
+		return fmt.Errorf("state: %w", err)
 	}
 	return nil
 }
@@ -353,6 +385,9 @@ func (s *Store) writeFile(p string, data []byte) error {
 	full, err := s.resolveParent(p)
 	if err != nil {
 		return err
+	}
+	if s.deferSync {
+		s.dirty.Store(true)
 	}
 	return s.w.WriteFile(full, data, filePerm)
 }
@@ -452,6 +487,9 @@ func (s *Store) removeAll(p string) error {
 	full, err := s.resolveParent(p)
 	if err != nil {
 		return err
+	}
+	if s.deferSync {
+		s.dirty.Store(true)
 	}
 	if err := os.RemoveAll(full); err != nil {
 		return fmt.Errorf("state: %w", err)

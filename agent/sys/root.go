@@ -43,6 +43,18 @@ type Root struct {
 	// writeHook, when set (tests only), runs at each step of an atomic
 	// write (see atomicfile.Writer.Hook); an error aborts the write.
 	writeHook func(point string) error
+	// noSync: writes are atomic but not fsynced (see NoSync).
+	noSync bool
+}
+
+// NoSync returns the same root whose writes and appends are never
+// fsynced: still atomic, not durable by themselves. For what lives on
+// tmpfs (/run), and for files the caller makes durable together later
+// (atomicfile.SyncFS), so a boot does not pay a disk flush per file.
+func (r *Root) NoSync() *Root {
+	c := *r
+	c.noSync = true
+	return &c
 }
 
 // NewRoot returns the host seen through prefix, which must be an existing
@@ -411,7 +423,7 @@ func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) 
 // writeAt is atomicfile's write (its temporary file names, so
 // atomicfile.IsTemp and RemoveStaleTemps know them) in the walk's directory.
 func (r *Root) writeAt(w *walked, data []byte, perm os.FileMode, owner *Owner) error {
-	aw := atomicfile.Writer{Hook: r.writeHook}
+	aw := atomicfile.Writer{Hook: r.writeHook, NoSync: r.noSync}
 	if owner != nil {
 		aw.Chown = func(f *os.File) error {
 			if err := f.Chown(owner.UID, owner.GID); err != nil {
@@ -462,9 +474,11 @@ func (r *Root) appendFile(p string, data []byte, perm os.FileMode, owner *Owner,
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if !r.noSync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }

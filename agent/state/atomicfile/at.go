@@ -61,8 +61,10 @@ func (w Writer) WriteAt(dirfd int, dir, name string, data []byte, perm os.FileMo
 	if err := w.hook(BeforeSync); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if !w.NoSync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	closed = true
 	if err := f.Close(); err != nil {
@@ -77,6 +79,9 @@ func (w Writer) WriteAt(dirfd int, dir, name string, data []byte, perm os.FileMo
 	renamed = true
 	if err := w.hook(BeforeDirSync); err != nil {
 		return err
+	}
+	if w.NoSync {
+		return nil
 	}
 	return SyncDirAt(dirfd)
 }

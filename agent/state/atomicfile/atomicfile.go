@@ -59,6 +59,12 @@ type Writer struct {
 	// Chown, when set, is applied to the temporary file before it is
 	// renamed into place, so the file never exists with the wrong owner.
 	Chown func(f *os.File) error
+	// NoSync skips both fsyncs: the write is still atomic (a reader, or a
+	// process killed at any point, sees the old content or the new), but
+	// not durable until the caller syncs the filesystem (SyncFS). For files
+	// on tmpfs, and for records made durable together at one point. The
+	// hook points are reached all the same.
+	NoSync bool
 }
 
 // WriteFileAtomic replaces the file at path with data and mode perm,
@@ -130,6 +136,21 @@ func IsTemp(name string) bool {
 	}
 	_, err := hex.DecodeString(suffix)
 	return err == nil && strings.ToLower(suffix) == suffix
+}
+
+// SyncFS makes durable every write made on the filesystem that holds dir
+// (syncfs(2)): one call for all the NoSync writes before it, data and
+// renames alike.
+func SyncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &fs.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // RemoveStaleTemps removes the temporary files that interrupted writes left
