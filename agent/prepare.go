@@ -240,7 +240,7 @@ func cloudConfigParts(res *userdata.Result) []ConfigSource {
 	var out []ConfigSource
 	for _, p := range res.Parts {
 		if p.Kind == userdata.KindCloudConfig {
-			out = append(out, ConfigSource{Name: fmt.Sprintf("user data part %d %q", p.Index, p.Filename), Body: p.Body})
+			out = append(out, ConfigSource{Name: fmt.Sprintf("user data part %d %q", p.Index, p.Filename), Body: p.Body, MergeType: p.MergeType})
 		}
 	}
 	return out

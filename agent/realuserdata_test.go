@@ -131,3 +131,19 @@ func TestTypeErrors(t *testing.T) {
 		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
 	}
 }
+
+// TestMergeTypeHeader: a MIME part's Merge-Type header merges its
+// cloud-config into the parts before it, as cloud-init's handler does, so
+// the first part's runcmd is kept.
+func TestMergeTypeHeader(t *testing.T) {
+	cmd := func(name string) string { return "  - echo run >> \"$EC2INIT_ROOT/out/" + name + "\"\n" }
+	ud := "Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n" +
+		"--B\nContent-Type: text/cloud-config\n\n#cloud-config\nruncmd:\n" + cmd("base") +
+		"--B\nContent-Type: text/cloud-config\nMerge-Type: list(append)+dict(recurse_array)+str()\n\n#cloud-config\nruncmd:\n" + cmd("header") +
+		"--B--\n"
+	f := newFixture(t, ud)
+	if st := f.boot(boot1); st.State != state.StateDone {
+		t.Fatalf("boot: %s %q %q", st.State, st.Errors, st.Degraded)
+	}
+	f.wantRuns("boot", map[string]int{"base": 1, "header": 1})
+}

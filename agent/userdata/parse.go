@@ -117,7 +117,7 @@ func (p *parser) entity(e entity, depth int) error {
 
 // leaf is the body of cloud-init's _process_msg loop for one part.
 func (p *parser) leaf(ctype string, e entity, payload []byte) error {
-	part := Part{ContentType: ctype, Filename: e.filename(), Source: p.source}
+	part := Part{ContentType: ctype, Filename: e.filename(), Source: p.source, MergeType: e.mergeType()}
 	if v, ok := e.get("Launch-Index"); ok {
 		part.LaunchIndex = launchIndex(v)
 	}

@@ -32,8 +32,12 @@ type Part struct {
 	// cloud-config's launch-index), nil if it has none; -1 if it is not a
 	// number, which matches no instance. See Result.ForLaunchIndex.
 	LaunchIndex *int
-	Template    bool   // rendered from a "## template: jinja" part
-	Source      string // the #include URL (redacted: scheme and host) it came from; "" for the user data itself
+	// MergeType is the MIME part's Merge-Type (or X-Merge-Type) header:
+	// how a cloud-config part merges into the ones before it
+	// ("list(append)+dict(recurse_array)"); "" without one.
+	MergeType string
+	Template  bool   // rendered from a "## template: jinja" part
+	Source    string // the #include URL (redacted: scheme and host) it came from; "" for the user data itself
 
 	seq      int      // cloud-init's attachment number (part-NNN), for renumbering after Resolve
 	autoName bool     // Filename was generated from seq
