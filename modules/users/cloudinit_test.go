@@ -46,15 +46,15 @@ func debianImage(t *testing.T) *modules.Env {
 // TestDefaultUserLast: the default user is made after the others,
 // wherever "default" stands in users (cloud-init's normalize_users_groups
 // moves it to the end), so uids are those of a cloud-init instance of the
-// same image; Debian's default user gets cloud-init's groups (those the
-// image has).
+// same image; Debian's default user gets cloud-init's groups, those the
+// image lacks created first (so its own group's gid follows them).
 func TestDefaultUserLast(t *testing.T) {
 	e := debianImage(t)
 	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, "users: [alice, default, bob]\n")); err != nil {
 		t.Fatal(err)
 	}
 	passwd := modtest.Get(t, e, "/etc/passwd")
-	for _, want := range []string{"\nalice:x:1000:1000:", "\nbob:x:1001:1001:", "\nadmin:x:1002:1002:Debian:/home/admin:/bin/bash\n"} {
+	for _, want := range []string{"\nalice:x:1000:1000:", "\nbob:x:1001:1001:", "\nadmin:x:1002:1005:Debian:/home/admin:/bin/bash\n"} {
 		if !strings.Contains(passwd, want) {
 			t.Errorf("passwd lacks %q:\n%s", want, passwd)
 		}
@@ -236,7 +236,7 @@ users:
 	if err := (UsersGroups{}).Run(context.Background(), e, modtest.Config(t, "user: dave\n")); err != nil {
 		t.Fatal(err)
 	}
-	if passwd := modtest.Get(t, e, "/etc/passwd"); !strings.Contains(passwd, "\ndave:x:1000:1000:Debian:/home/dave:/bin/bash\n") {
+	if passwd := modtest.Get(t, e, "/etc/passwd"); !strings.Contains(passwd, "\ndave:x:1000:1003:Debian:/home/dave:/bin/bash\n") {
 		t.Errorf("passwd:\n%s", passwd)
 	}
 	if group := modtest.Get(t, e, "/etc/group"); !strings.Contains(group, "\nsudo:x:27:dave\n") {

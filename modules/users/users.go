@@ -152,9 +152,6 @@ type userSpec struct {
 
 	// where names the entry in messages: "users[2]" or "users[0] (default)".
 	where string
-	// optional are groups skipped quietly when absent (the default user's
-	// list names groups of several releases).
-	optional map[string]bool
 }
 
 // nameList is a list of names given as a YAML list or as "a, b".
@@ -372,7 +369,7 @@ func decodeUsers(cfg *config.CloudConfig, root *sys.Root, override config.Defaul
 			errs = append(errs, fmt.Sprintf("%s:%d: %s: %s", nu.Source, nu.Line, nu.Where, typeErrorLines(err)))
 			continue
 		}
-		u.Name, u.where, u.isDefault, u.optional = nu.Name, nu.Where, nu.Default, nu.Optional
+		u.Name, u.where, u.isDefault = nu.Name, nu.Where, nu.Default
 		_, u.hasKeys = nu.Field("ssh_authorized_keys")
 		specs = append(specs, u)
 	}
@@ -532,7 +529,9 @@ func (r *run) unlock(ctx context.Context, user string, blank bool) error {
 }
 
 // usableGroups returns u's supplementary groups that exist, creating the
-// missing ones when u allows it.
+// missing ones when u allows it, before the user, as cloud-init's add_user
+// does: the default user's netdev, absent from a minimal Debian, is made
+// and takes the first free gid, so gids match a cloud-init instance.
 func (r *run) usableGroups(ctx context.Context, u userSpec) ([]string, error) {
 	var out []string
 	for _, g := range u.Groups {
@@ -542,9 +541,6 @@ func (r *run) usableGroups(ctx context.Context, u userSpec) ([]string, error) {
 		}
 		switch {
 		case found:
-		case u.optional[g]:
-			r.log.Debug("default user's group absent from the image; skipped", zap.String("group", g))
-			continue
 		case !u.createGroups():
 			r.log.Warn("group does not exist and create_groups is false; skipped", zap.String("user", u.Name), zap.String("group", g))
 			continue

@@ -322,7 +322,8 @@ users:
 		"usermod --prefix ROOT -L sys1",
 		// The default user last, as cloud-init creates it; its groups
 		// sorted, as cloud-init sorts them.
-		"useradd --prefix ROOT -c EC2 Default User -s /bin/bash -G adm,wheel -m ec2-user",
+		"groupadd --prefix ROOT systemd-journal", // absent from the image: created, as cloud-init's add_user does
+		"useradd --prefix ROOT -c EC2 Default User -s /bin/bash -G adm,systemd-journal,wheel -m ec2-user",
 		"usermod --prefix ROOT -L ec2-user",
 		"usermod --prefix ROOT -a -G ops newbie",
 		"visudo -c -q -f ROOT/etc/sudoers.d/.90-cloud-init-users.check",

@@ -32,11 +32,6 @@ type NormalUser struct {
 	// Source and Line locate that entry (Line 0: none).
 	Source string
 	Line   int
-	// Optional are the default user's groups that come from the
-	// distribution's list (or ec2init's default_user) alone: that list
-	// names groups of several releases, so absent ones are skipped rather
-	// than created.
-	Optional map[string]bool
 
 	// mention is the place of the user's first entry among the others'.
 	mention int
@@ -125,14 +120,6 @@ func NormalizeUsers(cfg *config.CloudConfig, root *sys.Root, override config.Def
 				mapWithout(def.Fields, "groups"),
 				base,
 			),
-		}
-		if mapGet(c.oldUser, "groups") == nil {
-			u.Optional = map[string]bool{}
-			for _, g := range spec.Groups {
-				if !slices.Contains(realGroups, g) {
-					u.Optional[g] = true
-				}
-			}
 		}
 		c.order = slices.DeleteFunc(c.order, func(n string) bool { return n == "default" || n == name })
 		for _, n := range c.order {

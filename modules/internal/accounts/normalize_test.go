@@ -176,25 +176,6 @@ user: true
 
 // TestOptionalGroups: only the distribution's groups (not the user key's,
 // not an entry's) are skipped when the image lacks them.
-func TestOptionalGroups(t *testing.T) {
-	root := debianRoot(t)
-	override := config.DefaultUser{Groups: []string{"adm", "sudo"}}
-	tests := []struct {
-		doc  string
-		want map[string]bool
-	}{
-		{"{}", map[string]bool{"adm": true, "sudo": true}},
-		{"users: [default, {name: admin, groups: [sudo, docker]}]", map[string]bool{"adm": true}},
-		{"user: {groups: [adm]}", nil},
-	}
-	for _, tt := range tests {
-		u, ok := NormalizeUsers(cfgOf(t, tt.doc), root, override).Default()
-		if !ok || !reflect.DeepEqual(u.Optional, tt.want) {
-			t.Errorf("%q: %v %v, want %v", tt.doc, ok, u.Optional, tt.want)
-		}
-	}
-}
-
 func TestDefaultUserName(t *testing.T) {
 	root := debianRoot(t)
 	for doc, want := range map[string]string{
