@@ -15,6 +15,8 @@ import (
 	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/analyze"
 	"github.com/ec2init/ec2init/agent/state"
+	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules/software"
 )
 
 func newAnalyzeCommand(e *env) *cobra.Command {
@@ -56,7 +58,29 @@ func newAnalyzeCommand(e *env) *cobra.Command {
 			if !asJSON {
 				fmt.Fprintf(cmd.OutOrStdout(), "boot %s of %s, %s\n", st.BootID, st.InstanceID, st.State)
 			}
-			return table(cmd.OutOrStdout(), analyze.Show(st))
+			if err := table(cmd.OutOrStdout(), analyze.Show(st)); err != nil || asJSON {
+				return err
+			}
+			if c, ok := softwareCost(e.root, st); ok {
+				fmt.Fprintln(cmd.OutOrStdout())
+				return printSoftwareCost(cmd.OutOrStdout(), c)
+			}
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "software",
+		Short: "Each software item with the bytes it fetched and the time it took; the boot with and without fetching",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := load()
+			if err != nil {
+				return err
+			}
+			c, _ := softwareCost(e.root, st)
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), c)
+			}
+			return printSoftwareCost(cmd.OutOrStdout(), c)
 		},
 	}, &cobra.Command{
 		Use:   "blame",
@@ -102,6 +126,58 @@ func newAnalyzeCommand(e *env) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// softwareCost is what the software items cost boot st, from the software
+// module's record for its instance; false when the instance has none.
+func softwareCost(root string, st state.Status) (analyze.SoftwareCost, bool) {
+	r, err := sys.NewRoot(root)
+	if err != nil || st.InstanceID == "" {
+		return analyze.Software(st, nil), false
+	}
+	results, err := software.ReadResults(r, st.InstanceID)
+	if err != nil || len(results) == 0 {
+		return analyze.Software(st, nil), false
+	}
+	items := make([]analyze.SoftwareItem, 0, len(results))
+	for _, res := range results {
+		it := analyze.SoftwareItem{Name: res.Name, Policy: res.Policy, Action: res.Action, FetchMS: res.FetchMS, InstallMS: res.InstallMS}
+		if res.FetchMS > 0 && !res.Cached {
+			it.FetchedBytes = res.Bytes
+		}
+		items = append(items, it)
+	}
+	return analyze.Software(st, items), true
+}
+
+func printSoftwareCost(w io.Writer, c analyze.SoftwareCost) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOFTWARE ITEM\tPOLICY\tACTION\tFETCHED\tFETCH ms\tINSTALL ms")
+	for _, it := range c.Items {
+		fetched := "-"
+		if it.FetchedBytes > 0 {
+			fetched = humanBytes(it.FetchedBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f\n", it.Name, it.Policy, it.Action, fetched, it.FetchMS, it.InstallMS)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "ec2init's work: %.1f ms; fetching: %.1f ms; without fetching: %.1f ms\n", c.BootMS, c.FetchMS, c.WithoutFetchMS)
+	return err
+}
+
+// humanBytes is n in the largest binary unit it fills.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // userspaceStart asks systemd when userspace began; zero when there is no

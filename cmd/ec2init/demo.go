@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -64,7 +70,9 @@ func newDemoCommand(e *env) *cobra.Command {
 		Use:   "demo",
 		Short: "Show ec2init at work against the built-in IMDS simulator (no AWS account needed)",
 		Long: "Start the IMDS simulator with sample user data, then boot a temporary root three\n" +
-			"times: a first boot, a reboot, and a new instance launched from an AMI of it.",
+			"times: a first boot, a reboot, and a new instance launched from an AMI of it. Then\n" +
+			"the Hybrid AMI: bake one software item into another root from an artifact origin on\n" +
+			"loopback, and boot an instance of it that fetches only the boot-time item.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), e, cmd.OutOrStdout(), keep)
@@ -135,9 +143,117 @@ func runDemo(ctx context.Context, e *env, out io.Writer, keep bool) error {
 	if motd, err := os.ReadFile(filepath.Join(root, "etc/motd")); err == nil {
 		fmt.Fprintf(out, "write_files wrote /etc/motd: %s", motd)
 	}
-	fmt.Fprintf(out, "Everything was written under a temporary --root; scripts got the instance facts as EC2_* variables.\n")
+	if err := runHybridDemo(ctx, &demo, sim, out, keep); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nEverything was written under temporary --roots; scripts got the instance facts as EC2_* variables.\n")
 	fmt.Fprintf(out, "Try: ec2init imds serve, then ec2init boot --root DIR --endpoint http://127.0.0.1:1338\n")
 	return nil
+}
+
+// runHybridDemo is the Hybrid AMI's trade, measured: an image bakes a
+// large runtime (policy: bake) from an artifact origin on loopback, then
+// an instance of it fetches only the small application (policy: boot) at
+// its first boot. The origin counts what it served.
+func runHybridDemo(ctx context.Context, e *env, sim *imdssim.Server, out io.Writer, keep bool) error {
+	artifacts := map[string][]byte{
+		"/runtime.bin": demoArtifact("runtime", 8<<20),
+		"/app.bin":     demoArtifact("app", 1<<20),
+	}
+	var mu sync.Mutex
+	served := map[string]int{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: artifact origin: %w", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := artifacts[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		served[r.URL.Path]++
+		mu.Unlock()
+		http.ServeContent(w, r, r.URL.Path, time.Time{}, bytes.NewReader(body))
+	})}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close below
+	defer srv.Close()
+	origin := "http://" + ln.Addr().String()
+
+	root, err := os.MkdirTemp("", "ec2init-demo-hybrid-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Fprintf(out, "(keeping the Hybrid AMI demo root %s)\n", root)
+	} else {
+		defer os.RemoveAll(root)
+	}
+	cfgDir, err := os.MkdirTemp("", "ec2init-demo-cfg-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cfgDir)
+	item := func(name, policy, file, dest string) string {
+		sum := sha256.Sum256(artifacts[file])
+		return fmt.Sprintf("    - name: %s\n      policy: %s\n      source: %s%s\n      sha256: %s\n      allow_insecure: true  # the demo's origin is loopback http\n"+
+			"      install: {type: file, dest: %s}\n", name, policy, origin, file, hex.EncodeToString(sum[:]), dest)
+	}
+	cfg := filepath.Join(cfgDir, "software.yaml")
+	doc := "#cloud-config\nsoftware:\n  items:\n" + item("runtime", "bake", "/runtime.bin", "/opt/runtime/runtime.bin") +
+		item("app", "boot", "/app.bin", "/srv/app/app.bin")
+	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "\n== 4. The Hybrid AMI: bake the runtime (8 MiB), fetch the app (1 MiB) at boot, from an artifact origin on %s\n", origin)
+	hybrid := *e
+	hybrid.root = root
+	start := time.Now()
+	var bakeOut strings.Builder
+	if err := runBake(ctx, &hybrid, bakeOptions{configs: []string{cfg}}, &bakeOut, io.Discard); err != nil {
+		return fmt.Errorf("demo: bake: %w\n%s", err, bakeOut.String())
+	}
+	bakeTook := time.Since(start)
+	mu.Lock()
+	fmt.Fprintf(out, "   bake (on the build instance): %s; the origin served runtime.bin %d time(s), app.bin %d\n",
+		bakeTook.Round(time.Millisecond), served["/runtime.bin"], served["/app.bin"])
+	mu.Unlock()
+
+	sim.SetUserData(nil) // the image's cloud-config has the software list
+	hybrid.bootID = "00000000-0000-4000-8000-000000000004"
+	var console strings.Builder
+	start = time.Now()
+	st, err := runStages(ctx, &hybrid, bootOptions{stage: "all", identifyDeadline: 10 * time.Second}, &console)
+	if err != nil {
+		return err
+	}
+	bootTook := time.Since(start)
+	mu.Lock()
+	fmt.Fprintf(out, "   first boot of an instance of the image: %s (%s); the origin served app.bin %d time(s), runtime.bin %d more\n",
+		bootTook.Round(time.Millisecond), st.State, served["/app.bin"], served["/runtime.bin"]-1)
+	mu.Unlock()
+	for _, d := range append(st.Errors, st.Degraded...) {
+		fmt.Fprintf(out, "   degraded: %s\n", d)
+	}
+	fmt.Fprintf(out, "   ec2init analyze software:\n")
+	c, _ := softwareCost(root, st)
+	var table strings.Builder
+	if err := printSoftwareCost(&table, c); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimRight(table.String(), "\n"), "\n") {
+		fmt.Fprintf(out, "   | %s\n", line)
+	}
+	return nil
+}
+
+// demoArtifact is n bytes that stand for a build artifact (the same at
+// every run, so its checksum is too).
+func demoArtifact(name string, n int) []byte {
+	line := []byte(fmt.Sprintf("%s: demo artifact of ec2init's Hybrid AMI demo\n", name))
+	return bytes.Repeat(line, n/len(line)+1)[:n]
 }
 
 func report(out io.Writer, st state.Status, console string) {

@@ -139,6 +139,11 @@ type ItemResult struct {
 	Signer string    `json:"signer,omitempty"`
 	Spec   string    `json:"spec"`
 	Time   time.Time `json:"time"`
+	// FetchMS is the wall time of the fetch the item was part of (the
+	// items of one run are fetched together, in parallel), 0 when it
+	// fetched nothing; InstallMS its install's. For `ec2init analyze`.
+	FetchMS   float64 `json:"fetch_ms,omitempty"`
+	InstallMS float64 `json:"install_ms,omitempty"`
 
 	err  error
 	inst installed
@@ -269,6 +274,8 @@ func (m Software) checkBaked(ctx context.Context, env *modules.Env, it *Item, mi
 	return r
 }
 
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 func doneBefore(prev map[string]ItemResult, it *Item) bool {
 	p, ok := prev[it.Name]
 	return ok && p.Spec == it.spec() && p.Installed && p.Error == ""
@@ -315,6 +322,7 @@ func (m Software) apply(ctx context.Context, env *modules.Env, c *Config, items 
 			continue
 		}
 		r.inst, r.Installed, r.Action = inst, true, ActionInstalled
+		r.InstallMS = millis(time.Since(start))
 		if inst.pkg != nil {
 			r.Version = inst.pkg.Version
 		}
@@ -427,6 +435,7 @@ func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, ite
 	}
 	start := time.Now()
 	got, errs := f.FetchAll(ctx, c.Parallel, names, srcs)
+	fetched := time.Since(start)
 	for k, i := range idx {
 		r := &results[i]
 		var err error
@@ -443,6 +452,9 @@ func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, ite
 		}
 		a := got[k]
 		arts[i] = a.Path
+		if !a.Cached {
+			r.FetchMS = millis(fetched)
+		}
 		r.Checksum, r.Bytes, r.Cached, r.algo, r.sum = a.Algo+":"+a.Sum, a.Size, a.Cached, a.Algo, a.Sum
 		r.Signer = a.Signer
 		if a.URL != "" && a.URL != redact.URL(srcs[k].URL) {
