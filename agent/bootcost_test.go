@@ -106,4 +106,3 @@ func reboot(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 }
-
