@@ -85,6 +85,8 @@ func (c *counter) leave() { c.now.Add(-1) }
 type fleet struct {
 	userData []byte
 	requests counter
+	// setup, when set, changes each instance's tree (credentials).
+	setup func(*imdssim.Server)
 }
 
 // serve starts the IMDS of instance id; stop closes it.
@@ -95,6 +97,9 @@ func (f *fleet) serve(id string) (url string, stop func(), err error) {
 	sim.Set("meta-data/instance-id", id)
 	sim.Set("dynamic/instance-identity/document", strings.ReplaceAll(doc, base, id))
 	sim.SetUserData(f.userData)
+	if f.setup != nil {
+		f.setup(sim)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
