@@ -109,27 +109,39 @@ func Merge(docs ...Doc) *CloudConfig {
 			// what the earlier parts gave (ValidateDoc warns).
 			continue
 		}
-		for i := 0; i+1 < len(d.Root.Content); i += 2 {
-			k, v := d.Root.Content[i], d.Root.Content[i+1]
-			if k.Value == "merge_how" || k.Value == "merge_type" {
-				continue
-			}
-			prev, ok := c.values[k.Value]
-			if !ok {
-				c.values[k.Value] = Value{Node: v, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
-				continue
-			}
-			if v = deref(v); v.Kind == yaml.ScalarNode && v.Tag == "!!null" && m.dict.allowDelete {
-				delete(c.values, k.Value)
-				continue
-			}
-			merged := m.dictValue(prev.Node, v)
-			if merged != prev.Node {
-				c.values[k.Value] = Value{Node: merged, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
-			}
-		}
+		c.mergeDoc(d, m, false)
 	}
 	return c
+}
+
+// mergeDoc merges d's keys into c by mergers m. A key c lacks is d's; a
+// null deletes where m allows it; otherwise the values merge. A merged key
+// takes d's source when its value changed, unless keepSource (the system
+// config, merged from the highest priority down, keeps that file's).
+func (c *CloudConfig) mergeDoc(d Doc, m mergers, keepSource bool) {
+	for i := 0; i+1 < len(d.Root.Content); i += 2 {
+		k, v := d.Root.Content[i], d.Root.Content[i+1]
+		if k.Value == "merge_how" || k.Value == "merge_type" {
+			continue
+		}
+		prev, ok := c.values[k.Value]
+		if !ok {
+			c.values[k.Value] = Value{Node: v, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
+			continue
+		}
+		if dv := deref(v); dv.Kind == yaml.ScalarNode && dv.Tag == "!!null" && m.dict.allowDelete {
+			delete(c.values, k.Value)
+			continue
+		}
+		merged := m.dictValue(prev.Node, v)
+		switch {
+		case keepSource:
+			prev.Node = merged
+			c.values[k.Value] = prev
+		case merged != prev.Node:
+			c.values[k.Value] = Value{Node: merged, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
+		}
+	}
 }
 
 // Keys lists the merged top-level keys, sorted.

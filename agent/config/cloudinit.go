@@ -129,23 +129,7 @@ func MergeSystem(docs ...Doc) *CloudConfig {
 		if !m.hasDict {
 			continue
 		}
-		for j := 0; j+1 < len(d.Root.Content); j += 2 {
-			k, v := d.Root.Content[j], d.Root.Content[j+1]
-			if k.Value == "merge_how" || k.Value == "merge_type" {
-				continue
-			}
-			prev, ok := c.values[k.Value]
-			if !ok {
-				c.values[k.Value] = Value{Node: v, Source: d.Source, KeyLine: k.Line, KeyColumn: k.Column}
-				continue
-			}
-			if dv := deref(v); dv.Kind == yaml.ScalarNode && dv.Tag == "!!null" && m.dict.allowDelete {
-				delete(c.values, k.Value)
-				continue
-			}
-			prev.Node = m.dictValue(prev.Node, v)
-			c.values[k.Value] = prev
-		}
+		c.mergeDoc(d, m, true)
 	}
 	return c
 }
