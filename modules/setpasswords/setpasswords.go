@@ -26,6 +26,7 @@ import (
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/internal/accounts"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // Password types of chpasswd.users.
@@ -355,7 +356,7 @@ func (t tools) run(ctx context.Context, argv []string, stdin io.Reader, es []ent
 		return err
 	}
 	if res.ExitCode != 0 {
-		msg := firstLine(out.String())
+		msg := command.FirstLine(out.String())
 		for _, e := range es {
 			if e.password != "" {
 				msg = strings.ReplaceAll(msg, e.password, "(password)")
@@ -366,16 +367,6 @@ func (t tools) run(ctx context.Context, argv []string, stdin io.Reader, es []ent
 	return nil
 }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
 
 // Character classes of a random password, as Python's string module
 // names them.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ec2init/ec2init/agent/config"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // doasRuleShape is the shape of a doas rule cloud-init accepts for a user
@@ -111,32 +112,40 @@ func (r *run) writeDoas(ctx context.Context, u userSpec) error {
 
 // checkDoas has doas parse content (doas -C), when doas is installed.
 func (r *run) checkDoas(ctx context.Context, content []byte) error {
-	root := r.env.Root
-	tmp := "/etc/.doas.conf.check"
-	if err := root.WriteFile(tmp, content, 0o440, nil); err != nil {
+	out, res, checked, err := r.checkCandidate(ctx, "/etc/.doas.conf.check", content, func(p string) []string { return []string{"doas", "-C", p} })
+	switch {
+	case err != nil:
 		return err
+	case !checked:
+		r.log.Info("doas not installed; doas rules written unchecked")
+	case res.ExitCode != 0:
+		return fmt.Errorf("doas -C rejected the file (%s); %s not changed", command.FirstLine(out), DoasFile)
+	}
+	return nil
+}
+
+// checkCandidate writes content to tmp, a name the live tool ignores, has
+// the tool check it (argv given the path as the tool sees it: inside the
+// root when chrooted), and removes it. checked is false when the tool is
+// not installed.
+func (r *run) checkCandidate(ctx context.Context, tmp string, content []byte, argv func(path string) []string) (out string, res sys.Result, checked bool, err error) {
+	root := r.env.Root
+	if err := root.WriteFile(tmp, content, 0o440, nil); err != nil {
+		return "", sys.Result{}, false, err
 	}
 	defer root.Remove(tmp)
 	checkPath := tmp
 	if root.IsHost() || !r.env.Runner.Chroot {
-		p, err := root.Path(tmp)
-		if err != nil {
-			return err
+		if checkPath, err = root.Path(tmp); err != nil {
+			return "", sys.Result{}, false, err
 		}
-		checkPath = p
 	}
-	var out bytes.Buffer
-	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "users_groups: doas -C", Argv: []string{"doas", "-C", checkPath}, Output: &out})
-	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		r.log.Info("doas not installed; doas rules written unchecked")
-		return nil
-	case err != nil:
-		return err
-	case res.ExitCode != 0:
-		return fmt.Errorf("doas -C rejected the file (%s); %s not changed", firstLine(out.String()), DoasFile)
+	args := argv(checkPath)
+	out, res, err = command.Output(ctx, r.env.Runner, sys.Cmd{Name: "users_groups: " + args[0], Argv: args})
+	if errors.Is(err, exec.ErrNotFound) {
+		return "", sys.Result{}, false, nil
 	}
-	return nil
+	return out, res, err == nil, err
 }
 
 // Check warns about doas rules cloud-init would refuse (no rule is then

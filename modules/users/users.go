@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/modules"
 	"github.com/ec2init/ec2init/modules/internal/accounts"
+	"github.com/ec2init/ec2init/modules/internal/command"
 )
 
 // SudoersFile holds the users' sudo rules, under cloud-init's name (an
@@ -743,7 +743,7 @@ func (r *run) chpasswd(ctx context.Context, user, password string, hashed bool) 
 		return err
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("chpasswd exited %d: %s", res.ExitCode, strings.ReplaceAll(firstLine(out.String()), password, "(password)"))
+		return fmt.Errorf("chpasswd exited %d: %s", res.ExitCode, strings.ReplaceAll(command.FirstLine(out.String()), password, "(password)"))
 	}
 	return nil
 }
@@ -764,20 +764,9 @@ func (r *run) tool(ctx context.Context, name string, args ...string) error {
 	}
 	if res.ExitCode != 0 {
 		// The tools' messages name users and groups, never a password.
-		return fmt.Errorf("%s exited %d: %s", name, res.ExitCode, firstLine(out.String()))
+		return fmt.Errorf("%s exited %d: %s", name, res.ExitCode, command.FirstLine(out.String()))
 	}
 	return nil
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
 }
 
 // header opens a file this module creates, as cloud-init's make_header.
@@ -825,29 +814,16 @@ func (r *run) writeSudoers(ctx context.Context, specs []userSpec) error {
 	if err := root.MkdirAll("/etc/sudoers.d", 0o750); err != nil {
 		return err
 	}
-	if err := root.WriteFile(tmp, data, 0o440, nil); err != nil {
-		return err
-	}
-	defer root.Remove(tmp)
-	checkPath := tmp
-	if root.IsHost() || !r.env.Runner.Chroot {
-		p, err := root.Path(tmp)
-		if err != nil {
-			return err
-		}
-		checkPath = p
-	}
-	var out bytes.Buffer
-	res, err := r.env.Runner.Run(ctx, sys.Cmd{Name: "users_groups: visudo", Argv: []string{"visudo", "-c", "-q", "-f", checkPath}, Output: &out})
+	out, res, checked, err := r.checkCandidate(ctx, tmp, data, func(p string) []string { return []string{"visudo", "-c", "-q", "-f", p} })
 	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		r.log.Info("visudo not installed; sudo rules written unchecked")
 	case err != nil:
 		return err
+	case !checked:
+		r.log.Info("visudo not installed; sudo rules written unchecked")
 	case res.ExitCode != 0:
 		// visudo quotes the offending line; the rules are not secret, but the
 		// message stays short.
-		return fmt.Errorf("visudo rejected the rules (%s); %s not written", firstLine(out.String()), SudoersFile)
+		return fmt.Errorf("visudo rejected the rules (%s); %s not written", command.FirstLine(out), SudoersFile)
 	}
 	if err := root.WriteFile(SudoersFile, data, 0o440, &sys.Owner{UID: 0, GID: 0}); err != nil {
 		return err

@@ -28,8 +28,11 @@ func ExitError(code int, output string) error {
 }
 
 // FirstLine is the first line of a tool's output once the white space
-// around it all is trimmed.
+// around it all is trimmed, cut at 200 bytes: it goes into a message.
 func FirstLine(output string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(output), "\n")
+	if len(line) > 200 {
+		line = line[:200] + "..."
+	}
 	return line
 }
