@@ -104,7 +104,10 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 	if err != nil {
 		return state.Status{}, err
 	}
-	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+	// No log.Sync at the end: zap writes each entry through at once, so
+	// Sync would only fsync the log and stderr, two flushes per stage
+	// process that a crash-safe boot does not need (the boot's records are
+	// made durable by stage: agent.Boot).
 	// The client's warnings (IMDSv1 requests, refused keys) go to the
 	// agent's log with the rest of the boot; its session token is shared
 	// by the boot's stage processes.
