@@ -80,8 +80,12 @@ func TestCrashSafety(t *testing.T) {
 		}
 		before := runs(t, root)
 
+		// The lock may outlive the kill by an instant: a script the agent
+		// was forking still holds it (inherited) until its exec closes it.
+		// A real power loss leaves no process; here the recovery waits.
 		st, err := agent.Boot(context.Background(), agent.Options{Registry: all.Registry(),
 			Root: root, IMDS: client(t, url, 3), BootID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1),
+			LockTimeout: 10 * time.Second,
 		})
 		if err != nil {
 			t.Fatalf("iteration %d: recovery boot: %v", i, err)
