@@ -19,113 +19,112 @@ import (
 	"github.com/ec2init/ec2init/modules/software"
 )
 
+// analyzeOptions are analyze's subcommand and flags.
+type analyzeOptions struct {
+	view   string // show, software, blame or boot
+	asJSON bool
+	// kernelStart and userspaceStart, for boot: when the kernel and
+	// systemd started (zero: unknown).
+	kernelStart, userspaceStart time.Time
+}
+
 func newAnalyzeCommand(e *env) *cobra.Command {
-	var asJSON bool
+	var o analyzeOptions
 	cmd := &cobra.Command{
 		Use:   "analyze",
 		Short: "Where the boot's time went: show, blame, boot",
 	}
-	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print as JSON")
-	load := func() (state.Status, error) {
-		// This boot's record while it runs or once done; the last
-		// boot's otherwise.
-		bs, err := agent.ReadStatus(agent.Options{Root: e.root, BootID: e.bootID})
-		if err == nil && !bs.Recorded() {
-			err = fmt.Errorf("no boot recorded yet under %s", e.root)
+	cmd.PersistentFlags().BoolVar(&o.asJSON, "json", false, "print as JSON")
+	sub := func(view, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   view,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				o := o
+				o.view = view
+				if view == "boot" {
+					o.kernelStart, _ = analyze.KernelBootTime("/proc/stat")
+					o.userspaceStart = userspaceStart()
+				}
+				return runAnalyze(e, o, cmd.OutOrStdout())
+			},
 		}
-		return bs.Status, err
 	}
-	table := func(w io.Writer, rows []analyze.Row) error {
-		if asJSON {
-			return writeJSON(w, rows)
+	cmd.AddCommand(
+		sub("show", "Each stage and module with its start offset and duration"),
+		sub("software", "Each software item with the bytes it fetched and the time it took; the boot with and without fetching"),
+		sub("blame", "Modules and scripts, slowest first"),
+		sub("boot", "Kernel start, systemd start, ec2init start and end"),
+	)
+	return cmd
+}
+
+// runAnalyze prints one view of the recorded boot: this boot's record while
+// it runs or once done, the last boot's otherwise.
+func runAnalyze(e *env, o analyzeOptions, out io.Writer) error {
+	bs, err := agent.ReadStatus(agent.Options{Root: e.root, BootID: e.bootID})
+	if err == nil && !bs.Recorded() {
+		err = fmt.Errorf("no boot recorded yet under %s", e.root)
+	}
+	if err != nil {
+		return err
+	}
+	st := bs.Status
+	table := func(rows []analyze.Row) error {
+		if o.asJSON {
+			return writeJSON(out, rows)
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "OFFSET ms\tDURATION ms\t  STAGE\t  MODULE\t  OUTCOME\t")
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%.1f\t%.1f\t  %s\t  %s\t  %s\t\n", r.OffsetMS, r.DurationMS, r.Stage, r.Module, r.Outcome)
 		}
 		return tw.Flush()
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "show",
-		Short: "Each stage and module with its start offset and duration",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := load()
-			if err != nil {
-				return err
+	switch o.view {
+	case "show":
+		if !o.asJSON {
+			fmt.Fprintf(out, "boot %s of %s, %s\n", st.BootID, st.InstanceID, st.State)
+		}
+		if err := table(analyze.Show(st)); err != nil || o.asJSON {
+			return err
+		}
+		if c, ok := softwareCost(e.root, st); ok {
+			fmt.Fprintln(out)
+			return printSoftwareCost(out, c)
+		}
+		return nil
+	case "software":
+		c, _ := softwareCost(e.root, st)
+		if o.asJSON {
+			return writeJSON(out, c)
+		}
+		return printSoftwareCost(out, c)
+	case "blame":
+		return table(analyze.Blame(st))
+	case "boot":
+		b := analyze.Boot(st, o.kernelStart, o.userspaceStart)
+		if o.asJSON {
+			return writeJSON(out, b)
+		}
+		mark := func(t time.Time) string {
+			if t.IsZero() {
+				return "unknown"
 			}
-			if !asJSON {
-				fmt.Fprintf(cmd.OutOrStdout(), "boot %s of %s, %s\n", st.BootID, st.InstanceID, st.State)
-			}
-			if err := table(cmd.OutOrStdout(), analyze.Show(st)); err != nil || asJSON {
-				return err
-			}
-			if c, ok := softwareCost(e.root, st); ok {
-				fmt.Fprintln(cmd.OutOrStdout())
-				return printSoftwareCost(cmd.OutOrStdout(), c)
-			}
-			return nil
-		},
-	}, &cobra.Command{
-		Use:   "software",
-		Short: "Each software item with the bytes it fetched and the time it took; the boot with and without fetching",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := load()
-			if err != nil {
-				return err
-			}
-			c, _ := softwareCost(e.root, st)
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), c)
-			}
-			return printSoftwareCost(cmd.OutOrStdout(), c)
-		},
-	}, &cobra.Command{
-		Use:   "blame",
-		Short: "Modules and scripts, slowest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := load()
-			if err != nil {
-				return err
-			}
-			return table(cmd.OutOrStdout(), analyze.Blame(st))
-		},
-	}, &cobra.Command{
-		Use:   "boot",
-		Short: "Kernel start, systemd start, ec2init start and end",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := load()
-			if err != nil {
-				return err
-			}
-			kernel, _ := analyze.KernelBootTime("/proc/stat")
-			b := analyze.Boot(st, kernel, userspaceStart())
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(out, b)
-			}
-			mark := func(t time.Time) string {
-				if t.IsZero() {
-					return "unknown"
-				}
-				return t.UTC().Format("2006-01-02 15:04:05.000 MST")
-			}
-			fmt.Fprintf(out, "-- Most recent boot --\n")
-			fmt.Fprintf(out, "  Kernel started at:                 %s\n", mark(b.KernelStart))
-			fmt.Fprintf(out, "  Userspace (systemd) started at:    %s\n", mark(b.UserspaceStart))
-			fmt.Fprintf(out, "  Kernel time to boot (seconds):     %.3f\n", b.KernelSeconds)
-			fmt.Fprintf(out, "  ec2init started at:                %s\n", mark(b.EC2InitStart))
-			fmt.Fprintf(out, "  Userspace to ec2init (seconds):    %.3f\n", b.ToEC2InitSeconds)
-			fmt.Fprintf(out, "  ec2init finished at:               %s\n", mark(b.EC2InitEnd))
-			fmt.Fprintf(out, "  ec2init took (seconds):            %.3f\n", b.EC2InitSeconds)
-			return nil
-		},
-	})
-	return cmd
+			return t.UTC().Format("2006-01-02 15:04:05.000 MST")
+		}
+		fmt.Fprintf(out, "-- Most recent boot --\n")
+		fmt.Fprintf(out, "  Kernel started at:                 %s\n", mark(b.KernelStart))
+		fmt.Fprintf(out, "  Userspace (systemd) started at:    %s\n", mark(b.UserspaceStart))
+		fmt.Fprintf(out, "  Kernel time to boot (seconds):     %.3f\n", b.KernelSeconds)
+		fmt.Fprintf(out, "  ec2init started at:                %s\n", mark(b.EC2InitStart))
+		fmt.Fprintf(out, "  Userspace to ec2init (seconds):    %.3f\n", b.ToEC2InitSeconds)
+		fmt.Fprintf(out, "  ec2init finished at:               %s\n", mark(b.EC2InitEnd))
+		fmt.Fprintf(out, "  ec2init took (seconds):            %.3f\n", b.EC2InitSeconds)
+		return nil
+	}
+	return fmt.Errorf("analyze: unknown view %q", o.view)
 }
 
 // softwareCost is what the software items cost boot st, from the software
