@@ -680,6 +680,41 @@ func cloudConfigMap(c *config.CloudConfig) map[string]any {
 // ErrNoModule: RunModule was asked for a module the registry has not.
 var ErrNoModule = errors.New("no such module")
 
+// recordedBooter is a booter for work run again by hand (`single`,
+// `userdata run-script`) on the instance the last boot recorded: its state,
+// its cached facts, the boot lock held (not while a boot runs the same
+// work). release unlocks; records are made durable by the caller's sync.
+func recordedBooter(ctx context.Context, opts Options) (b *booter, release func(), err error) {
+	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now, DeferSync: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := store.RecordedInstanceID()
+	if err != nil || id == "" {
+		return nil, nil, errors.New("no instance recorded yet: run `ec2init boot` first")
+	}
+	if err := store.UseInstance(id); err != nil {
+		return nil, nil, err
+	}
+	root, err := sys.NewRoot(opts.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	b = &booter{opts: opts, store: store, root: root, runRoot: root.NoSync(), registry: opts.Registry,
+		log: opts.Log.With(zap.String("instance_id", id)), cloudConfig: config.Merge()}
+	if data, err := store.ReadInstanceFile(instanceCache); err == nil {
+		var in imds.Instance
+		if err := json.Unmarshal(data, &in); err == nil {
+			b.instance, b.env = &in, FactsEnv(&in)
+		}
+	}
+	return b, lock.release, nil
+}
+
 // RunModule runs one module of opts.Registry for the instance the last
 // boot recorded, as `cloud-init single` does: with the instance's cached
 // facts and the cloud-config of the image and the stored user data. freq
@@ -704,37 +739,15 @@ func RunModule(ctx context.Context, opts Options, name string, freq state.Freque
 	if freq == "" {
 		freq = state.Frequency(mod.Frequency())
 	}
-	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now, DeferSync: true})
+	b, release, err := recordedBooter(ctx, opts)
 	if err != nil {
 		return state.ModuleResult{}, err
 	}
-	id, err := store.RecordedInstanceID()
-	if err != nil || id == "" {
-		return state.ModuleResult{}, errors.New("no instance recorded yet: run `ec2init boot` first")
+	defer release()
+	if b.instance == nil {
+		return state.ModuleResult{}, errors.New("instance facts: none recorded")
 	}
-	if err := store.UseInstance(id); err != nil {
-		return state.ModuleResult{}, err
-	}
-	root, err := sys.NewRoot(opts.Root)
-	if err != nil {
-		return state.ModuleResult{}, err
-	}
-	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
-	if err != nil {
-		return state.ModuleResult{}, err
-	}
-	defer lock.release()
-	b := &booter{opts: opts, store: store, root: root, runRoot: root.NoSync(), registry: opts.Registry,
-		log: opts.Log.With(zap.String("instance_id", id)), cloudConfig: config.Merge()}
-	data, err := store.ReadInstanceFile(instanceCache)
-	if err != nil {
-		return state.ModuleResult{}, fmt.Errorf("instance facts: %w", err)
-	}
-	var in imds.Instance
-	if err := json.Unmarshal(data, &in); err != nil {
-		return state.ModuleResult{}, fmt.Errorf("instance facts: %w", err)
-	}
-	b.instance, b.env = &in, FactsEnv(&in)
+	store, root := b.store, b.root
 	srcs, err := ReadImageConfig(root)
 	if err != nil {
 		return state.ModuleResult{}, fmt.Errorf("image cloud-config: %w", err)

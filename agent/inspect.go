@@ -8,11 +8,8 @@ import (
 	"io/fs"
 	"strconv"
 
-	"go.uber.org/zap"
-
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/state"
-	"github.com/ec2init/ec2init/agent/sys"
 	"github.com/ec2init/ec2init/agent/userdata"
 )
 
@@ -115,27 +112,13 @@ func forLaunchIndex(store *state.Store, res *userdata.Result) *userdata.Result {
 // name opts.Registry's plan gives it (see ShowUserData).
 func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleResult, error) {
 	opts = opts.withDefaults()
-	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now})
+	b, release, err := recordedBooter(ctx, opts)
 	if err != nil {
 		return state.ModuleResult{}, err
 	}
-	id, err := store.RecordedInstanceID()
-	if err != nil || id == "" {
-		return state.ModuleResult{}, fmt.Errorf("no instance recorded yet: run `ec2init boot` first")
-	}
-	if err := store.UseInstance(id); err != nil {
-		return state.ModuleResult{}, err
-	}
-	root, err := sys.NewRoot(opts.Root)
-	if err != nil {
-		return state.ModuleResult{}, err
-	}
-	// Not while a boot runs the same scripts.
-	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
-	if err != nil {
-		return state.ModuleResult{}, err
-	}
-	defer lock.release()
+	defer release()
+	defer b.sync("run-script") // as a stage's end: the run's records durable
+	store := b.store
 	raw, err := store.ReadInstanceFile(state.UserDataRaw)
 	if err != nil {
 		return state.ModuleResult{}, err
@@ -145,13 +128,6 @@ func RunPart(ctx context.Context, opts Options, filename string) (state.ModuleRe
 		return state.ModuleResult{}, err
 	}
 	res = forLaunchIndex(store, res)
-	b := &booter{opts: opts, store: store, root: root, log: opts.Log.With(zap.String("instance_id", id))}
-	if data, err := store.ReadInstanceFile(instanceCache); err == nil {
-		var in imds.Instance
-		if err := json.Unmarshal(data, &in); err == nil {
-			b.instance, b.env = &in, FactsEnv(&in)
-		}
-	}
 	for _, p := range res.Parts {
 		if p.Name != filename && p.Filename != filename && strconv.Itoa(p.Index) != filename {
 			continue
