@@ -75,7 +75,13 @@ func runBake(ctx context.Context, e *env, o bakeOptions, out, errOut io.Writer) 
 		if err != nil {
 			return err
 		}
-		return printPlan(out, cfg)
+		if err := printPlan(out, cfg); err != nil {
+			return err
+		}
+		if o.pin {
+			fmt.Fprintln(out, "then (--pin): each version_from item frozen to the version resolved, in", agent.PinnedConfigFile)
+		}
+		return nil
 	}
 	log, err := e.logger()
 	if err != nil {
@@ -127,9 +133,9 @@ func (b *softwareBaker) Pin(ctx context.Context, env *modules.Env, cfg *config.C
 	if err != nil {
 		return nil, nil, err
 	}
-	all := append(append([]software.ItemResult(nil), b.results...), boot...)
+	results := append(append([]software.ItemResult(nil), b.results...), boot...)
 	var lines []string
-	for _, r := range all {
+	for _, r := range results {
 		if r.Err() == nil && r.Version != "" && r.ResolvedURL != "" {
 			lines = append(lines, fmt.Sprintf("%s %s (%s, %s)", r.Name, r.Version, r.Policy, r.ResolvedURL))
 		}
@@ -137,7 +143,7 @@ func (b *softwareBaker) Pin(ctx context.Context, env *modules.Env, cfg *config.C
 	if len(lines) == 0 {
 		return nil, nil, nil
 	}
-	doc, err := software.Pin(cfg, all)
+	doc, err := software.Pin(cfg, results)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -265,7 +265,12 @@ software:
       install: {type: file, dest: /srv/app/app}
 `), 0o644)
 
-	r := runCLI(t, binary, "bake", "--root", root, "--config", cfgFile, "--pin", "--log-level", "error")
+	r := runCLI(t, binary, "bake", "--root", root, "--config", cfgFile, "--pin", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "then (--pin): each version_from item frozen to the version resolved, in /etc/ec2init/cloud.cfg.d/90-bake-pin.cfg") ||
+		o.Count("/app/LATEST")+o.Count("/tool/latest.json") != 0 {
+		t.Errorf("bake --pin --dry-run: %+v", r)
+	}
+	r = runCLI(t, binary, "bake", "--root", root, "--config", cfgFile, "--pin", "--log-level", "error")
 	if r.code != 0 {
 		t.Fatalf("bake --pin: %+v", r)
 	}
