@@ -246,6 +246,11 @@ type s3Front struct {
 	held    int            // requests that arrived while the origin was down
 	outages []time.Duration
 
+	// refuse: while down, cut every connection at once (an origin whose
+	// server is gone) instead of holding it (a path that drops packets).
+	refuse bool
+	cut    atomic.Int64
+
 	requests  counter
 	throttled atomic.Int64
 	bytes     atomic.Int64 // response bodies sent
@@ -315,6 +320,11 @@ const slowDown = `<?xml version="1.0" encoding="UTF-8"?>
 func (f *s3Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.enter()
 	defer f.requests.leave()
+	if f.refuse && f.isDown() {
+		// The origin's address answers nothing: the connection is cut.
+		f.cut.Add(1)
+		panic(http.ErrAbortHandler)
+	}
 	if f.wait() {
 		f.mu.Lock()
 		f.held++
@@ -350,6 +360,10 @@ type gatedWriter struct {
 }
 
 func (g *gatedWriter) Write(p []byte) (int, error) {
+	if g.f.refuse && g.f.isDown() {
+		g.f.cut.Add(1)
+		panic(http.ErrAbortHandler)
+	}
 	g.f.wait()
 	n, err := g.ResponseWriter.Write(p)
 	g.f.bytes.Add(int64(n))
@@ -541,6 +555,11 @@ func TestTenThousandInstances(t *testing.T) {
 	gw.put(t, s3Key+".minisig", key.Sign(t, body))
 	pub := key.Line(t)
 	front := newS3Front(gw.addr, s3ClientInterval)
+	// EC2INIT_FLEET_OUTAGE=refuse cuts connections during the outage
+	// instead of holding them: a measurement of the retry budget, which
+	// (5 attempts, about 2 s of backoff) does not span 30 s, so instances
+	// fetching then fail. Not what make load runs.
+	front.refuse = os.Getenv("EC2INIT_FLEET_OUTAGE") == "refuse"
 	t.Cleanup(front.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(front.Certificate())
@@ -705,6 +724,9 @@ software:
 		"%d refused by the per-client limit (503 SlowDown), %d held by the outage, %d artifact GETs beyond one per instance (%d ranged resumes), %d proxy errors",
 		front.requests.total.Load(), front.requests.peak.Load(), float64(served)/(1<<30), float64(served)/float64(int64(size)*int64(len(body))), size*mib,
 		front.throttled.Load(), held, refetched, ranged, front.proxyErrs.Load())
+	if front.refuse {
+		t.Logf("outage by refusal: %d connections cut", front.cut.Load())
+	}
 	t.Logf("retries (the agents' \"artifact fetch will retry\"): %d in all, %.2f per instance; %d instances rebooted installing nothing",
 		retries, float64(retries)/float64(max(len(took), 1)), rebooted)
 	t.Logf("peak memory: test process (agents, IMDS simulators, front) VmHWM %d MiB, versitygw %d MiB, the machine %d of %d MiB in use "+
