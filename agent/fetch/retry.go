@@ -149,9 +149,11 @@ func retriable(ctx context.Context, err error) (bool, time.Duration) {
 		return false, 0
 	case errors.As(err, &se):
 		return retriableStatus(se.code), se.retryAfter
-	case errors.As(err, &re):
+	case errors.As(err, &re) && re.HTTPStatusCode() != 0:
 		return retriableStatus(re.HTTPStatusCode()), 0
 	}
+	// The SDK reports a connection that failed before any answer as a
+	// ResponseError with status 0: that is the network, as below.
 	// Connection refused or reset, a body cut short, a timeout.
 	return true, 0
 }

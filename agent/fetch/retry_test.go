@@ -5,8 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // TestPolicyWait: the backoff alone stays under its ceiling; a Retry-After
@@ -104,5 +108,29 @@ func TestRetryDefaults(t *testing.T) {
 	getDefaults.fill(&attempts, &base, &max, &after, &timeout)
 	if attempts != 5 || base != 200*time.Millisecond || max != 5*time.Second || after != 7*time.Second || timeout != 30*time.Second {
 		t.Errorf("filled %d %v %v %v %v", attempts, base, max, after, timeout)
+	}
+}
+
+// TestRetriableSDKErrors: an SDK error with an HTTP status is judged by
+// it; one with status 0 failed before any answer (refused, reset) and is
+// retried like any network failure. A load run with the origin refusing
+// connections found signature files given up after one attempt.
+func TestRetriableSDKErrors(t *testing.T) {
+	sdkErr := func(status int) error {
+		var resp *smithyhttp.Response
+		if status != 0 {
+			resp = &smithyhttp.Response{Response: &http.Response{StatusCode: status}}
+		} else {
+			resp = &smithyhttp.Response{Response: &http.Response{}}
+		}
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{Response: resp, Err: errors.New("EOF")}}
+	}
+	for _, tc := range []struct {
+		status int
+		want   bool
+	}{{0, true}, {503, true}, {404, false}, {403, false}} {
+		if got, _ := retriable(context.Background(), sdkErr(tc.status)); got != tc.want {
+			t.Errorf("status %d: retriable %v, want %v", tc.status, got, tc.want)
+		}
 	}
 }

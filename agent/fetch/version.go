@@ -214,10 +214,14 @@ func (f *ArtifactFetcher) newestInS3(ctx context.Context, u *url.URL, allowInsec
 	for {
 		in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), ContinuationToken: token}
 		var out *s3.ListObjectsV2Output
-		err := f.withS3(ctx, allowInsecure, bucket, func(c *s3.Client) error {
-			var err error
-			out, err = c.ListObjectsV2(ctx, in)
-			return err
+		// Through the one retry loop: a 503 or a dropped connection while
+		// listing is as passing as one while downloading.
+		_, err := f.retry.run(ctx, "version list", u, func(actx context.Context, _ context.CancelCauseFunc) (bool, error) {
+			return false, f.withS3(actx, allowInsecure, bucket, func(c *s3.Client) error {
+				var err error
+				out, err = c.ListObjectsV2(actx, in)
+				return err
+			})
 		})
 		if err != nil {
 			return Resolved{}, fmt.Errorf("version from %s: %w", redact.URL(u.String()), s3Error(bucket, prefix, err))
