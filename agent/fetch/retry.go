@@ -158,6 +158,15 @@ func retriable(ctx context.Context, err error) (bool, time.Duration) {
 	return true, 0
 }
 
+// Transient reports whether err, a fetch's final error, could pass if the
+// fetch were tried again later (an origin down, refusing, overloaded) rather
+// than being an answer (not found, a checksum or signature that does not
+// verify, a refused redirect).
+func Transient(err error) bool {
+	again, _ := retriable(context.Background(), err)
+	return err != nil && again
+}
+
 // parseRetryAfter reads Retry-After as seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {

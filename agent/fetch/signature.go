@@ -170,12 +170,14 @@ type sigCheck struct {
 }
 
 func newSigCheck(kind string, key, data []byte) (*sigCheck, error) {
+	// Both are answers, not passing failures: fetching again would give
+	// the same key and the same signature.
 	k, err := parseSigKey(kind, key)
 	if err != nil {
-		return nil, err
+		return nil, &localError{err}
 	}
 	if err := CheckSignatureData(kind, data); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00", kind, len(key))

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -49,6 +50,9 @@ const (
 const (
 	DefaultCacheDir = "/var/cache/ec2init/software"
 	DefaultParallel = 4
+	// DefaultRetryFor outlasts a short origin outage at boot (a fleet
+	// scaling out during an incident), not a long one.
+	DefaultRetryFor = 2 * time.Minute
 	maxParallel     = 64
 )
 
@@ -103,6 +107,8 @@ var (
 	softwareType = config.Object(
 		config.Field{Name: "cache_dir", Type: config.String(), Default: DefaultCacheDir, Doc: "Content-addressed cache of verified artifacts."},
 		config.Field{Name: "parallel", Type: config.Int(), Default: strconv.Itoa(DefaultParallel), Doc: "Artifacts fetched at once."},
+		config.Field{Name: "retry_for", Type: config.String(), Default: DefaultRetryFor.String(),
+			Doc: "How long an item whose sources cannot be reached (refused, reset, 5xx, timeouts) is tried again, every source each time, before it fails: an origin outage shorter than this costs time, not the item. \"0s\" gives up after each source's own retries."},
 		config.Field{Name: "ca_file", Type: config.String(), Doc: "PEM file of CA certificates trusted for https sources, besides the system's."},
 		config.Field{Name: "s3", Type: config.Object(
 			config.Field{Name: "endpoint", Type: config.String(), Doc: "S3-compatible or VPC endpoint URL (AWS_ENDPOINT_URL_S3 is honoured too). A bucket in another region than the instance's is followed there (S3's x-amz-bucket-region answer), at this endpoint when set."},
@@ -119,6 +125,8 @@ type Config struct {
 	CacheDir string `yaml:"cache_dir"`
 	Parallel int    `yaml:"parallel"`
 	CAFile   string `yaml:"ca_file"`
+	// RetryFor is retry_for: how long unreachable items are fetched again.
+	RetryFor config.Duration `yaml:"retry_for"`
 	S3       struct {
 		Endpoint  string `yaml:"endpoint"`
 		PathStyle bool   `yaml:"path_style"`
@@ -373,6 +381,12 @@ func decode(source string, keyLine int, n *yaml.Node, typeRules bool) (*Config, 
 	}
 	if mapValue(n, "parallel") == nil {
 		c.Parallel = DefaultParallel
+	}
+	if mapValue(n, "retry_for") == nil {
+		c.RetryFor = config.Duration(DefaultRetryFor)
+	}
+	if c.RetryFor < 0 {
+		bad("retry_for", "a negative duration")
 	}
 	if c.Parallel < 1 || c.Parallel > maxParallel {
 		bad("parallel", "%d: expected 1 to %d", c.Parallel, maxParallel)

@@ -59,7 +59,7 @@ func TestSignedItems(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		"wrong-key: fetch " + toolURL + ": artifact wrong-key: fetch " + toolURL + ": signature verification failed: minisign signature by key",
-		"truncated: fetch " + toolURL + ": artifact truncated: " + o.URL + "/tool.truncated.minisig: minisign signature (truncated or not one)",
+		"truncated: fetch " + toolURL + ": artifact truncated: " + o.URL + "/tool.truncated.minisig: signature verification failed: minisign signature (truncated or not one)",
 		"other-bytes: fetch " + toolURL + ": artifact other-bytes: fetch " + toolURL + ": signature verification failed: minisign signature does not match",
 		"expired: fetch " + toolURL + ": artifact expired: fetch " + toolURL + ": signature verification failed: OpenPGP: the signing key has expired",
 		"no-keyring: gpg_keyring: ",

@@ -434,7 +434,7 @@ func (m Software) fetchAll(ctx context.Context, env *modules.Env, c *Config, ite
 		return arts
 	}
 	start := time.Now()
-	got, errs := f.FetchAll(ctx, c.Parallel, names, srcs)
+	got, errs := fetchOutlasting(ctx, f, c, names, srcs, log, outageWait)
 	fetched := time.Since(start)
 	for k, i := range idx {
 		r := &results[i]
@@ -715,4 +715,55 @@ func (m Software) saveResults(env *modules.Env, results []ItemResult) error {
 		return fmt.Errorf("recording results: %w", err)
 	}
 	return nil
+}
+
+// fetchOutlasting is FetchAll, with the items that failed for a passing
+// reason (fetch.Transient: the origin down or overloaded) fetched again,
+// every source each round, until c.RetryFor has passed since the first
+// round: an outage shorter than that costs the boot time, not the item.
+func fetchOutlasting(ctx context.Context, f Fetcher, c *Config, names []string, srcs []fetch.Source, log *zap.Logger,
+	waitFor func(round int) time.Duration) ([]fetch.Artifact, []error) {
+	start := time.Now()
+	got, errs := f.FetchAll(ctx, c.Parallel, names, srcs)
+	// One artifact and one error per name, whatever the fetcher returned.
+	got = append(got, make([]fetch.Artifact, max(0, len(names)-len(got)))...)
+	errs = append(errs, make([]error, max(0, len(names)-len(errs)))...)
+	for round := 1; ; round++ {
+		var again []int
+		for k, err := range errs {
+			if fetch.Transient(err) {
+				again = append(again, k)
+			}
+		}
+		wait := waitFor(round)
+		if len(again) == 0 || ctx.Err() != nil || time.Since(start)+wait > time.Duration(c.RetryFor) {
+			return got, errs
+		}
+		log.Warn("software: sources unreachable; trying again", zap.Int("items", len(again)),
+			zap.Duration("in", wait), zap.Duration("retry_for", time.Duration(c.RetryFor)))
+		select {
+		case <-ctx.Done():
+			return got, errs
+		case <-time.After(wait):
+		}
+		subNames, subSrcs := make([]string, len(again)), make([]fetch.Source, len(again))
+		for j, k := range again {
+			subNames[j], subSrcs[j] = names[k], srcs[k]
+		}
+		subGot, subErrs := f.FetchAll(ctx, c.Parallel, subNames, subSrcs)
+		for j, k := range again {
+			if j < len(subGot) {
+				got[k] = subGot[j]
+			}
+			if j < len(subErrs) {
+				errs[k] = subErrs[j]
+			}
+		}
+	}
+}
+
+// outageWait is the pause before round n of fetching unreachable items
+// again: 2 s more each round, at most 15 s.
+func outageWait(round int) time.Duration {
+	return min(time.Duration(round)*2*time.Second, 15*time.Second)
 }
