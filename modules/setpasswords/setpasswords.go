@@ -367,7 +367,6 @@ func (t tools) run(ctx context.Context, argv []string, stdin io.Reader, es []ent
 	return nil
 }
 
-
 // Character classes of a random password, as Python's string module
 // names them.
 const (
