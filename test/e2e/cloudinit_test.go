@@ -135,7 +135,7 @@ datasource:
 	run(t, "systemctl", "--root="+root, "disable", "e2e-after-final.service")
 	os.Remove(filepath.Join(root, "var/tmp/e2e-wait-for"))
 	status, console := boot(t, root)
-	if !strings.Contains(status, "status: not started") || !strings.Contains(status, "final-unit=inactive") {
+	if !strings.Contains(status, "status: disabled (/etc/cloud/cloud-init.disabled)") || !strings.Contains(status, "final-unit=inactive") {
 		t.Errorf("disabled by /etc/cloud/cloud-init.disabled: status:\n%s\nconsole:\n%s", status, tail(console, 30))
 	}
 	if n := count("var/tmp/cloud-per-boot"); n != 2 {
