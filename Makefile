@@ -6,7 +6,7 @@ VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && ec
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build test unit lint bench bench-compare clean package e2e fuzz load
+.PHONY: all build test unit lint bench bench-compare clean package package-unlocked e2e fuzz load
 
 GOARCH  ?= $(shell go env GOARCH)
 NFPM    := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -64,8 +64,14 @@ bench-compare:
 	bench/run-all.sh
 
 # package: .deb and .rpm from nfpm.yaml into dist/ (nfpm from the Go module proxy).
+# One build at a time in this tree (flock): test/e2e and test/differential
+# each build the package, and go test runs them at once; both would write
+# bin/ and dist/man under each other.
 DIST    ?= dist
-package: build
+package:
+	flock $(CURDIR)/.package.lock $(MAKE) --no-print-directory package-unlocked
+
+package-unlocked: build
 	mkdir -p dist/completions $(DIST)
 	for sh in bash zsh fish; do bin/ec2init completion $$sh > dist/completions/ec2init.$$sh; done
 	rm -rf dist/man && bin/ec2init man dist/man && gzip -9nf dist/man/*.1
