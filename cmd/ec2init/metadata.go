@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/ec2metadata"
 	"github.com/ec2init/ec2init/agent/imds"
 	"github.com/ec2init/ec2init/agent/sys"
@@ -50,6 +52,11 @@ func runMetadata(ctx context.Context, e *env, argv []string, stdout io.Writer) e
 		}
 		if c.RequestTimeout == 0 {
 			c.RequestTimeout = time.Second
+		}
+		// As root (a boot's scripts calling ec2-metadata again and again),
+		// the session token the boot shares, kept for its endpoint only.
+		if os.Geteuid() == 0 {
+			*c = agent.IMDSConfig(e.root, *c)
 		}
 	})
 	if err != nil {
