@@ -734,16 +734,7 @@ software:
 		vmHWM("self")>>10, gw.peak()>>10, (memTotal-lowestAvail.Load())>>10, memTotal>>10, peakG.Load(), peakFD.Load())
 
 	if len(failed) > 0 {
-		causes := map[string]int{}
-		for _, f := range failed {
-			causes[variable.ReplaceAllString(f, "N")]++
-		}
-		var lines []string
-		for c, n := range causes {
-			lines = append(lines, fmt.Sprintf("%5d x %s", n, c))
-		}
-		slices.Sort(lines)
-		t.Fatalf("%d of %d instances failed:\n%s", len(failed), size, strings.Join(lines, "\n"))
+		t.Fatalf("%d of %d instances failed:\n%s", len(failed), size, byCause(failed))
 	}
 	// An instance asks for the signature then the artifact back to back:
 	// the limit refuses the second unless the instance was starved of CPU

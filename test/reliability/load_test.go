@@ -255,18 +255,7 @@ func TestThousandInstances(t *testing.T) {
 	}
 
 	if len(failed) > 0 {
-		// By cause: the same failure on many instances differs only in
-		// addresses and ids.
-		causes := map[string]int{}
-		for _, f := range failed {
-			causes[variable.ReplaceAllString(f, "N")]++
-		}
-		var lines []string
-		for c, n := range causes {
-			lines = append(lines, fmt.Sprintf("%5d x %s", n, c))
-		}
-		slices.Sort(lines)
-		t.Fatalf("%d of %d instances failed:\n%s", len(failed), fleetSize, strings.Join(lines, "\n"))
+		t.Fatalf("%d of %d instances failed:\n%s", len(failed), fleetSize, byCause(failed))
 	}
 	// Every instance fetches twice back to back, so most are refused (one
 	// starved of CPU for half a second between the two is not), and every
@@ -359,4 +348,19 @@ func bootInstance(i int, parent string, fleet *fleet, roots *x509.CertPool) boot
 		res.err = fmt.Errorf("write_files from the included cloud-config: %q %v", motd, err)
 	}
 	return res
+}
+
+// byCause counts failures by cause, one line each, sorted: the same failure
+// on many instances differs only in addresses and ids (variable).
+func byCause(failed []string) string {
+	causes := map[string]int{}
+	for _, f := range failed {
+		causes[variable.ReplaceAllString(f, "N")]++
+	}
+	var lines []string
+	for c, n := range causes {
+		lines = append(lines, fmt.Sprintf("%5d x %s", n, c))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
