@@ -329,15 +329,6 @@ func withoutKeys(d config.Doc, drop map[string]bool) config.Doc {
 	return config.Doc{Source: d.Source, Root: &root}
 }
 
-// yamlErrorLine keeps yaml.v3's "line N: ..." and drops the "yaml: " prefix.
-func yamlErrorLine(err error) string {
-	msg := err.Error()
-	if len(msg) > 6 && msg[:6] == "yaml: " {
-		return msg[6:]
-	}
-	return msg
-}
-
 func stringMap(m map[string]string) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {

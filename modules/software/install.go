@@ -293,23 +293,6 @@ func verifyPackageArgv(manager string, mode pmMode, prefix, name string) []strin
 	return append(argv, "-V", name)
 }
 
-// run runs argv, its output to the console (the output log) and, when out
-// is set, to out too; a non-zero exit is an error naming the command.
-func run(ctx context.Context, env *modules.Env, name string, argv []string, extraEnv map[string]string, out io.Writer) (sys.Result, error) {
-	w := env.ConsoleWriter()
-	if out != nil {
-		w = io.MultiWriter(out, w)
-	}
-	res, err := env.Runner.Run(ctx, sys.Cmd{Name: name, Argv: argv, Env: extraEnv, Output: w, Header: true})
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", argv[0], err)
-	}
-	if res.ExitCode != 0 {
-		return res, fmt.Errorf("%s: %s", describe(argv), exitStatus(res))
-	}
-	return res, nil
-}
-
 // output runs argv and returns its output, which does not go to the console.
 func output(ctx context.Context, env *modules.Env, name string, argv []string) (string, sys.Result, error) {
 	var buf bytes.Buffer
