@@ -89,7 +89,7 @@ func InputSources(name string, data []byte) ([]ConfigSource, error) {
 }
 
 // inputSources is InputSources for validation: jinja parts rendered with
-// vars (none: every variable undefined), the parser's warnings as
+// vars (none: the simulator's example instance), the parser's warnings as
 // diagnostics, and input that is not user data told apart from a bare
 // cloud-config file.
 func inputSources(name string, data []byte, vars userdata.Vars) ([]ConfigSource, []config.Diagnostic, error) {
