@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -30,42 +31,49 @@ const (
 	pyTimestamp pyKind = "date"
 )
 
-// PyYAML's implicit resolvers (yaml/resolver.py), YAML 1.1.
-var (
-	reBool  = regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
-	reNull  = regexp.MustCompile(`^(?:~|null|Null|NULL|)$`)
-	reInt   = regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
-	reFloat = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
-	reDate  = regexp.MustCompile(`^([0-9]{4})-([0-9]{2})-([0-9]{2})$`)
-	reTime  = regexp.MustCompile(`^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]*))?(?:[ \t]*(Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?$`)
-)
+// pyResolvers are PyYAML's implicit resolvers (yaml/resolver.py), YAML 1.1,
+// compiled on first use: every stage's process links this package, few
+// run a list command, and compiling them at start cost 110 KB a process.
+var pyResolvers = sync.OnceValue(func() *pyREs {
+	return &pyREs{
+		bool:  regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`),
+		null:  regexp.MustCompile(`^(?:~|null|Null|NULL|)$`),
+		int:   regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`),
+		float: regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`),
+		date:  regexp.MustCompile(`^([0-9]{4})-([0-9]{2})-([0-9]{2})$`),
+		time:  regexp.MustCompile(`^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]*))?(?:[ \t]*(Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?$`),
+	}
+})
+
+type pyREs struct{ bool, null, int, float, date, time *regexp.Regexp }
 
 // pyScalar returns the Python type of scalar n and its str() text.
 func pyScalar(n *yaml.Node) (pyKind, string) {
 	v := n.Value
+	re := pyResolvers()
 	switch {
 	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0:
 		return pyStrKind, v
 	case n.Tag == "!!str" && n.Style&yaml.TaggedStyle != 0:
 		return pyStrKind, v // an explicit !!str
-	case reNull.MatchString(v):
+	case re.null.MatchString(v):
 		return pyNone, "None"
-	case reBool.MatchString(v):
+	case re.bool.MatchString(v):
 		if b := strings.ToLower(v); b == "yes" || b == "true" || b == "on" {
 			return pyBool, "True"
 		}
 		return pyBool, "False"
-	case reInt.MatchString(v):
+	case re.int.MatchString(v):
 		if s, ok := pyInt11(v); ok {
 			return pyInt, s
 		}
-	case reFloat.MatchString(v):
+	case re.float.MatchString(v):
 		if s, ok := pyFloat11(v); ok {
 			return pyFloat, s
 		}
-	case reDate.MatchString(v):
+	case re.date.MatchString(v):
 		return pyTimestamp, v // str(datetime.date) is the ISO form as written
-	case reTime.MatchString(v):
+	case re.time.MatchString(v):
 		if s, ok := pyDatetime(v); ok {
 			return pyTimestamp, s
 		}
@@ -180,7 +188,7 @@ func pyRepr(f float64) string {
 // "2024-01-02 03:04:05[.ffffff][+HH:MM]". PyYAML keeps the offset it was
 // given (Z is +00:00).
 func pyDatetime(v string) (string, bool) {
-	m := reTime.FindStringSubmatch(v)
+	m := pyResolvers().time.FindStringSubmatch(v)
 	if m == nil {
 		return "", false
 	}
