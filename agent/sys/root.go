@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -418,6 +419,57 @@ func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) 
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// WriteFileIfChanged is WriteFile, except that a regular file at p that
+// already holds data, with perm and owner (nil: the agent's own uid and
+// gid), is left as it is. Views rewritten by every stage of a boot (each
+// its own process) then cost one read instead of a new file and a rename.
+func (r *Root) WriteFileIfChanged(p string, data []byte, perm os.FileMode, owner *Owner) error {
+	perm = unixMode(perm)
+	if perm&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+		return fmt.Errorf("write %s: mode %v: only permission, setuid, setgid and sticky bits may be set", p, perm)
+	}
+	w, err := r.parentWalk(p)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	defer w.close()
+	if w.holds(data, modeBits(perm), owner) {
+		return nil
+	}
+	if err := r.writeAt(w, data, perm, owner); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// holds reports whether the walk's final component is a regular file
+// (not followed if a symlink) with exactly data, mode and owner.
+func (w *walked) holds(data []byte, mode uint32, owner *Owner) bool {
+	// O_NONBLOCK: a FIFO planted at p must not hang the boot.
+	fd, err := w.openFinal(unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), w.real())
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
+		st.Size != int64(len(data)) || st.Mode&0o7777 != mode {
+		return false
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	if owner != nil {
+		uid, gid = owner.UID, owner.GID
+	}
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		return false
+	}
+	have := make([]byte, len(data)+1) // one more: a file grown since fstat
+	n, err := io.ReadFull(f, have)
+	return errors.Is(err, io.ErrUnexpectedEOF) && n == len(data) && bytes.Equal(have[:n], data) ||
+		len(data) == 0 && errors.Is(err, io.EOF)
 }
 
 // writeAt is atomicfile's write (its temporary file names, so

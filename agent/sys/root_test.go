@@ -758,3 +758,63 @@ func TestChownChmodNoFollow(t *testing.T) {
 		t.Fatalf("/etc/shadow changed: %s, was %s", after, before)
 	}
 }
+
+func TestWriteFileIfChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		prior     string // "" with fifo false: no file
+		priorMode os.FileMode
+		fifo      bool // a FIFO at the path instead of a file
+		content   string
+		perm      os.FileMode
+		rewritten bool
+	}{
+		{name: "no file", content: "a", perm: 0o644, rewritten: true},
+		{name: "same content and mode", prior: "same", priorMode: 0o644, content: "same", perm: 0o644},
+		{name: "other content, same size", prior: "aaaa", priorMode: 0o644, content: "bbbb", perm: 0o644, rewritten: true},
+		{name: "a longer file starting with the content", prior: "same+more", priorMode: 0o644, content: "same", perm: 0o644, rewritten: true},
+		{name: "same content, other mode", prior: "secret", priorMode: 0o644, content: "secret", perm: 0o600, rewritten: true},
+		{name: "a FIFO, never read", fifo: true, content: "x", perm: 0o644, rewritten: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRoot(t)
+			full := filepath.Join(r.Prefix(), "run/app/view")
+			var before os.FileInfo
+			switch {
+			case tc.fifo:
+				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Mkfifo(full, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case tc.prior != "":
+				put(t, r, "/run/app/view", tc.prior, tc.priorMode)
+			}
+			if tc.fifo || tc.prior != "" {
+				var err error
+				if before, err = os.Lstat(full); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.WriteFileIfChanged("/run/app/view", []byte(tc.content), tc.perm, nil); err != nil {
+				t.Fatal(err)
+			}
+			after, err := os.Lstat(full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(full); err != nil || string(b) != tc.content {
+				t.Errorf("content = %q, %v; want %q", b, err, tc.content)
+			}
+			if after.Mode() != tc.perm {
+				t.Errorf("mode = %v, want %v", after.Mode(), tc.perm)
+			}
+			if before != nil {
+				if same := os.SameFile(before, after); same == tc.rewritten {
+					t.Errorf("file replaced = %v, want %v", !same, tc.rewritten)
+				}
+			}
+		})
+	}
+}
