@@ -2,6 +2,7 @@ package packages
 
 import (
 	"fmt"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -12,16 +13,18 @@ import (
 // own patches, not upstream cloud-init's): refresh, security or bugfix
 // upgrades at boot with excludes, and the release of Amazon Linux 2023's
 // versioned repositories. dnf and yum only.
-var amazonKeys = []config.Field{
-	{Name: "repo_update", Type: config.Bool(), Default: "false",
-		Doc: "Amazon Linux: refresh the repositories' metadata (dnf makecache)."},
-	{Name: "repo_upgrade", Type: config.Enum("none", "security", "bugfix", "all"), Default: "none",
-		Doc: "Amazon Linux: upgrade at boot: none, security (dnf upgrade --security), bugfix (--bugfix) or all."},
-	{Name: "repo_upgrade_exclude", Type: config.ListOf(config.String()),
-		Doc: "Amazon Linux: packages (names or globs) the boot upgrade leaves alone (--exclude=)."},
-	{Name: "repo_releasever", Type: config.OneOf(config.String(), config.Int()),
-		Doc: "Amazon Linux 2023: the release whose repositories every dnf command reads (--releasever)."},
-}
+var amazonKeys = sync.OnceValue(func() []config.Field {
+	return []config.Field{
+		{Name: "repo_update", Type: config.Bool(), Default: "false",
+			Doc: "Amazon Linux: refresh the repositories' metadata (dnf makecache)."},
+		{Name: "repo_upgrade", Type: config.Enum("none", "security", "bugfix", "all"), Default: "none",
+			Doc: "Amazon Linux: upgrade at boot: none, security (dnf upgrade --security), bugfix (--bugfix) or all."},
+		{Name: "repo_upgrade_exclude", Type: config.ListOf(config.String()),
+			Doc: "Amazon Linux: packages (names or globs) the boot upgrade leaves alone (--exclude=)."},
+		{Name: "repo_releasever", Type: config.OneOf(config.String(), config.Int()),
+			Doc: "Amazon Linux 2023: the release whose repositories every dnf command reads (--releasever)."},
+	}
+})
 
 // amazonRequest is what the Amazon Linux keys ask for.
 type amazonRequest struct {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -39,10 +40,10 @@ const (
 
 // sourceNameRE is what a source's name (and filename) may be: it names
 // files.
-var sourceNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
+var sourceNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`) })
 
 // templateVarRE finds $NAME and ${NAME} in a source line.
-var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Za-z_]+)\}|([A-Za-z_]+))`)
+var templateVarRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$(?:\{([A-Za-z_]+)\}|([A-Za-z_]+))`) })
 
 // AptConfigure adds apt sources and keys and writes apt configuration once
 // per instance, as cloud-init's apt_configure: sources and their keys,
@@ -50,59 +51,63 @@ var templateVarRE = regexp.MustCompile(`\$(?:\{([A-Za-z_]+)\}|([A-Za-z_]+))`)
 // proxies and debconf selections (see docs/compatibility.md for the rest).
 type AptConfigure struct{}
 
-var aptSourceFields = []config.Field{
-	{Name: "source", Type: config.String(),
-		Doc: "A sources.list line; $KEY_FILE, $RELEASE, $MIRROR, $PRIMARY and $SECURITY are replaced."},
-	{Name: "key", Type: config.String(),
-		Doc: "The repository's ASCII-armored public key, de-armored with gpg into " + AptSignedByDir + "/NAME.gpg when the source uses $KEY_FILE, else " + AptTrustedDir + "/NAME.gpg."},
-	{Name: "keyid", Type: config.String(),
-		Doc: "The key's id or fingerprint, fetched from keyserver over HTTPS when key is not given; the key fetched must have this id."},
-	{Name: "keyserver", Type: config.String(), Default: DefaultKeyserver,
-		Doc: "Where keyid is fetched: a host or an hkp://, hkps:// or https:// URL (always fetched over HTTPS)."},
-	{Name: "filename", Type: config.String(),
-		Doc: "The file in /etc/apt/sources.list.d (default: the source's name; .list is added); its stem names the key file."},
-	{Name: "append", Type: config.Bool(), Default: "true",
-		Doc: "Add the line to the file rather than replace the file."},
-}
+var aptSourceFields = sync.OnceValue(func() []config.Field {
+	return []config.Field{
+		{Name: "source", Type: config.String(),
+			Doc: "A sources.list line; $KEY_FILE, $RELEASE, $MIRROR, $PRIMARY and $SECURITY are replaced."},
+		{Name: "key", Type: config.String(),
+			Doc: "The repository's ASCII-armored public key, de-armored with gpg into " + AptSignedByDir + "/NAME.gpg when the source uses $KEY_FILE, else " + AptTrustedDir + "/NAME.gpg."},
+		{Name: "keyid", Type: config.String(),
+			Doc: "The key's id or fingerprint, fetched from keyserver over HTTPS when key is not given; the key fetched must have this id."},
+		{Name: "keyserver", Type: config.String(), Default: DefaultKeyserver,
+			Doc: "Where keyid is fetched: a host or an hkp://, hkps:// or https:// URL (always fetched over HTTPS)."},
+		{Name: "filename", Type: config.String(),
+			Doc: "The file in /etc/apt/sources.list.d (default: the source's name; .list is added); its stem names the key file."},
+		{Name: "append", Type: config.Bool(), Default: "true",
+			Doc: "Add the line to the file rather than replace the file."},
+	}
+})
 
-var aptType = config.Object(
-	config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "false",
-		Doc: "Keep " + AptSourcesList + " as the image has it; when false, sources_list (if given) replaces it and disable_suites applies."},
-	config.Field{Name: "sources_list", Type: config.String(),
-		Doc: "A template for " + AptSourcesList + " ($MIRROR, $PRIMARY, $SECURITY, $RELEASE replaced); deb822 content goes to sources.list.d/<distro>.sources."},
-	config.Field{Name: "disable_suites", Type: config.ListOf(config.String()),
-		Doc: "Suites to comment out in sources.list (updates, backports, security, proposed, release, or a name with $RELEASE)."},
-	config.Field{Name: "primary", Type: config.ListOf(config.Object(
-		config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
-		config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
-		config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
-		config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
-		config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-		config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-		config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-	)), Doc: "The primary mirror per architecture ($PRIMARY, $MIRROR)."},
-	config.Field{Name: "security", Type: config.ListOf(config.Object(
-		config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
-		config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
-		config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
-		config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
-		config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-		config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-		config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-	)), Doc: "The security mirror per architecture ($SECURITY; default: primary)."},
-	config.Field{Name: "add_apt_repo_match", Type: config.String(), Default: `^[\w-]+:\w`,
-		Doc: "Sources matching this are add-apt-repository ones (ppa:): refused by ec2init."},
-	config.Field{Name: "debconf_selections", Type: config.MapOf(config.String()),
-		Doc: "debconf-set-selections input by name, applied in name order."},
-	config.Field{Name: "sources", Type: config.MapOf(config.Object(aptSourceFields...)),
-		Doc: "Repositories by name: a sources.list line and its key."},
-	config.Field{Name: "conf", Type: config.String(),
-		Doc: "apt configuration, written to " + AptConfFile + "."},
-	config.Field{Name: "proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
-	config.Field{Name: "http_proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
-	config.Field{Name: "https_proxy", Type: config.String(), Doc: "HTTPS proxy for apt (Acquire::https::Proxy)."},
-	config.Field{Name: "ftp_proxy", Type: config.String(), Doc: "FTP proxy for apt (Acquire::ftp::Proxy)."},
-)
+var aptType = sync.OnceValue(func() *config.Type {
+	return config.Object(
+		config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "false",
+			Doc: "Keep " + AptSourcesList + " as the image has it; when false, sources_list (if given) replaces it and disable_suites applies."},
+		config.Field{Name: "sources_list", Type: config.String(),
+			Doc: "A template for " + AptSourcesList + " ($MIRROR, $PRIMARY, $SECURITY, $RELEASE replaced); deb822 content goes to sources.list.d/<distro>.sources."},
+		config.Field{Name: "disable_suites", Type: config.ListOf(config.String()),
+			Doc: "Suites to comment out in sources.list (updates, backports, security, proposed, release, or a name with $RELEASE)."},
+		config.Field{Name: "primary", Type: config.ListOf(config.Object(
+			config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
+			config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
+			config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
+			config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
+			config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+			config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+			config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		)), Doc: "The primary mirror per architecture ($PRIMARY, $MIRROR)."},
+		config.Field{Name: "security", Type: config.ListOf(config.Object(
+			config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
+			config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
+			config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
+			config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
+			config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+			config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+			config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		)), Doc: "The security mirror per architecture ($SECURITY; default: primary)."},
+		config.Field{Name: "add_apt_repo_match", Type: config.String(), Default: `^[\w-]+:\w`,
+			Doc: "Sources matching this are add-apt-repository ones (ppa:): refused by ec2init."},
+		config.Field{Name: "debconf_selections", Type: config.MapOf(config.String()),
+			Doc: "debconf-set-selections input by name, applied in name order."},
+		config.Field{Name: "sources", Type: config.MapOf(config.Object(aptSourceFields()...)),
+			Doc: "Repositories by name: a sources.list line and its key."},
+		config.Field{Name: "conf", Type: config.String(),
+			Doc: "apt configuration, written to " + AptConfFile + "."},
+		config.Field{Name: "proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
+		config.Field{Name: "http_proxy", Type: config.String(), Doc: "HTTP proxy for apt (Acquire::http::Proxy)."},
+		config.Field{Name: "https_proxy", Type: config.String(), Doc: "HTTPS proxy for apt (Acquire::https::Proxy)."},
+		config.Field{Name: "ftp_proxy", Type: config.String(), Doc: "FTP proxy for apt (Acquire::ftp::Proxy)."},
+	)
+})
 
 func (AptConfigure) Name() string                 { return "apt_configure" }
 func (AptConfigure) Stage() modules.Stage         { return modules.StageConfig }
@@ -110,7 +115,7 @@ func (AptConfigure) Frequency() modules.Frequency { return state.PerInstance }
 func (AptConfigure) Schema() modules.Schema {
 	return modules.Schema{
 		Doc:  "Add apt sources and their keys, apt configuration and proxies (Debian and Ubuntu).",
-		Keys: append([]config.Field{{Name: "apt", Type: aptType, Doc: "apt sources, keys, conf and proxies."}}, legacyAptFields()...),
+		Keys: append([]config.Field{{Name: "apt", Type: aptType(), Doc: "apt sources, keys, conf and proxies."}}, legacyAptFields()...),
 	}
 }
 
@@ -315,7 +320,7 @@ func writeSources(ctx context.Context, env *modules.Env, v config.Value, vars ma
 // when it has none) and the file the line goes to. An entry whose key
 // cannot be had (keyserver down, wrong id, bad armor) adds no line.
 func prepareSource(ctx context.Context, env *modules.Env, keys *gpg, name string, ent aptSource, vars map[string]string, repoMatch *regexp.Regexp) (line, file string, err error) {
-	if !sourceNameRE.MatchString(name) {
+	if !sourceNameRE().MatchString(name) {
 		return "", "", fmt.Errorf("%q cannot name a file (letters, digits, _ . : -)", name)
 	}
 	fname := name
@@ -325,7 +330,7 @@ func prepareSource(ctx context.Context, env *modules.Env, keys *gpg, name string
 	// cloud-init takes an absolute filename as it is; ec2init keeps it in
 	// sources.list.d.
 	base := strings.TrimPrefix(fname, AptSourcesDir+"/")
-	if !sourceNameRE.MatchString(base) {
+	if !sourceNameRE().MatchString(base) {
 		return "", "", fmt.Errorf("filename %q is not a file name in %s", fname, AptSourcesDir)
 	}
 	// The key is named by the filename's stem, as cloud-init names it.
@@ -443,8 +448,8 @@ func checkKey(key string) error {
 // (apt has none, but a URL may) are left as they are.
 func expand(src string, vars map[string]string) (string, error) {
 	var missing []string
-	out := templateVarRE.ReplaceAllStringFunc(src, func(m string) string {
-		sub := templateVarRE.FindStringSubmatch(m)
+	out := templateVarRE().ReplaceAllStringFunc(src, func(m string) string {
+		sub := templateVarRE().FindStringSubmatch(m)
 		name := sub[1] + sub[2]
 		val, known := vars[name]
 		if !known {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ec2init/ec2init/agent/fetch"
@@ -28,14 +29,16 @@ const gpgTimeout = time.Minute
 
 // keyidRE is a key id or fingerprint once spaces and 0x are gone: short
 // (8), long (16) or a v4/v5 fingerprint (40, 64).
-var keyidRE = regexp.MustCompile(`^(?:[0-9A-F]{8}|[0-9A-F]{16}|[0-9A-F]{40}|[0-9A-F]{64})$`)
+var keyidRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:[0-9A-F]{8}|[0-9A-F]{16}|[0-9A-F]{40}|[0-9A-F]{64})$`)
+})
 
 // normKeyid is keyid as cloud-init's users write it ("B59D 5F15 ...",
 // "0x03683F77") in upper-case hex without spaces.
 func normKeyid(keyid string) (string, error) {
 	k := strings.ToUpper(strings.Join(strings.Fields(keyid), ""))
 	k = strings.TrimPrefix(k, "0X")
-	if !keyidRE.MatchString(k) {
+	if !keyidRE().MatchString(k) {
 		return "", fmt.Errorf("keyid %q is not a key id or fingerprint (8, 16, 40 or 64 hex digits)", keyid)
 	}
 	return k, nil

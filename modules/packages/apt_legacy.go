@@ -34,7 +34,7 @@ const legacySourcesFile = "cloud_config_sources.list"
 func legacyAptFields() []config.Field {
 	doc := func(k string) string { return "Deprecated (cloud-init 22.1): read as apt." + k + "." }
 	return []config.Field{
-		{Name: "apt_sources", Type: config.OneOf(config.ListOf(config.Object(aptSourceFields...)), config.MapOf(config.Object(aptSourceFields...))),
+		{Name: "apt_sources", Type: config.OneOf(config.ListOf(config.Object(aptSourceFields()...)), config.MapOf(config.Object(aptSourceFields()...))),
 			Doc: "Deprecated (cloud-init 22.1): a list of sources (source, key, keyid, keyserver, filename), read as apt.sources."},
 		{Name: "apt_proxy", Type: config.String(), Doc: doc("proxy")},
 		{Name: "apt_http_proxy", Type: config.String(), Doc: doc("http_proxy")},

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -30,8 +31,8 @@ const (
 )
 
 var (
-	oneLineRE = regexp.MustCompile(`(?m)^(deb|deb-src) `)
-	deb822RE  = regexp.MustCompile(`(?m)^(Types|Suites|Components|URIs): `)
+	oneLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(deb|deb-src) `) })
+	deb822RE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(Types|Suites|Components|URIs): `) })
 )
 
 // mirrorNode is one element of apt.primary or apt.security.
@@ -135,7 +136,7 @@ func writeSourcesList(root *sys.Root, d distro.Distro, ac aptConfig, vars map[st
 	if !strings.HasSuffix(out, "\n") {
 		out += "\n"
 	}
-	if oneLineRE.MatchString(out) || !deb822RE.MatchString(out) {
+	if oneLineRE().MatchString(out) || !deb822RE().MatchString(out) {
 		return root.WriteFile(AptSourcesList, []byte(out), 0o644, nil)
 	}
 	file := AptSourcesDir + "/" + d.ID + ".sources"

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -56,15 +57,20 @@ type PackageUpdateUpgradeInstall struct {
 	LockRetry LockRetry
 }
 
-var packageItemType = config.OneOf(
-	config.String(),
-	config.ListOf(config.String()), // [name] or [name, version]
-	// {apt: [...], snap: [...]}: per package manager (cloud-init 23.4+).
-	config.Object(
-		config.Field{Name: "apt", Type: config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()))), Doc: "Packages for apt-get."},
-		config.Field{Name: "snap", Type: config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()))), Doc: "Snaps for snap install; a version is the channel."},
-	),
-)
+// packageItemType is an item of packages. This package's schema types and
+// regexps are built on first use (sync.OnceValue), not at start: every
+// ec2init process links the package, few validate or run it (issue #15).
+var packageItemType = sync.OnceValue(func() *config.Type {
+	return config.OneOf(
+		config.String(),
+		config.ListOf(config.String()), // [name] or [name, version]
+		// {apt: [...], snap: [...]}: per package manager (cloud-init 23.4+).
+		config.Object(
+			config.Field{Name: "apt", Type: config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()))), Doc: "Packages for apt-get."},
+			config.Field{Name: "snap", Type: config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()))), Doc: "Snaps for snap install; a version is the channel."},
+		),
+	)
+})
 
 func (PackageUpdateUpgradeInstall) Name() string                 { return "package_update_upgrade_install" }
 func (PackageUpdateUpgradeInstall) Stage() modules.Stage         { return modules.StageConfig }
@@ -73,7 +79,7 @@ func (PackageUpdateUpgradeInstall) Schema() modules.Schema {
 	return modules.Schema{
 		Doc: "Update the package index, upgrade and install packages (apt-get on Debian-likes, dnf or yum on Amazon Linux and Red Hat-likes).",
 		Keys: append([]config.Field{
-			{Name: "packages", Type: config.ListOf(packageItemType),
+			{Name: "packages", Type: config.ListOf(packageItemType()),
 				Doc: "Packages to install: a name, or [name, version] to pin a version. Installing implies package_update."},
 			{Name: "package_update", Type: config.Bool(), Default: "false",
 				Doc: "Refresh the package index (apt-get update, dnf makecache)."},
@@ -84,7 +90,7 @@ func (PackageUpdateUpgradeInstall) Schema() modules.Schema {
 			{Name: "apt_update", Type: config.Bool(), Doc: "Deprecated alias of package_update."},
 			{Name: "apt_upgrade", Type: config.Bool(), Doc: "Deprecated alias of package_upgrade."},
 			{Name: "apt_reboot_if_required", Type: config.Bool(), Doc: "Deprecated alias of package_reboot_if_required."},
-		}, amazonKeys...),
+		}, amazonKeys()...),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -23,26 +24,28 @@ const DefaultYumRepoDir = "/etc/yum.repos.d"
 
 // repoIDRE is what a repository id may be once spaces are underscores: it
 // names the file, so no "/" and no leading dot.
-var repoIDRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
+var repoIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`) })
 
 // repoKeyRE is what a .repo option name may be (after cloud-init's
 // lower-casing and "-" to "_").
-var repoKeyRE = regexp.MustCompile(`^[a-z0-9_]+$`)
+var repoKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_]+$`) })
 
 // YumAddRepo writes yum_repos to /etc/yum.repos.d once per instance.
 type YumAddRepo struct{}
 
 // yumRepoType is one repository: the usual options typed, any other yum
 // option accepted as it is (yum.conf(5) has dozens).
-var yumRepoType = &config.Type{Kind: config.KindObject, Extra: true, Fields: []config.Field{
-	{Name: "baseurl", Type: config.OneOf(config.String(), config.ListOf(config.String())), Doc: "URL(s) of the repository; this, metalink or mirrorlist is required."},
-	{Name: "metalink", Type: config.String(), Doc: "URL of a metalink file listing mirrors."},
-	{Name: "mirrorlist", Type: config.String(), Doc: "URL of a file listing mirrors."},
-	{Name: "name", Type: config.String(), Doc: "Human-readable name."},
-	{Name: "enabled", Type: config.OneOf(config.Bool(), config.Int()), Doc: "Whether the repository is used (written 1 or 0)."},
-	{Name: "gpgcheck", Type: config.OneOf(config.Bool(), config.Int()), Doc: "Whether package signatures are checked (written 1 or 0)."},
-	{Name: "gpgkey", Type: config.OneOf(config.String(), config.ListOf(config.String())), Doc: "URL(s) of the signing key(s)."},
-}}
+var yumRepoType = sync.OnceValue(func() *config.Type {
+	return &config.Type{Kind: config.KindObject, Extra: true, Fields: []config.Field{
+		{Name: "baseurl", Type: config.OneOf(config.String(), config.ListOf(config.String())), Doc: "URL(s) of the repository; this, metalink or mirrorlist is required."},
+		{Name: "metalink", Type: config.String(), Doc: "URL of a metalink file listing mirrors."},
+		{Name: "mirrorlist", Type: config.String(), Doc: "URL of a file listing mirrors."},
+		{Name: "name", Type: config.String(), Doc: "Human-readable name."},
+		{Name: "enabled", Type: config.OneOf(config.Bool(), config.Int()), Doc: "Whether the repository is used (written 1 or 0)."},
+		{Name: "gpgcheck", Type: config.OneOf(config.Bool(), config.Int()), Doc: "Whether package signatures are checked (written 1 or 0)."},
+		{Name: "gpgkey", Type: config.OneOf(config.String(), config.ListOf(config.String())), Doc: "URL(s) of the signing key(s)."},
+	}}
+})
 
 func (YumAddRepo) Name() string                 { return "yum_add_repo" }
 func (YumAddRepo) Stage() modules.Stage         { return modules.StageConfig }
@@ -51,7 +54,7 @@ func (YumAddRepo) Schema() modules.Schema {
 	return modules.Schema{
 		Doc: "Add yum/dnf repositories (one .repo file per repository id).",
 		Keys: []config.Field{
-			{Name: "yum_repos", Type: config.MapOf(yumRepoType),
+			{Name: "yum_repos", Type: config.MapOf(yumRepoType()),
 				Doc: "Repositories by id: their yum options (baseurl, name, enabled, gpgcheck, gpgkey, any other). An existing <id>.repo is left alone."},
 			{Name: "yum_repo_dir", Type: config.String(), Default: DefaultYumRepoDir,
 				Doc: "The directory the .repo files are written to."},
@@ -108,7 +111,7 @@ func yumRepoDir(cfg *config.CloudConfig) (string, error) {
 // leaves a repository it finds in place: the image's own wins).
 func writeRepo(env *modules.Env, log *zap.Logger, dir, rawID string, repo *yaml.Node) error {
 	id := strings.ReplaceAll(strings.TrimSpace(rawID), " ", "_")
-	if !repoIDRE.MatchString(id) {
+	if !repoIDRE().MatchString(id) {
 		return fmt.Errorf("%q is not a repository id (letters, digits, _ . : -)", rawID)
 	}
 	content, err := repoFile(id, repo)
@@ -145,7 +148,7 @@ func repoFile(id string, repo *yaml.Node) ([]byte, error) {
 		rawKey, val := repo.Content[i], repo.Content[i+1]
 		// cloud-init's normalisation, so "Base-URL" is baseurl.
 		key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(rawKey.Value)), "-", "_")
-		if !repoKeyRE.MatchString(key) {
+		if !repoKeyRE().MatchString(key) {
 			return nil, fmt.Errorf("%q is not a yum option name", rawKey.Value)
 		}
 		if val.Tag == "!!null" {
