@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -24,12 +25,14 @@ import (
 // takes them run together), the identity (a user, never :group), any
 // "as target", then "cmd command" blocks, the last optionally followed by
 // "args" and at least one argument (after which anything goes).
-var doasRuleShape = regexp.MustCompile(`^(?:permit|deny)` +
-	`(?:\s+(?:nolog|nopass|persist|keepenv|setenv \{[^}]+\})+)*` +
-	`\s+([A-Za-z0-9_]+)` +
-	`(?:\s+as\s+[A-Za-z0-9_]+)*` +
-	`(?:(?:\s+cmd\s+\S+)+(?:\s+args\s+\S.*)?)?` +
-	`\s*$`)
+var doasRuleShape = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:permit|deny)` +
+		`(?:\s+(?:nolog|nopass|persist|keepenv|setenv \{[^}]+\})+)*` +
+		`\s+([A-Za-z0-9_]+)` +
+		`(?:\s+as\s+[A-Za-z0-9_]+)*` +
+		`(?:(?:\s+cmd\s+\S+)+(?:\s+args\s+\S.*)?)?` +
+		`\s*$`)
+})
 
 // checkDoasRule says why rule is not a doas rule for user ("" if it is;
 // user "" accepts any identity). A rule spanning lines is refused too:
@@ -38,7 +41,7 @@ func checkDoasRule(rule, user string) string {
 	if strings.ContainsAny(rule, "\r\n") {
 		return "a rule is one line"
 	}
-	m := doasRuleShape.FindStringSubmatch(rule)
+	m := doasRuleShape().FindStringSubmatch(rule)
 	switch {
 	case m == nil:
 		return "not a doas rule as cloud-init takes them: permit|deny [options] NAME [as target] [cmd command [args ...]]"

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,53 +40,63 @@ const OldSudoersFile = "/etc/sudoers.d/90-ec2init-users"
 // user's block appended unless the file has it already.
 const DoasFile = "/etc/doas.conf"
 
+// The schema types are built on first use, not at start: every ec2init
+// process links this package, few validate or run it (issue #15).
 var (
-	stringOrList = config.OneOf(config.String(), config.ListOf(config.String()))
+	stringOrList = sync.OnceValue(func() *config.Type {
+		return config.OneOf(config.String(), config.ListOf(config.String()))
+	})
 
 	// userType is a users entry and the top-level user key alike.
-	userType = config.Object(
-		config.Field{Name: "name", Type: config.String(), Doc: "Login name; an entry without one configures the default user (as \"default\" does)."},
-		config.Field{Name: "gecos", Type: config.String(), Doc: "Real name (GECOS field)."},
-		config.Field{Name: "homedir", Type: config.String(), Default: "/home/<name>", Doc: "Home directory."},
-		config.Field{Name: "primary_group", Type: config.String(), Default: "a group named after the user", Doc: "Login group; created if missing."},
-		config.Field{Name: "groups", Type: stringOrList, Doc: `Supplementary groups: a list or "a, b".`},
-		config.Field{Name: "create_groups", Type: config.Bool(), Default: "true", Doc: "Create missing groups (otherwise they are skipped with a warning)."},
-		config.Field{Name: "shell", Type: config.String(), Doc: "Login shell."},
-		config.Field{Name: "uid", Type: config.OneOf(config.Int(), config.String()), Doc: "User id."},
-		config.Field{Name: "system", Type: config.Bool(), Default: "false", Doc: "System account (no home directory)."},
-		config.Field{Name: "no_create_home", Type: config.Bool(), Default: "false", Doc: "Do not create the home directory."},
-		config.Field{Name: "no_user_group", Type: config.Bool(), Default: "false", Doc: "Do not create a group named after the user."},
-		config.Field{Name: "no_log_init", Type: config.Bool(), Default: "false", Doc: "Do not add the user to lastlog and faillog."},
-		config.Field{Name: "expiredate", Type: config.String(), Doc: "Date the account expires (YYYY-MM-DD, quoted); for a new user (useradd -e)."},
-		config.Field{Name: "inactive", Type: config.String(), Doc: "Days after password expiry until the account is disabled (quoted); for a new user (useradd -f)."},
-		config.Field{Name: "selinux_user", Type: config.String(), Doc: "SELinux user of the login (useradd --selinux-user); for a new user. useradd cannot set it under --root."},
-		config.Field{Name: "passwd", Type: config.String(), Doc: "Password hash for a new user (never logged); ignored for an existing one, as cloud-init ignores it."},
-		config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd and plain_text_passwd, and applies to an existing user too."},
-		config.Field{Name: "plain_text_passwd", Type: config.String(), Doc: "Password in clear text, hashed by chpasswd (never logged); wins over passwd."},
-		config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true",
-			Doc: "Lock the password: no password logins. false unlocks it when a password is given (an empty one leaves it empty) or the existing user has one."},
-		config.Field{Name: "sudo", Type: config.OneOf(config.String(), config.ListOf(config.String()), config.Bool(), config.Null()),
-			Doc: "sudo rules (a string or a list), written to " + SudoersFile + "; false for none."},
-		config.Field{Name: "doas", Type: config.ListOf(config.String()),
-			Doc: "doas rules naming this user (permit|deny [options] NAME [as target] [cmd command [args ...]]), appended to " + DoasFile + "; one rule of another shape and none are written."},
-		config.Field{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()), Doc: "Public keys added to ~/.ssh/authorized_keys (made, even empty, when the key is given)."},
-		config.Field{Name: "ssh_import_id", Type: stringOrList, Doc: "Ids (lp:name, gh:name) whose keys ssh_import_id adds for the user."},
-		config.Field{Name: "ssh_redirect_user", Type: config.OneOf(config.Bool(), config.Enum("default")), Default: "false",
-			Doc: "true: the instance's key pair logs in as this user only to be told to use the default user (as disable_root does for root)."},
-	)
+	userType = sync.OnceValue(func() *config.Type {
+		return config.Object(
+			config.Field{Name: "name", Type: config.String(), Doc: "Login name; an entry without one configures the default user (as \"default\" does)."},
+			config.Field{Name: "gecos", Type: config.String(), Doc: "Real name (GECOS field)."},
+			config.Field{Name: "homedir", Type: config.String(), Default: "/home/<name>", Doc: "Home directory."},
+			config.Field{Name: "primary_group", Type: config.String(), Default: "a group named after the user", Doc: "Login group; created if missing."},
+			config.Field{Name: "groups", Type: stringOrList(), Doc: `Supplementary groups: a list or "a, b".`},
+			config.Field{Name: "create_groups", Type: config.Bool(), Default: "true", Doc: "Create missing groups (otherwise they are skipped with a warning)."},
+			config.Field{Name: "shell", Type: config.String(), Doc: "Login shell."},
+			config.Field{Name: "uid", Type: config.OneOf(config.Int(), config.String()), Doc: "User id."},
+			config.Field{Name: "system", Type: config.Bool(), Default: "false", Doc: "System account (no home directory)."},
+			config.Field{Name: "no_create_home", Type: config.Bool(), Default: "false", Doc: "Do not create the home directory."},
+			config.Field{Name: "no_user_group", Type: config.Bool(), Default: "false", Doc: "Do not create a group named after the user."},
+			config.Field{Name: "no_log_init", Type: config.Bool(), Default: "false", Doc: "Do not add the user to lastlog and faillog."},
+			config.Field{Name: "expiredate", Type: config.String(), Doc: "Date the account expires (YYYY-MM-DD, quoted); for a new user (useradd -e)."},
+			config.Field{Name: "inactive", Type: config.String(), Doc: "Days after password expiry until the account is disabled (quoted); for a new user (useradd -f)."},
+			config.Field{Name: "selinux_user", Type: config.String(), Doc: "SELinux user of the login (useradd --selinux-user); for a new user. useradd cannot set it under --root."},
+			config.Field{Name: "passwd", Type: config.String(), Doc: "Password hash for a new user (never logged); ignored for an existing one, as cloud-init ignores it."},
+			config.Field{Name: "hashed_passwd", Type: config.String(), Doc: "Password hash (never logged); wins over passwd and plain_text_passwd, and applies to an existing user too."},
+			config.Field{Name: "plain_text_passwd", Type: config.String(), Doc: "Password in clear text, hashed by chpasswd (never logged); wins over passwd."},
+			config.Field{Name: "lock_passwd", Type: config.Bool(), Default: "true",
+				Doc: "Lock the password: no password logins. false unlocks it when a password is given (an empty one leaves it empty) or the existing user has one."},
+			config.Field{Name: "sudo", Type: config.OneOf(config.String(), config.ListOf(config.String()), config.Bool(), config.Null()),
+				Doc: "sudo rules (a string or a list), written to " + SudoersFile + "; false for none."},
+			config.Field{Name: "doas", Type: config.ListOf(config.String()),
+				Doc: "doas rules naming this user (permit|deny [options] NAME [as target] [cmd command [args ...]]), appended to " + DoasFile + "; one rule of another shape and none are written."},
+			config.Field{Name: "ssh_authorized_keys", Type: config.ListOf(config.String()), Doc: "Public keys added to ~/.ssh/authorized_keys (made, even empty, when the key is given)."},
+			config.Field{Name: "ssh_import_id", Type: stringOrList(), Doc: "Ids (lp:name, gh:name) whose keys ssh_import_id adds for the user."},
+			config.Field{Name: "ssh_redirect_user", Type: config.OneOf(config.Bool(), config.Enum("default")), Default: "false",
+				Doc: "true: the instance's key pair logs in as this user only to be told to use the default user (as disable_root does for root)."},
+		)
+	})
 
-	usersType = config.OneOf(
-		config.String(),
-		config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()), userType)),
-		// cloud-init's older form: {name: true} or {name: {settings}}.
-		config.MapOf(config.OneOf(config.Bool(), config.String(), config.Int(), userType)),
-	)
+	usersType = sync.OnceValue(func() *config.Type {
+		return config.OneOf(
+			config.String(),
+			config.ListOf(config.OneOf(config.String(), config.ListOf(config.String()), userType())),
+			// cloud-init's older form: {name: true} or {name: {settings}}.
+			config.MapOf(config.OneOf(config.Bool(), config.String(), config.Int(), userType())),
+		)
+	})
 
-	groupsType = config.OneOf(
-		config.String(),
-		config.ListOf(config.OneOf(config.String(), config.MapOf(stringOrList))),
-		config.MapOf(stringOrList),
-	)
+	groupsType = sync.OnceValue(func() *config.Type {
+		return config.OneOf(
+			config.String(),
+			config.ListOf(config.OneOf(config.String(), config.MapOf(stringOrList()))),
+			config.MapOf(stringOrList()),
+		)
+	})
 )
 
 // UsersGroups creates groups and users once per instance, in the network
@@ -99,14 +110,14 @@ func (UsersGroups) Schema() modules.Schema {
 	return modules.Schema{
 		Doc: "Create groups and users (with sudo and doas rules and SSH keys), and the distribution's default user.",
 		Keys: []config.Field{
-			{Name: "users", Type: usersType,
+			{Name: "users", Type: usersType(),
 				Default: "[default]",
 				Doc: `Users to create: "default" is the distribution's default user (ec2-user on Amazon Linux), created last; ` +
 					`a list without it has no default user. Entries naming one user merge, the first's values winning.`},
-			{Name: "user", Type: config.OneOf(config.String(), userType),
+			{Name: "user", Type: config.OneOf(config.String(), userType()),
 				Doc: "The default user: a name, or settings overriding the distribution's field by field (groups replace its groups); " +
 					`makes "default" part of users.`},
-			{Name: "groups", Type: groupsType,
+			{Name: "groups", Type: groupsType(),
 				Doc: "Groups to create: names, or {name: [members]}."},
 		},
 	}
