@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -138,12 +139,12 @@ func safeYAML(b []byte, v any) (err error) {
 	return yaml.Unmarshal(b, v)
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+)`) })
 
 // yamlLine keeps only the line number of a YAML error: its text can quote the
 // document.
 func yamlLine(err error) string {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(err.Error()); m != nil {
 		return " (line " + m[1] + ")"
 	}
 	return ""

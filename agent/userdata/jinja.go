@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -106,9 +107,11 @@ func isVersionKey(k string) bool {
 // variable's last name.
 const MissingVarPrefix = "CI_MISSING_JINJA_VAR/"
 
+// Compiled on first use, as every regexp of this package: every ec2init
+// process links it, not all parse user data (issue #15).
 var (
-	jinjaHeader = regexp.MustCompile(`(?i)^##\s*template:\s*jinja\s*$`)
-	missingRe   = regexp.MustCompile(regexp.QuoteMeta(MissingVarPrefix) + `[^\s]+`)
+	jinjaHeader = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^##\s*template:\s*jinja\s*$`) })
+	missingRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(MissingVarPrefix) + `[^\s]+`) })
 )
 
 // Limits bound one template's rendering: templates come from the user data
@@ -138,7 +141,7 @@ func renderWith(p Part, vars Vars, index int, lim Limits) (Part, error) {
 	}
 	body := p.Body[leadingSpace(p.Body):]
 	first, rest, _ := bytes.Cut(body, []byte("\n"))
-	if !jinjaHeader.Match(bytes.TrimRight(first, "\r")) {
+	if !jinjaHeader().Match(bytes.TrimRight(first, "\r")) {
 		return fail(1, fmt.Errorf(`%w: the first line must be "## template: jinja"`, ErrTemplate))
 	}
 	rest = toLF(rest)
@@ -183,7 +186,7 @@ const WarnUndefined WarnCode = "undefined-variable"
 func missingNames(out []byte) []string {
 	var names []string
 	seen := map[string]bool{}
-	for _, m := range missingRe.FindAll(out, -1) {
+	for _, m := range missingRe().FindAll(out, -1) {
 		n := string(m[len(MissingVarPrefix):])
 		if len(n) > 64 {
 			n = n[:64] + "..."
@@ -213,7 +216,7 @@ func toLF(b []byte) []byte {
 func RenderTemplate(src []byte, data map[string]any) ([]byte, error) {
 	body := src[leadingSpace(src):]
 	first, rest, _ := bytes.Cut(body, []byte("\n"))
-	if !jinjaHeader.Match(bytes.TrimRight(first, "\r")) {
+	if !jinjaHeader().Match(bytes.TrimRight(first, "\r")) {
 		return nil, fmt.Errorf(`%w: line 1: the first line must be "## template: jinja"`, ErrTemplate)
 	}
 	rest = toLF(rest)

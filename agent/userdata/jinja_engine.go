@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
@@ -38,7 +39,7 @@ var (
 	errTooLong   = errors.New("template rendering exceeds the time limit")
 	errTooMany   = errors.New("template loops exceed the step limit")
 	errNoInclude = errors.New("templates cannot read files (include, import, extends)")
-	lineRe       = regexp.MustCompile(`(?i)\bline(?:: |=| )(\d+)`)
+	lineRe       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\bline(?:: |=| )(\d+)`) })
 )
 
 // missingFilter is the filter wrapped around every plain {{ variable }}:
@@ -311,7 +312,7 @@ func unclosedComment(src []byte) int {
 }
 
 func lastLine(msg string) int {
-	m := lineRe.FindAllStringSubmatch(msg, -1)
+	m := lineRe().FindAllStringSubmatch(msg, -1)
 	if len(m) == 0 {
 		return 0
 	}

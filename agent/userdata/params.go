@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -27,7 +28,7 @@ func param(headerValue, name string) (string, bool) {
 		}
 		k, v, _ := strings.Cut(p, "=")
 		k, v = strings.TrimSpace(k), unquote(strings.TrimSpace(v))
-		if m := rfc2231Name.FindStringSubmatch(k); m != nil {
+		if m := rfc2231Name().FindStringSubmatch(k); m != nil {
 			if strings.EqualFold(m[1], name) {
 				n, _ := strconv.Atoi(m[2])
 				ext = append(ext, piece{n, v, strings.HasSuffix(k, "*")})
@@ -65,7 +66,7 @@ func param(headerValue, name string) (string, bool) {
 	return v, true
 }
 
-var rfc2231Name = regexp.MustCompile(`^(\w+)\*(?:([0-9]+)\*?)?$`)
+var rfc2231Name = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\w+)\*(?:([0-9]+)\*?)?$`) })
 
 // splitParams mirrors Python's email.message._parseparam: split on ';'
 // outside double quotes (a quote preceded by a backslash does not count),
