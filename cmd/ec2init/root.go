@@ -56,7 +56,7 @@ func newRootCommand() *cobra.Command {
 		newCloudInitPerCommand(e),
 		newMigrateCommand(e),
 	)
-	root.AddCommand(newManCommand(root))
+	addManCommand(root)
 	return root
 }
 
