@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -23,7 +24,9 @@ import (
 var givenKeyTypes = []string{"rsa", "ecdsa", "ed25519"}
 
 // sshKeysType is ssh_keys: {rsa,ecdsa,ed25519}_{private,public,certificate}.
-var sshKeysType = func() *config.Type {
+// It and skType are built on first use, not at start: every ec2init
+// process links this package, few validate or run it (issue #15).
+var sshKeysType = sync.OnceValue(func() *config.Type {
 	var fs []config.Field
 	for _, t := range givenKeyTypes {
 		fs = append(fs,
@@ -32,7 +35,7 @@ var sshKeysType = func() *config.Type {
 			config.Field{Name: t + "_certificate", Type: config.String(), Doc: "Host certificate (0644); adds HostCertificate to sshd's settings."})
 	}
 	return config.Object(fs...)
-}()
+})
 
 // givenKey is one ssh_keys entry ec2init installs.
 type givenKey struct {
@@ -45,7 +48,9 @@ type givenKey struct {
 func (k givenKey) keyType() string { t, _, _ := strings.Cut(k.name, "_"); return t }
 func (k givenKey) part() string    { _, p, _ := strings.Cut(k.name, "_"); return p }
 
-var skType = regexp.MustCompile(`^(ecdsa-sk|ed25519-sk)_(private|public|certificate)$`)
+var skType = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(ecdsa-sk|ed25519-sk)_(private|public|certificate)$`)
+})
 
 // decodeGivenKeys reads ssh_keys in its order. Entries cloud-init does not
 // know are skipped with an error naming them (cloud-init warns); values
@@ -63,7 +68,7 @@ func decodeGivenKeys(n *yaml.Node, at string) ([]givenKey, error) {
 		k, v := n.Content[i].Value, n.Content[i+1]
 		g := givenKey{name: k}
 		switch t, part := g.keyType(), g.part(); {
-		case skType.MatchString(k):
+		case skType().MatchString(k):
 			errs = append(errs, fmt.Errorf("%s: ssh_keys: %s: security-key host keys are not supported; skipped", at, k))
 			continue
 		case !contains(givenKeyTypes, t) || !contains([]string{"private", "public", "certificate"}, part):

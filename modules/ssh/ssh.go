@@ -90,7 +90,7 @@ func (SSH) Schema() modules.Schema {
 				Doc: "On a new instance, delete the host keys the image came with."},
 			{Name: "ssh_genkeytypes", Type: config.OneOf(config.ListOf(config.Enum("rsa", "ecdsa", "ed25519", "dsa")), config.Null()), Default: "[rsa, ecdsa, ed25519]",
 				Doc: "Host key types generated on a new instance when missing (not used with ssh_keys)."},
-			{Name: "ssh_keys", Type: sshKeysType,
+			{Name: "ssh_keys", Type: sshKeysType(),
 				Doc: "Host keys to install instead of generating them: {rsa,ecdsa,ed25519}_{private,public,certificate}. Private keys 0600, never logged; a private key without its public one gets it from ssh-keygen -y; a certificate adds a HostCertificate line."},
 			{Name: "ssh_quiet_keygen", Type: config.Bool(), Default: "false",
 				Doc: "Keep ssh-keygen's output (fingerprint and randomart of new host keys) off the console."},
