@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -40,16 +41,18 @@ func (e *ParseError) Diagnostic() Diagnostic {
 	return Diagnostic{Source: e.Source, Line: e.Line, Column: e.Column, Severity: SeverityError, Message: e.Msg}
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+// yamlLine is a yaml.v3 error's line and message. The package's regexps
+// compile on first use: every ec2init process links it (issue #15).
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): (.*)$`) })
 
 // yamlQuoted is the value yaml.v3 quotes in a type error ("cannot unmarshal
 // !!int `3141592...` into string"): the first bytes of a password, maybe.
-var yamlQuoted = regexp.MustCompile("\\s*`[^`]*`")
+var yamlQuoted = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("\\s*`[^`]*`") })
 
 // decodeMessage is a decode error's text without the values yaml.v3 quotes
 // (a type error names the value's tag, which is enough).
 func decodeMessage(err error) string {
-	return yamlQuoted.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+	return yamlQuoted().ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
 }
 
 // ParseDoc parses one cloud-config document. A syntax error names the
@@ -59,7 +62,7 @@ func ParseDoc(source string, data []byte) (Doc, error) {
 	if err := yaml.Unmarshal(data, &n); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		pe := &ParseError{Source: source, Msg: msg}
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		if m := yamlLine().FindStringSubmatch(msg); m != nil {
 			pe.Line, _ = strconv.Atoi(m[1])
 			pe.Column, pe.Msg = 1, m[2]
 		}

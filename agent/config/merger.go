@@ -3,6 +3,7 @@ package config
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,7 +24,7 @@ type mergers struct {
 // DefaultMergeType is how cloud-init merges a part that names no mergers.
 const DefaultMergeType = "dict(replace)+list()+str()"
 
-var mergerSpec = regexp.MustCompile(`^([a-z_][a-z0-9_]*)\((.*?)\)$`)
+var mergerSpec = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-z_][a-z0-9_]*)\((.*?)\)$`) })
 
 // ParseMergeType reads a merger string ("list(append)+dict(recurse_array)")
 // as cloud-init does: lower case, hyphens as underscores. ok is false for a
@@ -34,7 +35,7 @@ func ParseMergeType(spec string) (names []string, opts [][]string, ok bool) {
 		if m == "" {
 			continue
 		}
-		sub := mergerSpec.FindStringSubmatch(m)
+		sub := mergerSpec().FindStringSubmatch(m)
 		if sub == nil {
 			return nil, nil, false
 		}
