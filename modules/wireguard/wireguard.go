@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,7 +36,7 @@ const (
 
 // ifaceName is what wg-quick accepts as an interface name (it refuses
 // others), which is also what its unit's instance name must be.
-var ifaceName = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
+var ifaceName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`) })
 
 // Wireguard configures the interfaces once per instance.
 type Wireguard struct{}
@@ -155,7 +156,7 @@ func decodeIface(n *yaml.Node) (iface, error) {
 }
 
 func nameProblem(name string) string {
-	if !ifaceName.MatchString(name) {
+	if !ifaceName().MatchString(name) {
 		return "not an interface name wg-quick accepts (1 to 15 of a-z A-Z 0-9 _ = + . -)"
 	}
 	return ""
