@@ -249,23 +249,23 @@ func prefixed(dir string, names []string) []string {
 }
 
 var (
-	slashes     = regexp.MustCompile(`/+`)
-	versioned   = regexp.MustCompile(`^/$|^/?(1\.0|[0-9]{4}-[0-9]{2}-[0-9]{2}|latest)`)
-	topCategory = regexp.MustCompile(`^/?(dynamic|meta-data)`)
+	slashes     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/+`) })
+	versioned   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/$|^/?(1\.0|[0-9]{4}-[0-9]{2}-[0-9]{2}|latest)`) })
+	topCategory = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/?(dynamic|meta-data)`) })
 )
 
 // NormalizePath applies ec2-metadata's --path rules: a path is relative to
 // latest/meta-data/ unless it names meta-data or dynamic (then latest/) or
 // starts with a version. It returns the label printed and the path fetched.
 func NormalizePath(p string) (label, fetch string) {
-	p = slashes.ReplaceAllString(p, "/")
-	if !versioned.MatchString(p) {
-		if topCategory.MatchString(p) {
+	p = slashes().ReplaceAllString(p, "/")
+	if !versioned().MatchString(p) {
+		if topCategory().MatchString(p) {
 			p = "latest/" + p
 		} else {
 			p = "latest/meta-data/" + p
 		}
 	}
-	p = slashes.ReplaceAllString(p, "/")
+	p = slashes().ReplaceAllString(p, "/")
 	return p, strings.TrimPrefix(p, "/")
 }
