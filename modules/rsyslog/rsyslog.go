@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -254,14 +255,14 @@ type remote struct {
 }
 
 var (
-	commentSep = regexp.MustCompile(`[ ]*[#]+[ ]*`)
-	hostPort   = regexp.MustCompile(`^(@{0,2})(?:\[([^\]]*)\]|([^:]*))(?::([0-9]+))?$`)
+	commentSep = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[ ]*[#]+[ ]*`) })
+	hostPort   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(@{0,2})(?:\[([^\]]*)\]|([^:]*))(?::([0-9]+))?$`) })
 )
 
 // parseRemote reads "[selector] [@|@@]host[:port] [# comment]".
 func parseRemote(line, name string) (remote, error) {
 	data, comment := line, ""
-	if parts := commentSep.Split(line, -1); len(parts) == 2 {
+	if parts := commentSep().Split(line, -1); len(parts) == 2 {
 		data, comment = parts[0], strings.TrimSpace(parts[1])
 	}
 	r := remote{name: name, match: "*.*", proto: "udp"}
@@ -274,7 +275,7 @@ func parseRemote(line, name string) (remote, error) {
 	default:
 		return r, fmt.Errorf("not [selector] host: %q", data)
 	}
-	m := hostPort.FindStringSubmatch(hp)
+	m := hostPort().FindStringSubmatch(hp)
 	if m == nil {
 		return r, fmt.Errorf("invalid host specification %q", hp)
 	}
