@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ec2init/ec2init/agent"
@@ -149,7 +150,7 @@ func ciFormatRecord(format string, start, finish ciEvent, recordStart float64) s
 	return r.Replace(format)
 }
 
-var ciBlameLine = regexp.MustCompile(`^\s+\d+\.\d+`)
+var ciBlameLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s+\d+\.\d+`) })
 
 // ciAnalyze is `analyze show|blame|dump|boot`, from ec2init's records
 // (cloud-init parses its log): show and blame in cloud-init's format, dump
@@ -212,7 +213,7 @@ func ciAnalyze(_ context.Context, e *env, c ciIO, args []string) error {
 		}
 		var lines []string
 		for _, r := range ciRecords(events, format) {
-			if ciBlameLine.MatchString(r) {
+			if ciBlameLine().MatchString(r) {
 				lines = append(lines, r)
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ec2init/ec2init/agent"
@@ -548,7 +549,7 @@ func ciRender(e *env, c ciIO, args []string) error {
 		return &exitError{code: 1}
 	}
 	first, _, _ := strings.Cut(strings.TrimLeft(string(body), " \t\r\n"), "\n")
-	if !ciJinjaHeader.MatchString(strings.TrimSpace(first)) {
+	if !ciJinjaHeader().MatchString(strings.TrimSpace(first)) {
 		c.logf("render.py", "ERROR", "Cannot render from instance data due to exception: NotJinjaError('Could not render non-jinja payload \\'%s\\'')", udFile)
 		return &exitError{code: 1}
 	}
@@ -565,4 +566,4 @@ func ciRender(e *env, c ciIO, args []string) error {
 	return err
 }
 
-var ciJinjaHeader = regexp.MustCompile(`(?i)^##\s*template:\s*jinja$`)
+var ciJinjaHeader = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^##\s*template:\s*jinja$`) })
