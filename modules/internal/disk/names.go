@@ -8,14 +8,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // shortName matches kernel disk names cloud-config may give without /dev
 // (cloud-init's list, plus NVMe): sdb, xvdb1, vdc, hda, sr0, nvme1n1p2.
-var shortName = regexp.MustCompile(`^(x?[shv]d[a-z]+[0-9]*|sr[0-9]+|nvme[0-9]+n[0-9]+(p[0-9]+)?)$`)
+var shortName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(x?[shv]d[a-z]+[0-9]*|sr[0-9]+|nvme[0-9]+n[0-9]+(p[0-9]+)?)$`)
+})
 
 // IsShortName reports whether name is a kernel disk name meant as /dev/name.
-func IsShortName(name string) bool { return shortName.MatchString(name) }
+func IsShortName(name string) bool { return shortName().MatchString(name) }
 
 // IsMetaName reports whether name is one of IMDS block-device-mapping's
 // virtual names: ami, root, swap, ephemeralN, ebsN ("ephemeral" alone is
