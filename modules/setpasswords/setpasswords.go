@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -36,12 +37,14 @@ const (
 	TypeRandom = "RANDOM"
 )
 
-var userType = config.Object(
-	config.Field{Name: "name", Type: config.String(), Required: true, Doc: "The user."},
-	config.Field{Name: "password", Type: config.String(), Doc: "The password, as type says (never logged)."},
-	config.Field{Name: "type", Type: config.Enum(TypeText, TypeHash, TypeRandom), Default: TypeHash,
-		Doc: "hash (for chpasswd -e), text, or RANDOM (made here, printed on the console)."},
-)
+var userType = sync.OnceValue(func() *config.Type {
+	return config.Object(
+		config.Field{Name: "name", Type: config.String(), Required: true, Doc: "The user."},
+		config.Field{Name: "password", Type: config.String(), Doc: "The password, as type says (never logged)."},
+		config.Field{Name: "type", Type: config.Enum(TypeText, TypeHash, TypeRandom), Default: TypeHash,
+			Doc: "hash (for chpasswd -e), text, or RANDOM (made here, printed on the console)."},
+	)
+})
 
 // SetPasswords sets the passwords once per instance, in the config stage.
 type SetPasswords struct{}
@@ -57,7 +60,7 @@ func (SetPasswords) Schema() modules.Schema {
 			{Name: "chpasswd", Type: config.Object(
 				config.Field{Name: "expire", Type: config.Bool(), Default: "true",
 					Doc: "Expire the passwords set (passwd --expire): the user must choose another at the first login."},
-				config.Field{Name: "users", Type: config.ListOf(userType),
+				config.Field{Name: "users", Type: config.ListOf(userType()),
 					Doc: "The users and their passwords."},
 				config.Field{Name: "list", Type: config.OneOf(config.String(), config.ListOf(config.String())),
 					Doc: `Deprecated by cloud-init, still read: "user:password" lines (a list or one multi-line string); a password matching ^\$(1|2a|2y|5|6)(\$.+){2} is a hash, R or RANDOM a random one, anything else text.`},
@@ -113,11 +116,11 @@ type plan struct {
 }
 
 // hashRE is cloud-init's test of a chpasswd.list password for a hash.
-var hashRE = regexp.MustCompile(`^\$(1|2a|2y|5|6)(\$.+){2}`)
+var hashRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\$(1|2a|2y|5|6)(\$.+){2}`) })
 
 // otherHashRE matches crypt(3) hashes hashRE does not (yescrypt, ...):
 // cloud-init sets them as text; ec2init does too, with a warning.
-var otherHashRE = regexp.MustCompile(`^\$[a-z0-9]{1,3}\$[^:]*\$`)
+var otherHashRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\$[a-z0-9]{1,3}\$[^:]*\$`) })
 
 // decode reads chpasswd and password into a plan. Error messages name
 // positions and users, never a password.
@@ -216,12 +219,12 @@ func decode(cfg *config.CloudConfig, defaultUser func() string, log *zap.Logger)
 			continue
 		}
 		switch {
-		case hashRE.MatchString(pw) && !strings.Contains(pw, ":"):
+		case hashRE().MatchString(pw) && !strings.Contains(pw, ":"):
 			p.hashed = append(p.hashed, entry{user, pw})
 		case pw == "R" || pw == TypeRandom:
 			p.random = append(p.random, entry{user: user})
 		default:
-			if otherHashRE.MatchString(pw) {
+			if otherHashRE().MatchString(pw) {
 				log.Warn("a password looks like a hash cloud-init does not recognise; set as plain text, as cloud-init does (use chpasswd.users with type: hash)",
 					zap.String("user", user))
 			}
