@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -135,8 +136,8 @@ func procUptime() (float64, error) {
 // The substitutions cloud-init's basic renderer makes ($name, ${name}),
 // and the plain {{ name }} of its jinja renderer.
 var (
-	dollarVar = regexp.MustCompile(`\$(?:\{(\w+)\}|(\w+))`)
-	jinjaVar  = regexp.MustCompile(`\{\{-?\s*(\w+)\s*-?\}\}`)
+	dollarVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$(?:\{(\w+)\}|(\w+))`) })
+	jinjaVar  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{-?\s*(\w+)\s*-?\}\}`) })
 )
 
 // jinjaHeader marks a cloud-init jinja template.
@@ -157,15 +158,15 @@ func Render(msg string, vars map[string]string) string {
 		return "", false
 	}
 	if first, rest, _ := strings.Cut(msg, "\n"); strings.TrimSpace(first) == jinjaHeader {
-		return jinjaVar.ReplaceAllStringFunc(rest, func(m string) string {
-			if v, ok := lookup(jinjaVar.FindStringSubmatch(m)[1]); ok {
+		return jinjaVar().ReplaceAllStringFunc(rest, func(m string) string {
+			if v, ok := lookup(jinjaVar().FindStringSubmatch(m)[1]); ok {
 				return v
 			}
 			return m
 		})
 	}
-	return dollarVar.ReplaceAllStringFunc(msg, func(m string) string {
-		sub := dollarVar.FindStringSubmatch(m)
+	return dollarVar().ReplaceAllStringFunc(msg, func(m string) string {
+		sub := dollarVar().FindStringSubmatch(m)
 		name := sub[1] + sub[2]
 		if v, ok := lookup(name); ok {
 			return v
