@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -73,7 +74,7 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 // yaml.v3 reports syntax errors as plain strings; this recovers the line so
 // every error reads the same way.
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // maxDepth bounds nesting, which also stops an alias that contains itself.
 const maxDepth = 64
@@ -95,7 +96,7 @@ func Parse(name string, data []byte) (*Tree, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		pe := &ParseError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		if m := yamlLineRE().FindStringSubmatch(err.Error()); m != nil {
 			pe.Line, _ = strconv.Atoi(m[1])
 			pe.Msg = m[2]
 		}
