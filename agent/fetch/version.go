@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -133,7 +134,9 @@ func CheckVersion(v string) error {
 // semverRe finds a version in an object's name: MAJOR.MINOR[.PATCH] with
 // an optional -prerelease (identifiers up to the first non-numeric dotted
 // part, so "1.2.3-rc1.tar.gz" is 1.2.3-rc1).
-var semverRe = regexp.MustCompile(`(\d+)\.(\d+)(?:\.(\d+))?(?:-([0-9A-Za-z-]+(?:\.[0-9]+)*))?`)
+var semverRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(\d+)\.(\d+)(?:\.(\d+))?(?:-([0-9A-Za-z-]+(?:\.[0-9]+)*))?`)
+})
 
 // Objects next to the artifacts that carry no version of their own.
 var sidecarSuffixes = []string{".sha256", ".sha512", ".sha256sum", ".sha512sum", ".minisig", ".sig", ".asc", ".json"}
@@ -145,7 +148,7 @@ type semver struct {
 }
 
 func parseSemver(name string) (semver, bool) {
-	m := semverRe.FindStringSubmatch(name)
+	m := semverRe().FindStringSubmatch(name)
 	if m == nil {
 		return semver{}, false
 	}
