@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -129,13 +130,13 @@ func postList(n *yaml.Node) ([]string, error) {
 }
 
 // variable is cloud-init's basic template: $NAME or ${NAME}.
-var variable = regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`)
+var variable = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`) })
 
 // expand substitutes the instance id, the one variable cloud-init gives
 // the URL; another variable fails, as it does in cloud-init.
 func expand(raw, instanceID string) (string, error) {
 	var bad string
-	out := variable.ReplaceAllStringFunc(raw, func(m string) string {
+	out := variable().ReplaceAllStringFunc(raw, func(m string) string {
 		name := strings.Trim(m, "${}")
 		if name != "INSTANCE_ID" {
 			bad = name
