@@ -14,6 +14,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -324,7 +325,7 @@ func clientParams(raw *yaml.Node, iid string) (map[string]string, error) {
 	}
 	for _, k := range clientKeys {
 		switch v := p[k.key]; {
-		case k.kind == symbol && v != "" && !rubySymbol.MatchString(v):
+		case k.kind == symbol && v != "" && !rubySymbol().MatchString(v):
 			return nil, fmt.Errorf("%s: %q is not a Ruby symbol (e.g. %s)", k.key, v, k.def)
 		case k.kind == flag:
 			if _, err := config.ParseBool(v); err != nil {
@@ -335,7 +336,7 @@ func clientParams(raw *yaml.Node, iid string) (map[string]string, error) {
 	return p, nil
 }
 
-var rubySymbol = regexp.MustCompile(`^:[A-Za-z_][A-Za-z0-9_]*$`)
+var rubySymbol = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^:[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // clientRB renders client.rb with the lines of cloud-init's template: a
 // setting's line when it has a value, validation_key's when a
