@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,7 +36,7 @@ const cmdTimeout = 2 * time.Minute
 // xkbWord is what an XKB name or option list is made of ("us,de",
 // "grp:alt_shift_toggle,compose:ralt"). /etc/default/keyboard is sourced
 // by shell scripts: a quote, $ or newline in a value would be code there.
-var xkbWord = regexp.MustCompile(`^[A-Za-z0-9_.,:+()/-]*$`)
+var xkbWord = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.,:+()/-]*$`) })
 
 // Keyboard sets the keyboard once per instance.
 type Keyboard struct{}
@@ -76,7 +77,7 @@ func load(cfg *config.CloudConfig) (settings, bool, error) {
 		return s, true, fmt.Errorf("keyboard.layout: required")
 	}
 	for _, f := range []struct{ key, v string }{{"layout", s.Layout}, {"model", *s.Model}, {"variant", s.Variant}, {"options", s.Options}} {
-		if !xkbWord.MatchString(f.v) {
+		if !xkbWord().MatchString(f.v) {
 			return s, true, fmt.Errorf("keyboard.%s: %s", f.key, badWord)
 		}
 	}
@@ -177,7 +178,7 @@ func (Keyboard) Check(source, key string, v *yaml.Node) []config.Diagnostic {
 		switch {
 		case k.Value == "layout" && strings.TrimSpace(val.Value) == "":
 			msg = "must not be empty"
-		case !xkbWord.MatchString(val.Value):
+		case !xkbWord().MatchString(val.Value):
 			msg = badWord
 		}
 		if msg != "" {
