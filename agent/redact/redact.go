@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Unparsable stands for a URL that does not parse: its text is not shown,
@@ -66,14 +67,14 @@ func Origin(raw string) string {
 
 // urlRE finds URL-looking text: a scheme, "://", then anything up to a space
 // or a quote. Trailing punctuation is trimmed off the match afterwards.
-var urlRE = regexp.MustCompile("[A-Za-z][A-Za-z0-9+.-]*://[^\\s\"'<>`]+")
+var urlRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("[A-Za-z][A-Za-z0-9+.-]*://[^\\s\"'<>`]+") })
 
 // Text rewrites every URL-looking substring of s with URL.
 func Text(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
-	return urlRE.ReplaceAllStringFunc(s, func(m string) string {
+	return urlRE().ReplaceAllStringFunc(s, func(m string) string {
 		// "(https://h/a)." keeps its ")." outside the URL.
 		trimmed := strings.TrimRight(m, ".,;:)]}")
 		return URL(trimmed) + m[len(trimmed):]
