@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,7 +37,7 @@ const (
 const genTimeout = 10 * time.Minute
 
 // nameRE is what a locale name may hold: en_US.UTF-8, de_DE@euro, C.UTF-8.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.@+-]+$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.@+-]+$`) })
 
 // Locale sets the system locale once per instance.
 type Locale struct{}
@@ -138,7 +139,7 @@ func localeName(cfg *config.CloudConfig) (string, error) {
 		return "", nil
 	}
 	name := strings.TrimSpace(v.Node.Value)
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return "", fmt.Errorf("%s:%d: locale: %q is not a locale name (like en_US.UTF-8)", v.Source, v.KeyLine, name)
 	}
 	return name, nil
