@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -468,7 +469,7 @@ func (a *runner) version(ctx context.Context) ([]int, error) {
 		return nil, err
 	}
 	first, _, _ := strings.Cut(out, "\n")
-	m := versionRE.FindString(first)
+	m := versionRE().FindString(first)
 	var v []int
 	for _, f := range strings.Split(m, ".") {
 		n, err := strconv.Atoi(f)
@@ -484,7 +485,7 @@ func (a *runner) version(ctx context.Context) ([]int, error) {
 	return v, nil
 }
 
-var versionRE = regexp.MustCompile(`[\d.]+`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[\d.]+`) })
 
 // atLeast reports whether v >= want (missing parts are 0).
 func atLeast(v []int, want ...int) bool {
