@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -57,65 +58,73 @@ const (
 )
 
 var (
-	itemType = config.Object(
-		config.Field{Name: "name", Type: config.String(), Required: true, Doc: "Unique name of the item, in logs, status and the bake manifest."},
-		config.Field{Name: "policy", Type: config.Enum(PolicyBake, PolicyBoot), Default: PolicyBoot,
-			Doc: "bake: installed by `ec2init bake`, only verified at boot (fetched then if it was never baked); boot: fetched and installed at boot."},
-		config.Field{Name: "frequency", Type: config.Enum(string(state.PerInstance), string(state.Always)), Default: string(state.PerInstance),
-			Doc: "For boot items: once per instance, or at every boot (the newest each time). Ignored for bake items."},
-		config.Field{Name: "source", Type: config.String(),
-			Doc: "https:// (http:// only with allow_insecure), s3://bucket/key (instance-profile credentials) or file:// URL of the artifact; not for package and package-upgrade."},
-		config.Field{Name: "sha256", Type: config.String(), Doc: "Expected SHA-256 of the artifact (hex). A remote source needs one checksum."},
-		config.Field{Name: "sha512", Type: config.String(), Doc: "Expected SHA-512 of the artifact (hex)."},
-		config.Field{Name: "sha256_url", Type: config.String(), Doc: "URL of a file holding the artifact's SHA-256 (sha256sum format or bare hex)."},
-		config.Field{Name: "sha512_url", Type: config.String(), Doc: "URL of a file holding the artifact's SHA-512."},
-		config.Field{Name: "sources", Type: config.ListOf(config.String()),
-			Doc: "Instead of source: the primary URL then mirrors, tried in order (each after its retries) when one is unreachable, lacks the file or serves bytes that fail verification; every one is held to the item's checksum and signature."},
-		config.Field{Name: "signature_url", Type: config.String(), Doc: "URL of a detached signature of the artifact (minisign .minisig, or OpenPGP .sig/.asc), verified in the same pass as the checksum; with a signature the checksum is optional."},
-		config.Field{Name: "signature", Type: config.String(), Doc: "The detached signature inline (a minisign signature file's text, or an armored OpenPGP signature)."},
-		config.Field{Name: "public_key", Type: config.String(), Doc: "minisign: the trusted public key (the base64 line of minisign.pub, starting RW)."},
-		config.Field{Name: "public_key_file", Type: config.String(), Doc: "minisign: absolute path of the trusted minisign.pub file (in the image)."},
-		config.Field{Name: "gpg_key", Type: config.String(), Doc: "OpenPGP: the trusted public key(s), armored (gpg --armor --export)."},
-		config.Field{Name: "gpg_keyring", Type: config.String(), Doc: "OpenPGP: absolute path of a file of trusted public keys, armored or binary (gpg --export; not a .kbx keybox)."},
-		config.Field{Name: "version_from", Type: config.String(),
-			Doc: "Resolve the newest version at fetch time: a manifest URL (JSON {version, url, sha256 or sha512 or signature_url}, or a text file holding the version), or an S3 prefix ending in / whose object with the highest semantic version is the source. {version} in source, sources, the checksum and signature URLs is replaced by it; the resolved version, URL and digest are recorded."},
-		config.Field{Name: "allow_insecure", Type: config.Bool(), Default: "false", Doc: "Permit http:// sources and checksum URLs."},
-		config.Field{Name: "verify", Type: config.Enum(VerifyQuick, VerifyFull), Default: VerifyQuick,
-			Doc: "How a baked item is checked at boot: quick (size, mtime, baked checksum) or full (content hashed again)."},
-		config.Field{Name: "install", Type: installType, Required: true, Doc: "How the artifact is installed."},
-		config.Field{Name: "service", Type: serviceType, Doc: "systemd unit to act on after the install (over D-Bus)."},
-	)
-	installType = config.Object(
-		config.Field{Name: "type", Type: config.Enum(TypeFile, TypeTarball, TypeRPM, TypeDeb, TypePackage, TypePackageUpgrade), Required: true,
-			Doc: "file, tarball (tar.gz or tar.zst), rpm, deb, package (by name from the distribution's repositories) or package-upgrade."},
-		config.Field{Name: "dest", Type: config.String(), Doc: "file: the file's absolute path (a symlink there is replaced by the file, its target untouched); tarball: the directory extracted into (replaced atomically), reached through real directories only (no symlink on the way or at dest). Never the root or a system directory such as /etc, /usr, /opt or /usr/local."},
-		config.Field{Name: "mode", Type: config.OneOf(config.String(), config.Int()), Default: "'0644' (file), '0755' (tarball's dest)", Doc: "Octal mode of the file, or of the tarball's dest directory."},
-		config.Field{Name: "owner", Type: config.String(), Default: "root:root", Doc: "user:group owning what is installed (names from the root's /etc/passwd and /etc/group)."},
-		config.Field{Name: "strip_components", Type: config.Int(), Default: "0", Doc: "tarball: leading path components removed from each entry."},
-		config.Field{Name: "max_unpacked_size", Type: config.OneOf(config.String(), config.Int()), Default: "8GiB without a checksum, no cap with one",
-			Doc: "tarball: the most the archive may unpack to (tar stream and members together), in bytes or with a unit (512MiB, 2GiB); beyond it the install fails and dest is left as it was. Also caps a checksum-pinned artifact when set."},
-		config.Field{Name: "security_only", Type: config.Bool(), Default: "false", Doc: "package-upgrade: security updates only (dnf upgrade --security; unattended-upgrade on Debian-likes)."},
-		config.Field{Name: "name", Type: config.String(), Doc: "package: the package name."},
-		config.Field{Name: "version", Type: config.String(), Doc: "package: the version to install (default: the newest)."},
-	)
-	serviceType = config.Object(
-		config.Field{Name: "unit", Type: config.String(), Required: true, Doc: "Unit name with its suffix, e.g. node-exporter.service."},
-		config.Field{Name: "enable", Type: config.Bool(), Default: "false", Doc: "Enable the unit (start it at every boot)."},
-		config.Field{Name: "start", Type: config.Bool(), Default: "false", Doc: "Start the unit after the install (and at boot for a baked item)."},
-		config.Field{Name: "restart", Type: config.Bool(), Default: "false", Doc: "Restart the unit after the install (to pick up a new version)."},
-	)
-	softwareType = config.Object(
-		config.Field{Name: "cache_dir", Type: config.String(), Default: DefaultCacheDir, Doc: "Content-addressed cache of verified artifacts."},
-		config.Field{Name: "parallel", Type: config.Int(), Default: strconv.Itoa(DefaultParallel), Doc: "Artifacts fetched at once."},
-		config.Field{Name: "retry_for", Type: config.String(), Default: DefaultRetryFor.String(),
-			Doc: "How long an item whose sources cannot be reached (refused, reset, 5xx, timeouts) is tried again, every source each time, before it fails: an origin outage shorter than this costs time, not the item. \"0s\" gives up after each source's own retries."},
-		config.Field{Name: "ca_file", Type: config.String(), Doc: "PEM file of CA certificates trusted for https sources, besides the system's."},
-		config.Field{Name: "s3", Type: config.Object(
-			config.Field{Name: "endpoint", Type: config.String(), Doc: "S3-compatible or VPC endpoint URL (AWS_ENDPOINT_URL_S3 is honoured too). A bucket in another region than the instance's is followed there (S3's x-amz-bucket-region answer), at this endpoint when set."},
-			config.Field{Name: "path_style", Type: config.Bool(), Default: "false", Doc: "Address buckets as endpoint/bucket/key."},
-		), Doc: "S3 client settings."},
-		config.Field{Name: "items", Type: config.ListOf(itemType), Doc: "The artifacts, installed in this order."},
-	)
+	itemType = sync.OnceValue(func() *config.Type {
+		return config.Object(
+			config.Field{Name: "name", Type: config.String(), Required: true, Doc: "Unique name of the item, in logs, status and the bake manifest."},
+			config.Field{Name: "policy", Type: config.Enum(PolicyBake, PolicyBoot), Default: PolicyBoot,
+				Doc: "bake: installed by `ec2init bake`, only verified at boot (fetched then if it was never baked); boot: fetched and installed at boot."},
+			config.Field{Name: "frequency", Type: config.Enum(string(state.PerInstance), string(state.Always)), Default: string(state.PerInstance),
+				Doc: "For boot items: once per instance, or at every boot (the newest each time). Ignored for bake items."},
+			config.Field{Name: "source", Type: config.String(),
+				Doc: "https:// (http:// only with allow_insecure), s3://bucket/key (instance-profile credentials) or file:// URL of the artifact; not for package and package-upgrade."},
+			config.Field{Name: "sha256", Type: config.String(), Doc: "Expected SHA-256 of the artifact (hex). A remote source needs one checksum."},
+			config.Field{Name: "sha512", Type: config.String(), Doc: "Expected SHA-512 of the artifact (hex)."},
+			config.Field{Name: "sha256_url", Type: config.String(), Doc: "URL of a file holding the artifact's SHA-256 (sha256sum format or bare hex)."},
+			config.Field{Name: "sha512_url", Type: config.String(), Doc: "URL of a file holding the artifact's SHA-512."},
+			config.Field{Name: "sources", Type: config.ListOf(config.String()),
+				Doc: "Instead of source: the primary URL then mirrors, tried in order (each after its retries) when one is unreachable, lacks the file or serves bytes that fail verification; every one is held to the item's checksum and signature."},
+			config.Field{Name: "signature_url", Type: config.String(), Doc: "URL of a detached signature of the artifact (minisign .minisig, or OpenPGP .sig/.asc), verified in the same pass as the checksum; with a signature the checksum is optional."},
+			config.Field{Name: "signature", Type: config.String(), Doc: "The detached signature inline (a minisign signature file's text, or an armored OpenPGP signature)."},
+			config.Field{Name: "public_key", Type: config.String(), Doc: "minisign: the trusted public key (the base64 line of minisign.pub, starting RW)."},
+			config.Field{Name: "public_key_file", Type: config.String(), Doc: "minisign: absolute path of the trusted minisign.pub file (in the image)."},
+			config.Field{Name: "gpg_key", Type: config.String(), Doc: "OpenPGP: the trusted public key(s), armored (gpg --armor --export)."},
+			config.Field{Name: "gpg_keyring", Type: config.String(), Doc: "OpenPGP: absolute path of a file of trusted public keys, armored or binary (gpg --export; not a .kbx keybox)."},
+			config.Field{Name: "version_from", Type: config.String(),
+				Doc: "Resolve the newest version at fetch time: a manifest URL (JSON {version, url, sha256 or sha512 or signature_url}, or a text file holding the version), or an S3 prefix ending in / whose object with the highest semantic version is the source. {version} in source, sources, the checksum and signature URLs is replaced by it; the resolved version, URL and digest are recorded."},
+			config.Field{Name: "allow_insecure", Type: config.Bool(), Default: "false", Doc: "Permit http:// sources and checksum URLs."},
+			config.Field{Name: "verify", Type: config.Enum(VerifyQuick, VerifyFull), Default: VerifyQuick,
+				Doc: "How a baked item is checked at boot: quick (size, mtime, baked checksum) or full (content hashed again)."},
+			config.Field{Name: "install", Type: installType(), Required: true, Doc: "How the artifact is installed."},
+			config.Field{Name: "service", Type: serviceType(), Doc: "systemd unit to act on after the install (over D-Bus)."},
+		)
+	})
+	installType = sync.OnceValue(func() *config.Type {
+		return config.Object(
+			config.Field{Name: "type", Type: config.Enum(TypeFile, TypeTarball, TypeRPM, TypeDeb, TypePackage, TypePackageUpgrade), Required: true,
+				Doc: "file, tarball (tar.gz or tar.zst), rpm, deb, package (by name from the distribution's repositories) or package-upgrade."},
+			config.Field{Name: "dest", Type: config.String(), Doc: "file: the file's absolute path (a symlink there is replaced by the file, its target untouched); tarball: the directory extracted into (replaced atomically), reached through real directories only (no symlink on the way or at dest). Never the root or a system directory such as /etc, /usr, /opt or /usr/local."},
+			config.Field{Name: "mode", Type: config.OneOf(config.String(), config.Int()), Default: "'0644' (file), '0755' (tarball's dest)", Doc: "Octal mode of the file, or of the tarball's dest directory."},
+			config.Field{Name: "owner", Type: config.String(), Default: "root:root", Doc: "user:group owning what is installed (names from the root's /etc/passwd and /etc/group)."},
+			config.Field{Name: "strip_components", Type: config.Int(), Default: "0", Doc: "tarball: leading path components removed from each entry."},
+			config.Field{Name: "max_unpacked_size", Type: config.OneOf(config.String(), config.Int()), Default: "8GiB without a checksum, no cap with one",
+				Doc: "tarball: the most the archive may unpack to (tar stream and members together), in bytes or with a unit (512MiB, 2GiB); beyond it the install fails and dest is left as it was. Also caps a checksum-pinned artifact when set."},
+			config.Field{Name: "security_only", Type: config.Bool(), Default: "false", Doc: "package-upgrade: security updates only (dnf upgrade --security; unattended-upgrade on Debian-likes)."},
+			config.Field{Name: "name", Type: config.String(), Doc: "package: the package name."},
+			config.Field{Name: "version", Type: config.String(), Doc: "package: the version to install (default: the newest)."},
+		)
+	})
+	serviceType = sync.OnceValue(func() *config.Type {
+		return config.Object(
+			config.Field{Name: "unit", Type: config.String(), Required: true, Doc: "Unit name with its suffix, e.g. node-exporter.service."},
+			config.Field{Name: "enable", Type: config.Bool(), Default: "false", Doc: "Enable the unit (start it at every boot)."},
+			config.Field{Name: "start", Type: config.Bool(), Default: "false", Doc: "Start the unit after the install (and at boot for a baked item)."},
+			config.Field{Name: "restart", Type: config.Bool(), Default: "false", Doc: "Restart the unit after the install (to pick up a new version)."},
+		)
+	})
+	softwareType = sync.OnceValue(func() *config.Type {
+		return config.Object(
+			config.Field{Name: "cache_dir", Type: config.String(), Default: DefaultCacheDir, Doc: "Content-addressed cache of verified artifacts."},
+			config.Field{Name: "parallel", Type: config.Int(), Default: strconv.Itoa(DefaultParallel), Doc: "Artifacts fetched at once."},
+			config.Field{Name: "retry_for", Type: config.String(), Default: DefaultRetryFor.String(),
+				Doc: "How long an item whose sources cannot be reached (refused, reset, 5xx, timeouts) is tried again, every source each time, before it fails: an origin outage shorter than this costs time, not the item. \"0s\" gives up after each source's own retries."},
+			config.Field{Name: "ca_file", Type: config.String(), Doc: "PEM file of CA certificates trusted for https sources, besides the system's."},
+			config.Field{Name: "s3", Type: config.Object(
+				config.Field{Name: "endpoint", Type: config.String(), Doc: "S3-compatible or VPC endpoint URL (AWS_ENDPOINT_URL_S3 is honoured too). A bucket in another region than the instance's is followed there (S3's x-amz-bucket-region answer), at this endpoint when set."},
+				config.Field{Name: "path_style", Type: config.Bool(), Default: "false", Doc: "Address buckets as endpoint/bucket/key."},
+			), Doc: "S3 client settings."},
+			config.Field{Name: "items", Type: config.ListOf(itemType()), Doc: "The artifacts, installed in this order."},
+		)
+	})
 )
 
 // Config is the decoded software key.

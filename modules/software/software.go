@@ -85,7 +85,7 @@ func (Software) BeforeScripts() bool { return true }
 func (Software) Schema() modules.Schema {
 	return modules.Schema{
 		Doc: "Install software artifacts (files, tarballs, rpm/deb, packages) verified by checksum or detached signature (minisign, OpenPGP), from a source or mirrors, pinned or resolved to the newest version, each baked into the AMI or fetched at boot.",
-		Keys: []config.Field{{Name: Key, Type: softwareType,
+		Keys: []config.Field{{Name: Key, Type: softwareType(),
 			Doc: "cache_dir, parallel, ca_file, s3 and the items, each with a policy (bake or boot)."}},
 	}
 }
