@@ -71,7 +71,7 @@ func (b *booter) prepare(ctx context.Context) error {
 		return err
 	}
 	b.env = FactsEnvLog(b.instance, b.log)
-	if err := b.runRoot.WriteFile(InstanceEnvFile, EnvFile(b.env), 0o644, nil); err != nil {
+	if err := b.runRoot.WriteFileIfChanged(InstanceEnvFile, EnvFile(b.env), 0o644, nil); err != nil {
 		return fmt.Errorf("write %s: %w", InstanceEnvFile, err)
 	}
 	b.readUserData(ctx)

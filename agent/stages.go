@@ -63,7 +63,12 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 		}
 		res := b.runGated(ctx, log, w)
 		b.status.Stages[idx].Modules = append(b.status.Stages[idx].Modules, res)
-		b.saveRunStatus()
+		if res.Outcome != string(state.OutcomeSkipped) {
+			// The live view follows the work done; a module skipped by
+			// its frequency (most of them on a reboot) waits for the
+			// next write, at the latest the stage's end.
+			b.saveRunStatus()
+		}
 	}
 	end := b.opts.Now()
 	b.status.Stages[idx].End = end

@@ -163,10 +163,10 @@ func (w *Writer) WriteInstanceData(data map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if err := w.root.WriteFile(InstanceDataSensitiveFile, sensitive, 0o600, nil); err != nil {
+	if err := w.root.WriteFileIfChanged(InstanceDataSensitiveFile, sensitive, 0o600, nil); err != nil {
 		return err
 	}
-	if err := w.root.WriteFile(InstanceDataFile, pub, 0o644, nil); err != nil {
+	if err := w.root.WriteFileIfChanged(InstanceDataFile, pub, 0o644, nil); err != nil {
 		return err
 	}
 	v1, _ := data["v1"].(map[string]any)
@@ -175,7 +175,7 @@ func (w *Writer) WriteInstanceData(data map[string]any) error {
 		id = "none"
 	}
 	idFile := CloudIDFile + "-" + id
-	if err := w.root.WriteFile(idFile, []byte(id+"\n"), 0o644, nil); err != nil {
+	if err := w.root.WriteFileIfChanged(idFile, []byte(id+"\n"), 0o644, nil); err != nil {
 		return err
 	}
 	// Relative, so the link holds under a --root prefix too.
@@ -210,7 +210,7 @@ func (w *Writer) writeCombined(cfg map[string]any) error {
 	if bytes.Equal(data, w.lastCombined) {
 		return nil
 	}
-	if err := w.root.WriteFile(CombinedConfigFile, data, 0o600, nil); err != nil {
+	if err := w.root.WriteFileIfChanged(CombinedConfigFile, data, 0o600, nil); err != nil {
 		return err
 	}
 	w.lastCombined = data

@@ -246,7 +246,7 @@ func (w *Writer) writeInstance(in Instance) error {
 		for _, f := range []struct{ p, v string }{
 			{InstanceIDFile, in.ID}, {PreviousIDFile, prev}, {RunInstanceID, in.ID},
 		} {
-			if err := w.root.WriteFile(f.p, []byte(f.v+"\n"), 0o644, nil); err != nil {
+			if err := w.root.WriteFileIfChanged(f.p, []byte(f.v+"\n"), 0o644, nil); err != nil {
 				return err
 			}
 		}
@@ -260,7 +260,7 @@ func (w *Writer) writeInstance(in Instance) error {
 		if err != nil {
 			return fmt.Errorf("user data: %w", err)
 		}
-		if err := w.root.WriteFile(path.Join(dir, UserDataTxt), raw, 0o600, nil); err != nil {
+		if err := w.root.WriteFileIfChanged(path.Join(dir, UserDataTxt), raw, 0o600, nil); err != nil {
 			return err
 		}
 		w.userDataDone = true
