@@ -73,7 +73,10 @@ measure() {
 }
 
 tsv="$out/runs.tsv"
-printf 'agent\trun\tpeak_rss_mib\tcpu_s\n' >"$tsv"
+# rss/anon/file: ec2init-final's resident memory at READY and its private
+# (RssAnon) and file-backed (RssFile) parts; n/a for cloud-init, whose
+# final unit exits.
+printf 'agent\trun\tpeak_rss_mib\tcpu_s\trss_mib\tanon_mib\tfile_mib\n' >"$tsv"
 one() {
   local agent=$1 i=$2 units
   local run="$BENCH_DIR/runs/fp-$agent-$i" img="$BENCH_DIR/img-$agent"
@@ -95,8 +98,13 @@ one() {
   awk -v a="$agent" -v i="$i" '
     { for (f = 2; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
       if (v["maxrss_kib"] > peak) peak = v["maxrss_kib"]
-      n = split(v["cpu_s"], parts, "+"); for (p = 1; p <= n; p++) cpu += parts[p] }
-    END { printf "%s\t%s\t%.1f\t%.3f\n", a, i, peak / 1024, cpu }' "$out/$agent-$i.txt" >>"$tsv"
+      n = split(v["cpu_s"], parts, "+"); for (p = 1; p <= n; p++) cpu += parts[p]
+      if ($1 == "ec2init-final.service" && v["RssAnon_kib"] != "") {
+        rss = sprintf("%.1f", v["VmRSS_kib"] / 1024)
+        anon = sprintf("%.1f", v["RssAnon_kib"] / 1024)
+        file = sprintf("%.1f", v["RssFile_kib"] / 1024)
+      } }
+    END { printf "%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\n", a, i, peak / 1024, cpu, rss ? rss : "n/a", anon ? anon : "n/a", file ? file : "n/a" }' "$out/$agent-$i.txt" >>"$tsv"
 }
 
 bench_log "warm-up boots (not counted)"
@@ -140,6 +148,9 @@ table() {
   echo "|---|---|---|---|"
   echo "| peak RSS of an agent process, MiB | $(bench_cell "$er") | $(bench_cell "$cr") | $(bench_ratio "$(median "$cr")" "$(median "$er")") |"
   echo "| CPU seconds, all four units | $(bench_cell "$ec") | $(bench_cell "$cc") | $(bench_ratio "$(median "$cc")" "$(median "$ec")") |"
+  echo "| ec2init-final at READY: resident, MiB | $(bench_cell "$(vals ec2init 5 | bench_stats)") | (exits) | |"
+  echo "| of which private (RssAnon), MiB | $(bench_cell "$(vals ec2init 6 | bench_stats)") | | |"
+  echo "| of which file pages (RssFile: the binary's, clean, shared), MiB | $(bench_cell "$(vals ec2init 7 | bench_stats)") | | |"
   echo
   echo "| size | ec2init | cloud-init 22.4 |"
   echo "|---|---|---|"

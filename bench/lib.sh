@@ -76,14 +76,18 @@ bench_common() {
   mkdir -p "$root/var/log/journal" "$root/var/tmp/bench" "$root/usr/local/lib/bench"
   echo "LANG=C.UTF-8" >"$root/etc/default/locale"
   # ExecStartPost of ec2init-final (footprint runs): the agent process's
-  # peak RSS and CPU seconds (its own and its reaped children's) at READY.
+  # peak RSS and CPU seconds (its own and its reaped children's) at READY,
+  # and its resident memory then split into private (RssAnon) and pages of
+  # files (RssFile: mostly the binary's, clean and shared).
   cat >"$root/usr/local/lib/bench/procstat.sh" <<'EOF'
 #!/bin/sh
-# procstat.sh PID UNIT: peak RSS (KiB) and CPU seconds of PID so far.
+# procstat.sh PID UNIT: peak RSS (KiB) and CPU seconds of PID so far, and
+# its RSS now by kind (KiB).
 hz=$(getconf CLK_TCK)
 rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$1/status")
+kinds=$(awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf " %s_kib=%s", $1, $2}' "/proc/$1/status" | tr -d :)
 cpu=$(awk -v hz="$hz" '{sub(/^.*\) /, ""); printf "%.3f", ($12+$13+$14+$15)/hz}' "/proc/$1/stat")
-echo "$2 maxrss_kib=$rss cpu_s=$cpu" >> /var/tmp/bench/footprint.txt
+echo "$2 maxrss_kib=$rss cpu_s=$cpu$kinds" >> /var/tmp/bench/footprint.txt
 EOF
   chmod 0755 "$root/usr/local/lib/bench/procstat.sh"
 }
