@@ -32,7 +32,7 @@ func (b *booter) saveCloudInitViews() {
 		in = civiews.Instance{ID: b.trans.InstanceID, PreviousID: b.trans.PreviousInstanceID,
 			UserData: func() ([]byte, error) { return b.store.ReadInstanceFile(state.UserDataRaw) }}
 	}
-	if b.instance != nil {
+	if b.instance != nil && !b.instanceDataWritten() {
 		in.Data = b.instanceData
 	}
 	if b.userData != nil {
@@ -41,4 +41,16 @@ func (b *booter) saveCloudInitViews() {
 	if err := b.views.Update(PublicStatus(b.status), in); err != nil {
 		b.log.Warn("write cloud-init views", zap.Error(err))
 	}
+}
+
+// instanceDataWritten: an earlier stage of this boot wrote the instance
+// data, which stays the same for the whole boot (its facts, the image's
+// config and the system are read once per boot), so a later stage does not
+// build it again (it reads the 2 MiB C library for its platform string).
+func (b *booter) instanceDataWritten() bool {
+	if !b.continued {
+		return false
+	}
+	ok, err := b.root.Exists(civiews.InstanceDataSensitiveFile)
+	return err == nil && ok
 }

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -75,7 +74,9 @@ func ReadSysInfo(root *sys.Root) SysInfo {
 }
 
 // glibcVersion is the version of the image's C library ("2.36"), read
-// from its banner; "" when there is none to read.
+// from its banner; "" when there is none to read. The banner is found
+// with bytes.Index, not a regexp: the library is 2 MiB and every stage
+// process reads it, so a regexp scan cost each stage milliseconds.
 func glibcVersion(root *sys.Root) string {
 	for _, p := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
 		"/lib64/libc.so.6", "/usr/lib64/libc.so.6", "/lib/libc.so.6"} {
@@ -83,14 +84,43 @@ func glibcVersion(root *sys.Root) string {
 		if err != nil {
 			continue
 		}
-		if m := glibcRe.FindSubmatch(data); m != nil {
-			return string(m[1])
+		if v := glibcBanner(data); v != "" {
+			return v
 		}
 	}
 	return ""
 }
 
-var glibcRe = regexp.MustCompile(`release version (\d+\.\d+)`)
+// glibcBanner finds "release version MAJOR.MINOR" in data.
+func glibcBanner(data []byte) string {
+	const marker = "release version "
+	for off := 0; ; {
+		i := bytes.Index(data[off:], []byte(marker))
+		if i < 0 {
+			return ""
+		}
+		rest := data[off+i+len(marker):]
+		if v := majorMinor(rest); v != "" {
+			return v
+		}
+		off += i + len(marker)
+	}
+}
+
+// majorMinor is the leading "digits.digits" of b, "" if b starts otherwise.
+func majorMinor(b []byte) string {
+	n, dots := 0, 0
+	for n < len(b) && (b[n] >= '0' && b[n] <= '9' || b[n] == '.' && dots == 0 && n > 0) {
+		if b[n] == '.' {
+			dots++
+		}
+		n++
+	}
+	if dots == 0 || b[n-1] == '.' {
+		return ""
+	}
+	return string(b[:n])
+}
 
 // readDist is cloud-init's get_linux_distro from os-release: ID ("rhel"
 // named "redhat"), VERSION_ID, and the codename (VERSION_CODENAME, else

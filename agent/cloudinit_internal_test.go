@@ -28,3 +28,18 @@ func TestBooterJinjaVars(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestGlibcBanner(t *testing.T) {
+	for _, tt := range []struct{ data, want string }{
+		{"\x7fELF GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\x00", "2.36"},
+		{"release version x release version 2.34\x00", "2.34"},
+		{"release version 2.\x00", ""},
+		{"release version 2\x00", ""},
+		{"no banner", ""},
+		{"release version 10.1", "10.1"},
+	} {
+		if got := glibcBanner([]byte(tt.data)); got != tt.want {
+			t.Errorf("glibcBanner(%q) = %q, want %q", tt.data, got, tt.want)
+		}
+	}
+}
