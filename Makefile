@@ -74,7 +74,9 @@ package:
 package-unlocked: build
 	mkdir -p dist/completions $(DIST)
 	for sh in bash zsh fish; do bin/ec2init completion $$sh > dist/completions/ec2init.$$sh; done
-	rm -rf dist/man && bin/ec2init man dist/man && gzip -9nf dist/man/*.1
+	# The man pages' generator (cobra/doc, markdown) stays out of the boot
+	# binary: its package inits cost every process at start.
+	rm -rf dist/man && CGO_ENABLED=0 $(GO) run -tags manpages -ldflags '$(LDFLAGS)' ./cmd/ec2init man dist/man && gzip -9nf dist/man/*.1
 	for fmt in deb rpm; do VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(NFPM) package --config nfpm.yaml --packager $$fmt --target $(DIST)/; done
 
 clean:
