@@ -243,7 +243,7 @@ func (b *booter) slotWork(s modules.Scripts, freq state.Frequency) []work {
 
 // moduleWork runs module m, gated by freq.
 func (b *booter) moduleWork(m modules.Module, freq state.Frequency) work {
-	return work{name: m.Name(), freq: freq, user: userCommands[m.Name()], run: func(ctx context.Context) (*int, error) {
+	w := work{name: m.Name(), freq: freq, user: userCommands[m.Name()], run: func(ctx context.Context) (*int, error) {
 		env, closeEnv, err := b.moduleEnv()
 		if err != nil {
 			return nil, err
@@ -251,4 +251,22 @@ func (b *booter) moduleWork(m modules.Module, freq state.Frequency) work {
 		defer closeEnv()
 		return nil, runModule(ctx, m, env, b.cloudConfig)
 	}}
+	if s, ok := m.(modules.Starter); ok {
+		w.start = func(ctx context.Context) func() {
+			env, closeEnv, err := b.moduleEnv()
+			if err != nil {
+				return nil
+			}
+			wait := s.Start(ctx, env, b.cloudConfig)
+			if wait == nil {
+				closeEnv()
+				return nil
+			}
+			return func() {
+				wait()
+				closeEnv()
+			}
+		}
+	}
+	return w
 }

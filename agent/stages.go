@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -33,6 +34,9 @@ type work struct {
 	user bool
 	// run does the work; a non-nil exit code is reported with the outcome.
 	run func(ctx context.Context) (exitCode *int, err error)
+	// start, when set, begins the module's slow work when the stage
+	// starts (modules.Starter) and returns what waits for it.
+	start func(ctx context.Context) (wait func())
 }
 
 func (b *booter) runStage(ctx context.Context, st modules.Stage) {
@@ -57,7 +61,9 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 		}
 	}()
 
-	for _, w := range b.stageWork(st) {
+	works := b.startEarly(ctx, b.stageWork(st))
+	defer works.wait()
+	for _, w := range works.items {
 		if ctx.Err() != nil {
 			break
 		}
@@ -75,6 +81,46 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 	b.status.Stages[idx].DurationMS = state.Millis(b.status.Stages[idx].Start, end)
 	b.saveStatus()
 	log.Info("stage done", zap.Float64("duration_ms", b.status.Stages[idx].DurationMS))
+}
+
+// stageWorks are a stage's work items, some started early.
+type stageWorks struct {
+	items []work
+	waits []func()
+}
+
+// wait waits for every early start, those whose Run never came included.
+func (s stageWorks) wait() {
+	for _, w := range s.waits {
+		w()
+	}
+}
+
+// startEarly starts, before the stage's first module, the slow work of
+// the modules that are due to run and can begin early (modules.Starter),
+// and makes each one's run wait for its start to finish first.
+func (b *booter) startEarly(ctx context.Context, items []work) stageWorks {
+	out := stageWorks{items: items}
+	for i, w := range items {
+		if w.start == nil {
+			continue
+		}
+		if due, _, err := b.store.ShouldRun(w.name, w.freq); err != nil || !due {
+			continue
+		}
+		started := w.start(ctx)
+		if started == nil {
+			continue
+		}
+		wait := sync.OnceFunc(started)
+		out.waits = append(out.waits, wait)
+		run := w.run
+		out.items[i].run = func(ctx context.Context) (*int, error) {
+			wait()
+			return run(ctx)
+		}
+	}
+	return out
 }
 
 // runModule runs m. A panic in a module is that module's failure, with

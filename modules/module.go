@@ -41,6 +41,18 @@ type Wanted interface {
 	Wanted(cfg *config.CloudConfig) bool
 }
 
+// Starter is implemented by modules with slow work of their own that can
+// begin when their stage starts, before the modules ahead of them run:
+// ssh's host-key generation (RSA takes hundreds of milliseconds) then
+// overlaps the rest of the stage. Start must not change what anyone else
+// sees (it prepares in private places that Run takes over or removes);
+// the runner calls it only when the module is due to run, and calls the
+// returned wait (nil: nothing started) before Run, or at the stage's end
+// if Run never comes.
+type Starter interface {
+	Start(ctx context.Context, env *Env, cfg *config.CloudConfig) (wait func())
+}
+
 // BeforeScripts is implemented by final-stage modules that must run before
 // the user's scripts (files a script may need), as cloud-init orders them.
 type BeforeScripts interface {

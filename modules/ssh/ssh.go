@@ -349,6 +349,8 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 	for _, d := range stale {
 		os.RemoveAll(d) // what a crashed run left; never a complete key
 	}
+	// Start's keys are taken below or never: none outlives this run.
+	defer removeStaged(dir)
 	if s.given != nil && !hasPrivate(s.given) {
 		// cloud-init would install nothing and leave sshd without host
 		// keys; ec2init makes them as without ssh_keys.
@@ -410,6 +412,10 @@ func (r *run) hostKeys(ctx context.Context, s settings, renew bool) {
 		wg.Add(1)
 		go func(m *made) {
 			defer wg.Done()
+			if tmp, report := r.staged(dir, m.t); tmp != "" {
+				m.err = r.install(tmp, m.t, gid, report, s.quietKeygen)
+				return
+			}
 			m.err = r.keygen(ctx, dir, m.t, gid, s.quietKeygen)
 		}(&todo[i])
 	}
@@ -479,10 +485,20 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int, quiet bool) e
 		return fmt.Errorf("%s: %w", t, err)
 	}
 	defer os.RemoveAll(tmp)
+	report, err := r.generate(ctx, tmp, t, quiet)
+	if err != nil {
+		return err
+	}
+	return r.install(tmp, t, gid, report, quiet)
+}
+
+// generate runs ssh-keygen for type t into tmp (a new directory in
+// /etc/ssh, as a real path) and returns its report.
+func (r *run) generate(ctx context.Context, tmp, t string, quiet bool) (string, error) {
 	name := "ssh_host_" + t + "_key"
 	p, err := r.cmdPath("/etc/ssh/" + filepath.Base(tmp) + "/" + name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var out bytes.Buffer
 	argv := []string{"ssh-keygen", "-t", t, "-N", "", "-f", p}
@@ -493,18 +509,24 @@ func (r *run) keygen(ctx context.Context, dir, t string, gid *int, quiet bool) e
 		Argv: argv, Env: map[string]string{"LANG": "C"}, Output: &out})
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
-		return err
+		return "", err
 	case err != nil:
-		return fmt.Errorf("%s: %w", t, err)
+		return "", fmt.Errorf("%s: %w", t, err)
 	case res.ExitCode != 0 && strings.HasPrefix(strings.ToLower(strings.TrimSpace(out.String())), "unknown key"):
-		return errUnknownKeyType
+		return "", errUnknownKeyType
 	case res.ExitCode != 0:
-		return fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
+		return "", fmt.Errorf("ssh-keygen -t %s exited %d: %s", t, res.ExitCode, firstLine(out.String()))
 	}
+	// The report names the temporary directory; the console is told
+	// where the key is.
+	return strings.ReplaceAll(out.String(), filepath.Dir(p), "/etc/ssh"), nil
+}
+
+// install writes the key generate made in tmp into /etc/ssh, and prints
+// its report unless quiet.
+func (r *run) install(tmp, t string, gid *int, report string, quiet bool) error {
+	name := "ssh_host_" + t + "_key"
 	if !quiet {
-		// The report names the temporary directory; the console is told
-		// where the key is.
-		report := strings.ReplaceAll(out.String(), filepath.Dir(p), "/etc/ssh")
 		r.consoleMu.Lock()
 		io.WriteString(r.env.ConsoleWriter(), report)
 		r.consoleMu.Unlock()
