@@ -19,6 +19,10 @@ type Registry struct {
 	mods []Module
 	// steps are the modules and slots in run order.
 	steps []Module
+	// owners are the modules by the top-level keys they read: validation
+	// asks for each key of each document, and building every module's
+	// schema per question cost a 10-key document 300 KB (issue #15).
+	owners map[string]Module
 }
 
 // NewRegistry returns a registry of ms, run in the order given; names must
@@ -28,9 +32,8 @@ type Registry struct {
 // script directories and the user's scripts after the BeforeScripts
 // modules and before the others.
 func NewRegistry(ms ...Module) (*Registry, error) {
-	r := &Registry{}
+	r := &Registry{owners: map[string]Module{}}
 	seen := map[string]bool{}
-	keys := map[string]string{}
 	slots := false
 	for _, m := range ms {
 		if seen[m.Name()] {
@@ -42,10 +45,10 @@ func NewRegistry(ms ...Module) (*Registry, error) {
 			continue
 		}
 		for _, k := range m.Schema().Keys {
-			if other, ok := keys[k.Name]; ok && other != m.Name() {
-				return nil, fmt.Errorf("modules: key %q claimed by %s and %s", k.Name, other, m.Name())
+			if other, ok := r.owners[k.Name]; ok && other.Name() != m.Name() {
+				return nil, fmt.Errorf("modules: key %q claimed by %s and %s", k.Name, other.Name(), m.Name())
 			}
-			keys[k.Name] = m.Name()
+			r.owners[k.Name] = m
 		}
 		r.mods = append(r.mods, m)
 	}
@@ -120,14 +123,8 @@ func (r *Registry) ForStage(st Stage) []Module {
 
 // Owner returns the module that reads top-level key.
 func (r *Registry) Owner(key string) (Module, bool) {
-	for _, m := range r.mods {
-		for _, k := range m.Schema().Keys {
-			if k.Name == key {
-				return m, true
-			}
-		}
-	}
-	return nil, false
+	m, ok := r.owners[key]
+	return m, ok
 }
 
 // ShouldRun reports whether m has anything to do for cfg.
