@@ -52,6 +52,7 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags manpages ./cmd/ec2init
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
@@ -76,7 +77,7 @@ package-unlocked: build
 	for sh in bash zsh fish; do bin/ec2init completion $$sh > dist/completions/ec2init.$$sh; done
 	# The man pages' generator (cobra/doc, markdown) stays out of the boot
 	# binary: its package inits cost every process at start.
-	rm -rf dist/man && CGO_ENABLED=0 $(GO) run -tags manpages -ldflags '$(LDFLAGS)' ./cmd/ec2init man dist/man && gzip -9nf dist/man/*.1
+	rm -rf dist/man && CGO_ENABLED=0 $(GO) run -trimpath -tags manpages -ldflags '$(LDFLAGS)' ./cmd/ec2init man dist/man && gzip -9nf dist/man/*.1
 	for fmt in deb rpm; do VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(NFPM) package --config nfpm.yaml --packager $$fmt --target $(DIST)/; done
 
 clean:
