@@ -202,7 +202,7 @@ func (b *booter) stageWork(st modules.Stage) []work {
 			out = append(out, b.slotWork(s, ps.freq)...)
 			continue
 		}
-		if modules.ShouldRun(ps.m, b.cloudConfig) {
+		if b.registry.ShouldRun(ps.m, b.cloudConfig) {
 			out = append(out, b.moduleWork(ps.m, ps.freq))
 		}
 	}

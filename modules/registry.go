@@ -23,6 +23,9 @@ type Registry struct {
 	// asks for each key of each document, and building every module's
 	// schema per question cost a 10-key document 300 KB (issue #15).
 	owners map[string]Module
+	// keys are each module's top-level keys, by module name: the stage
+	// runner asks every module whether it has work, at every stage.
+	keys map[string][]string
 }
 
 // NewRegistry returns a registry of ms, run in the order given; names must
@@ -32,7 +35,7 @@ type Registry struct {
 // script directories and the user's scripts after the BeforeScripts
 // modules and before the others.
 func NewRegistry(ms ...Module) (*Registry, error) {
-	r := &Registry{owners: map[string]Module{}}
+	r := &Registry{owners: map[string]Module{}, keys: map[string][]string{}}
 	seen := map[string]bool{}
 	slots := false
 	for _, m := range ms {
@@ -44,11 +47,13 @@ func NewRegistry(ms ...Module) (*Registry, error) {
 			slots = true
 			continue
 		}
+		r.keys[m.Name()] = nil
 		for _, k := range m.Schema().Keys {
 			if other, ok := r.owners[k.Name]; ok && other.Name() != m.Name() {
 				return nil, fmt.Errorf("modules: key %q claimed by %s and %s", k.Name, other.Name(), m.Name())
 			}
 			r.owners[k.Name] = m
+			r.keys[m.Name()] = append(r.keys[m.Name()], k.Name)
 		}
 		r.mods = append(r.mods, m)
 	}
@@ -125,6 +130,24 @@ func (r *Registry) ForStage(st Stage) []Module {
 func (r *Registry) Owner(key string) (Module, bool) {
 	m, ok := r.owners[key]
 	return m, ok
+}
+
+// ShouldRun is the package's ShouldRun for a module of r, from the keys r
+// recorded when it was made instead of the module's schema built anew.
+func (r *Registry) ShouldRun(m Module, cfg *config.CloudConfig) bool {
+	keys, ok := r.keys[m.Name()]
+	if !ok {
+		return ShouldRun(m, cfg)
+	}
+	if w, ok := m.(Wanted); ok && w.Wanted(cfg) {
+		return true
+	}
+	for _, k := range keys {
+		if cfg.Has(k) {
+			return true
+		}
+	}
+	return false
 }
 
 // ShouldRun reports whether m has anything to do for cfg.
