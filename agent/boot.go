@@ -176,7 +176,7 @@ func Boot(ctx context.Context, opts Options) (state.Status, error) {
 			b.sync("interrupted boot")
 			return b.status, err
 		}
-		b.runStage(ctx, st)
+		b.runStage(ctx, st, i == len(stages)-1)
 		if i < len(stages)-1 {
 			b.sync("stage " + string(st))
 		}

@@ -39,7 +39,10 @@ type work struct {
 	start func(ctx context.Context) (wait func())
 }
 
-func (b *booter) runStage(ctx context.Context, st modules.Stage) {
+// runStage runs stage st. The status is saved at its end, except after
+// the last stage of this process: Boot saves it then, once, with this
+// process released as its owner.
+func (b *booter) runStage(ctx context.Context, st modules.Stage, last bool) {
 	stage := state.StageResult{Name: string(st), Start: b.opts.Now()}
 	b.status.Stage = string(st)
 	b.status.Stages = append(b.status.Stages, stage)
@@ -79,7 +82,9 @@ func (b *booter) runStage(ctx context.Context, st modules.Stage) {
 	end := b.opts.Now()
 	b.status.Stages[idx].End = end
 	b.status.Stages[idx].DurationMS = state.Millis(b.status.Stages[idx].Start, end)
-	b.saveStatus()
+	if !last {
+		b.saveStatus()
+	}
 	log.Info("stage done", zap.Float64("duration_ms", b.status.Stages[idx].DurationMS))
 }
 
