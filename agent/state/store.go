@@ -123,6 +123,12 @@ type Store struct {
 	deferSync bool
 	dirty     atomic.Bool // a deferred write since the last Sync
 
+	// ensured are the directories ensureDir made or checked in this
+	// process: every record write ensures its directories, and checking
+	// each again (a walk, a stat, a chmod per component) was an eighth of a
+	// boot's CPU time. Only `clean` removes them, under the boot lock.
+	ensured sync.Map
+
 	mu         sync.RWMutex
 	instanceID string      // "" before BeginInstance
 	transition *Transition // nil before BeginInstance
@@ -316,6 +322,17 @@ func (s *Store) ensureDir(p string, perm os.FileMode) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
+	if m, ok := s.ensured.Load(p); ok && m.(os.FileMode) == perm {
+		return nil
+	}
+	if err := s.makeDir(p, perm); err != nil {
+		return err
+	}
+	s.ensured.Store(p, perm)
+	return nil
+}
+
+func (s *Store) makeDir(p string, perm os.FileMode) error {
 	full, err := s.resolve(p)
 	if err != nil {
 		return err
@@ -491,6 +508,12 @@ func (s *Store) removeAll(p string) error {
 	if s.deferSync {
 		s.dirty.Store(true)
 	}
+	s.ensured.Range(func(k, _ any) bool {
+		if d := k.(string); d == p || strings.HasPrefix(d, p+"/") {
+			s.ensured.Delete(k) // made again by the next write in it
+		}
+		return true
+	})
 	if err := os.RemoveAll(full); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}

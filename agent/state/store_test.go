@@ -1350,3 +1350,21 @@ func readRealJSON[T any](p string) (T, error) {
 	err = json.Unmarshal(b, &v)
 	return v, err
 }
+
+// TestDirectoriesMadeAgainAfterRemoval: the store checks a directory once
+// per process; one it removed itself is made again by the next write.
+func TestDirectoriesMadeAgainAfterRemoval(t *testing.T) {
+	s := openStore(t, t.TempDir(), "b1", nil)
+	begin(t, s, "i-1")
+	for round := 1; round <= 2; round++ {
+		if err := s.WriteInstanceFile("user-data.parts/001", []byte("x")); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if b, err := s.ReadInstanceFile("user-data.parts/001"); err != nil || string(b) != "x" {
+			t.Fatalf("round %d: read %q, %v", round, b, err)
+		}
+		if err := s.RemoveInstanceFile("user-data.parts"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
