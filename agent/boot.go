@@ -256,6 +256,9 @@ type booter struct {
 	// out is the running stage's output sink (output.go); nil outside a
 	// stage (userdata run-script), where output goes to the log and console.
 	out *stageOutput
+	// sysCfg is the image's and cloud-init's configuration, read once per
+	// process (systemconfig.go): the boot asks for it several times.
+	sysCfg systemConfigCache
 }
 
 // beginStatus continues this boot's status when an earlier stage of the

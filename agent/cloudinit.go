@@ -475,16 +475,21 @@ func deepCopyValue(v any) any {
 // mapping merges into an earlier one's, any other value replaces it. A
 // file that does not parse is left out (the boot reports it by line).
 func SystemConfigMap(root *sys.Root) (map[string]any, error) {
-	out := map[string]any{}
 	ci, ciErr := config.ReadCloudInitFiles(root.Prefix())
+	srcs, err := ReadImageConfig(root)
+	return mergeSystemConfig(ci, srcs), errors.Join(ciErr, err)
+}
+
+// mergeSystemConfig is SystemConfigMap's merge of the files read.
+func mergeSystemConfig(ci []config.CloudInitSource, image []ConfigSource) map[string]any {
+	out := map[string]any{}
 	for _, src := range ci {
 		mergeYAML(out, src.Body)
 	}
-	srcs, err := ReadImageConfig(root)
-	for _, s := range srcs {
+	for _, s := range image {
 		mergeYAML(out, s.Body)
 	}
-	return out, errors.Join(ciErr, err)
+	return out
 }
 
 func mergeYAML(into map[string]any, body []byte) {
@@ -535,7 +540,7 @@ func jsonable(v any) any {
 
 // instanceData is the boot's instance data for cloud-init's views.
 func (b *booter) instanceData() (map[string]any, error) {
-	cfg, err := SystemConfigMap(b.root)
+	cfg, err := b.sysCfg.systemConfigMap(b.root)
 	if err != nil {
 		b.log.Warn("image cloud-config for instance data", zap.Error(err))
 	}
@@ -685,7 +690,7 @@ func decodeLeaf(v string) any {
 // combinedConfig is cloud-init's combined cloud-config: its system
 // config with what the boot merged (image config, user data) over it.
 func (b *booter) combinedConfig() (map[string]any, error) {
-	out, err := SystemConfigMap(b.root)
+	out, err := b.sysCfg.systemConfigMap(b.root)
 	if err != nil {
 		b.log.Warn("system config for combined cloud-config", zap.Error(err))
 	}

@@ -253,7 +253,7 @@ func cloudConfigParts(res *userdata.Result) []ConfigSource {
 // applySystemConfig), merged as cloud-init merges its own: their values
 // win, mappings merge key by key.
 func (b *booter) mergeCloudConfig() {
-	srcs, err := ReadImageConfig(b.root)
+	srcs, err := b.sysCfg.imageConfig(b.root)
 	if err != nil {
 		b.fail("image cloud-config: " + err.Error())
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -98,8 +99,14 @@ func (s *SystemConfig) Ignored() string {
 // key with errors is left out. A file that cannot be read is an error;
 // what was read before it is still returned.
 func LoadSystemConfig(root *sys.Root, reg *modules.Registry) (*SystemConfig, error) {
-	out := &SystemConfig{Config: config.MergeSystem()}
 	srcs, readErr := config.ReadCloudInitFiles(root.Prefix())
+	return loadSystemConfig(srcs, readErr, reg)
+}
+
+// loadSystemConfig is LoadSystemConfig of the files already read (srcs,
+// and the error that stopped the reading, if any).
+func loadSystemConfig(srcs []config.CloudInitSource, readErr error, reg *modules.Registry) (*SystemConfig, error) {
+	out := &SystemConfig{Config: config.MergeSystem()}
 	internal, other, foreign := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	var all, docs []config.Doc
 	for _, src := range srcs {
@@ -288,7 +295,8 @@ func firstLine(b []byte) string {
 // under the boot's cloud-config, reporting its problems as the image's
 // and user data's are, plus one info line for what is left to cloud-init.
 func (b *booter) applySystemConfig(upper *config.CloudConfig) *config.CloudConfig {
-	sc, err := LoadSystemConfig(b.root, b.registry)
+	ci, ciErr := b.sysCfg.cloudInit(b.root)
+	sc, err := loadSystemConfig(ci, ciErr, b.registry)
 	if err != nil {
 		b.fail("cloud-init system config: " + err.Error())
 	}
@@ -308,4 +316,61 @@ func (b *booter) applySystemConfig(upper *config.CloudConfig) *config.CloudConfi
 		b.log.Info("cloud-init system config: ignored: " + line)
 	}
 	return upper.Over(sc.Config)
+}
+
+// systemConfigCache holds what a boot process reads of the image's
+// configuration: cloud-init's files (/etc/cloud), ec2init's image
+// config (ImageConfigDir) and their merge. Neither changes while the boot
+// runs, and each was read and parsed several times per stage.
+type systemConfigCache struct {
+	ciOnce    sync.Once
+	ci        []config.CloudInitSource
+	ciErr     error
+	imageOnce sync.Once
+	image     []ConfigSource
+	imageErr  error
+	mapOnce   sync.Once
+	merged    map[string]any
+	mapErr    error
+}
+
+func (c *systemConfigCache) cloudInit(root *sys.Root) ([]config.CloudInitSource, error) {
+	c.ciOnce.Do(func() { c.ci, c.ciErr = config.ReadCloudInitFiles(root.Prefix()) })
+	return c.ci, c.ciErr
+}
+
+func (c *systemConfigCache) imageConfig(root *sys.Root) ([]ConfigSource, error) {
+	c.imageOnce.Do(func() { c.image, c.imageErr = ReadImageConfig(root) })
+	return c.image, c.imageErr
+}
+
+// systemConfigMap is SystemConfigMap, merged once; each caller gets its
+// own copy to merge into.
+func (c *systemConfigCache) systemConfigMap(root *sys.Root) (map[string]any, error) {
+	c.mapOnce.Do(func() {
+		ci, ciErr := c.cloudInit(root)
+		image, imageErr := c.imageConfig(root)
+		c.merged, c.mapErr = mergeSystemConfig(ci, image), errors.Join(ciErr, imageErr)
+	})
+	return copyJSON(c.merged).(map[string]any), c.mapErr
+}
+
+// copyJSON copies v, a value of plain maps, lists and scalars, deeply.
+func copyJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = copyJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = copyJSON(e)
+		}
+		return out
+	default:
+		return v
+	}
 }
