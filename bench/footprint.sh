@@ -75,8 +75,8 @@ measure() {
 tsv="$out/runs.tsv"
 # rss/anon/file: ec2init-final's resident memory at READY and its private
 # (RssAnon) and file-backed (RssFile) parts; n/a for cloud-init, whose
-# final unit exits.
-printf 'agent\trun\tpeak_rss_mib\tcpu_s\trss_mib\tanon_mib\tfile_mib\n' >"$tsv"
+# final unit exits. peak_unit: the unit whose process had the peak.
+printf 'agent\trun\tpeak_rss_mib\tcpu_s\trss_mib\tanon_mib\tfile_mib\tpeak_unit\n' >"$tsv"
 one() {
   local agent=$1 i=$2 units
   local run="$BENCH_DIR/runs/fp-$agent-$i" img="$BENCH_DIR/img-$agent"
@@ -97,14 +97,14 @@ one() {
   [ "$(wc -l <"$out/$agent-$i.txt")" -eq 4 ] || bench_die "$agent run $i: not all four units recorded (see $out/$agent-$i.txt)"
   awk -v a="$agent" -v i="$i" '
     { for (f = 2; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
-      if (v["maxrss_kib"] > peak) peak = v["maxrss_kib"]
+      if (v["maxrss_kib"] + 0 > peak) { peak = v["maxrss_kib"] + 0; unit = $1 }
       n = split(v["cpu_s"], parts, "+"); for (p = 1; p <= n; p++) cpu += parts[p]
       if ($1 == "ec2init-final.service" && v["RssAnon_kib"] != "") {
         rss = sprintf("%.1f", v["VmRSS_kib"] / 1024)
         anon = sprintf("%.1f", v["RssAnon_kib"] / 1024)
         file = sprintf("%.1f", v["RssFile_kib"] / 1024)
       } }
-    END { printf "%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\n", a, i, peak / 1024, cpu, rss ? rss : "n/a", anon ? anon : "n/a", file ? file : "n/a" }' "$out/$agent-$i.txt" >>"$tsv"
+    END { printf "%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\t%s\n", a, i, peak / 1024, cpu, rss ? rss : "n/a", anon ? anon : "n/a", file ? file : "n/a", unit }' "$out/$agent-$i.txt" >>"$tsv"
 }
 
 bench_log "warm-up boots (not counted)"
