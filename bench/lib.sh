@@ -36,7 +36,7 @@ bench_require() {
   for t in "$@"; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
-  [ ${#missing[@]} -eq 0 ] || bench_die "missing tools: ${missing[*]} (Debian: apt-get install systemd-container debootstrap hyperfine time jq curl)"
+  [ ${#missing[@]} -eq 0 ] || bench_die "missing tools: ${missing[*]} (Debian: apt-get install systemd-container debootstrap hyperfine time jq curl strace)"
 }
 
 # bench_base: the e2e rootfs, built with test/e2e/mkrootfs.sh when absent

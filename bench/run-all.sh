@@ -147,7 +147,11 @@ not_ahead() {
 cell() { bench_cell "$1"; }
 first_of() { cut -d' ' -f1 <<<"$1"; }
 # at_most VALUE LIMIT UNIT: "" when met, else what it missed by.
-at_most() { awk -v v="$1" -v l="$2" -v u="$3" 'BEGIN { if (v > l) printf "%g%s over %g%s", v - l, u, l, u }'; }
+at_most() {
+  awk -v v="$1" -v l="$2" -v u="$3" 'BEGIN {
+    if (v !~ /^[0-9.]+$/) print "no figure"
+    else if (v + 0 > l + 0) printf "%g%s over %g%s", v - l, u, l, u }'
+}
 # at_least_ratio RATIO TARGET: "" when met, else what it missed by.
 at_least_ratio() {
   awk -v r="${1%x}" -v t="$2" 'BEGIN { if (r == "n/a" || r + 0 < t) printf "%sx, %.1fx short of %gx", r, t - r, t }'
