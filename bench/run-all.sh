@@ -257,7 +257,7 @@ version_of() { dpkg-query --admindir="$1/var/lib/dpkg" -W -f '${Version}' "$2" 2
   echo
   echo "## Targets of issue #15"
   echo
-  echo "Each figure from this run's measurements, detailed in the sections below: boot times, IMDS requests and cloud-init's figures from the side-by-side boots, peak RSS from the footprint boots, fsync calls from \`bench/fsync.sh\`, host-key generation from \`bench/hostkeys.sh\`. Medians (min–max) over $runs runs; a target is met when the median meets it. The ratio is cloud-init 22.4's median over ec2init's."
+  echo "Each figure from this run's measurements, detailed in the sections below: boot times, IMDS requests and cloud-init's figures from the side-by-side boots, peak RSS from the footprint boots, fsync calls from \`bench/fsync.sh\`, host-key generation from \`bench/hostkeys.sh\`. Medians (min–max) over $runs runs; a target is met when the median meets it. The ratio is cloud-init 22.4's median over ec2init's. RSA key generation time varies widely from one key to the next (the search for primes), so the host-key target moves with it from run to run; raise --runs for a steadier one."
   echo
   targets
   echo
