@@ -58,9 +58,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 # bench-compare: ec2init and Debian's cloud-init 22.4 side by side (root,
-# systemd-nspawn, hyperfine, GNU time, jq, the e2e rootfs; about 10
-# minutes): boot overhead, metadata reads, footprint. Writes
-# bench/results.md. Not part of test.
+# systemd-nspawn, hyperfine, GNU time, jq, strace, the e2e rootfs; about
+# 15 minutes): boot overhead (first boot, first boot of an image that keeps
+# its host keys, reboot), metadata reads, footprint, fsync calls, host-key
+# generation, and issue #15's targets table. Writes bench/results.md. Not
+# part of test.
 bench-compare:
 	bench/run-all.sh
 
