@@ -7,7 +7,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -118,76 +117,12 @@ var ErrNoRegistry = errors.New("agent: Options.Registry is required (cmd passes 
 // means the boot could not proceed at all (no metadata source, unusable
 // state); failures of single scripts are in the status, not the error.
 func Boot(ctx context.Context, opts Options) (state.Status, error) {
-	if opts.Registry == nil {
-		return state.Status{}, ErrNoRegistry
-	}
-	opts = opts.withDefaults()
-	root, err := sys.NewRoot(opts.Root)
+	s, err := OpenSession(ctx, opts)
 	if err != nil {
 		return state.Status{}, err
 	}
-	// One boot at a time, from before the state is read to after the last
-	// record is written.
-	lock, err := acquireBootLock(ctx, root, opts.LockTimeout, opts.Log)
-	if err != nil {
-		return state.Status{}, err
-	}
-	defer lock.release()
-	// Durability by stage, not by record: see booter.sync.
-	store, err := state.Open(state.Options{Root: opts.Root, BootID: opts.BootID, Now: opts.Now, DeferSync: true})
-	if err != nil {
-		return state.Status{}, fmt.Errorf("state: %w", err)
-	}
-	// Bounded by size, rotated between boots (never within one).
-	if len(opts.Stages) > 0 && opts.Stages[0] == modules.StageLocal {
-		if err := root.RotateLog(state.OutputLogFile, 10<<20); err != nil {
-			opts.Log.Warn("rotate output log", zap.Error(err))
-		}
-	}
-	b := &booter{opts: opts, store: store, root: root, runRoot: root.NoSync(), log: opts.Log, registry: opts.Registry,
-		cloudConfig: config.Merge()}
-	b.views = newCloudInitViews(opts, b)
-	b.beginStatus()
-	localOnly := len(opts.Stages) == 1 && opts.Stages[0] == modules.StageLocal
-	if localOnly {
-		b.opts.IdentifyDeadline = min(opts.IdentifyDeadline, opts.LocalDeadline)
-	}
-	err = b.prepare(ctx)
-	if localOnly && errors.Is(err, ErrNoMetadataSource) {
-		// Normal on EC2: no address yet. The network stage runs this work.
-		b.log.Info("metadata not reachable before the network; local stage deferred")
-		b.status.Stages = append(b.status.Stages, state.StageResult{Name: string(modules.StageLocal), Start: opts.Now(), End: opts.Now(), Deferred: true})
-		b.releaseStatus()
-		b.saveStatus()
-		b.sync("deferred local stage")
-		return b.status, nil
-	}
-	if err != nil {
-		b.status.State = state.StateError
-		b.status.Errors = append(b.status.Errors, err.Error())
-		b.status.FinishedAt = opts.Now()
-		b.saveStatus()
-		b.sync("failed boot")
-		return b.status, err
-	}
-	stages := b.stagesToRun(opts.Stages)
-	for i, st := range stages {
-		if err := ctx.Err(); err != nil {
-			b.sync("interrupted boot")
-			return b.status, err
-		}
-		b.runStage(ctx, st, i == len(stages)-1)
-		if i < len(stages)-1 {
-			b.sync("stage " + string(st))
-		}
-	}
-	if containsStage(opts.Stages, modules.StageFinal) {
-		b.finish()
-	}
-	b.releaseStatus()
-	b.saveStatus()
-	b.sync("stage " + string(stages[len(stages)-1]))
-	return b.status, nil
+	defer s.Close()
+	return s.run(ctx, s.b.opts.Stages, true)
 }
 
 // sync makes the boot's records durable (one syncfs: state.Store.Sync).
