@@ -39,6 +39,9 @@ type bootOptions struct {
 	lockTimeout         time.Duration
 	// notify tells systemd the service's state (sdNotify).
 	notify func(string)
+	// serve: run the whole boot in this process, each stage when a stage
+	// unit asks for it (bootserver.go).
+	serve bool
 }
 
 func newBootCommand(e *env) *cobra.Command {
@@ -57,6 +60,7 @@ func newBootCommand(e *env) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.stage, "stage", "all", "stages to run: local, network, config, final (comma-separated) or all")
 	f.BoolVar(&o.daemon, "daemon", false, "after the stages, notify systemd and keep watching instance metadata events")
+	f.BoolVar(&o.serve, "serve", false, "run the boot in this process, each stage when `boot --stage` asks for it over "+bootSocket+" (ec2init-main.service)")
 	f.BoolVar(&o.chroot, "chroot", false, "run scripts chrooted into --root (preparing a mounted image)")
 	f.BoolVar(&o.rerunInterrupted, "rerun-interrupted", false, "run again scripts a crash interrupted (default: report them, leave them)")
 	f.DurationVar(&o.scriptTimeout, "script-timeout", 0, "bound on each user script (0: none)")
@@ -68,7 +72,10 @@ func newBootCommand(e *env) *cobra.Command {
 // runBoot is `ec2init boot`: the stages, then, with --daemon, systemd
 // told and the daemon run; exit 1 when the boot could not do its work.
 func runBoot(ctx context.Context, e *env, o bootOptions, console io.Writer) error {
-	st, err := runStages(ctx, e, o, console)
+	if o.serve {
+		return runBootServer(ctx, e, o, console)
+	}
+	st, err := runStagesOrAsk(ctx, e, o, console)
 	if err != nil {
 		return err
 	}
@@ -95,14 +102,27 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 	if err != nil {
 		return state.Status{}, err
 	}
-	logFile, err := openAgentLog(e.root)
+	opts, closeLog, err := bootAgentOptions(e, o, console)
 	if err != nil {
 		return state.Status{}, err
 	}
-	defer logFile.Close()
+	defer closeLog()
+	opts.Stages = stages
+	return agent.Boot(ctx, opts)
+}
+
+// bootAgentOptions are the agent's options for o: the agent's log (closed
+// by the returned func), the IMDS client sharing the boot's session token,
+// the deadline, the fetcher and every module.
+func bootAgentOptions(e *env, o bootOptions, console io.Writer) (agent.Options, func(), error) {
+	logFile, err := openAgentLog(e.root)
+	if err != nil {
+		return agent.Options{}, nil, err
+	}
 	log, err := logging.New(logging.Options{Level: e.logLevel, File: logFile})
 	if err != nil {
-		return state.Status{}, err
+		logFile.Close()
+		return agent.Options{}, nil, err
 	}
 	// No log.Sync at the end: zap writes each entry through at once, so
 	// Sync would only fsync the log and stderr, two flushes per stage
@@ -116,17 +136,17 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 		*c = agent.IMDSConfig(e.root, *c)
 	})
 	if err != nil {
-		return state.Status{}, err
+		logFile.Close()
+		return agent.Options{}, nil, err
 	}
 	deadline := o.identifyDeadline
 	if sysCfg, err := config.LoadSystem(e.root); err == nil && !o.identifyDeadlineSet && sysCfg.IMDS.Deadline > 0 {
 		deadline = sysCfg.IMDS.Deadline.Std()
 	}
 	fetcher := fetch.New(fetch.Options{})
-	return agent.Boot(ctx, agent.Options{
+	return agent.Options{
 		Root:             e.root,
 		Chroot:           o.chroot,
-		Stages:           stages,
 		IMDS:             client,
 		Log:              log,
 		BootID:           e.bootID,
@@ -139,7 +159,7 @@ func runStages(ctx context.Context, e *env, o bootOptions, console io.Writer) (s
 		Fetcher:          fetcher,
 		Version:          version,
 		Registry:         all.Registry(),
-	})
+	}, func() { logFile.Close() }, nil
 }
 
 // openAgentLog opens /var/log/ec2init.log under the root, 0600: it names

@@ -22,7 +22,7 @@ func TestUnitsOffSwitches(t *testing.T) {
 		"ConditionEnvironment=!KERNEL_CMDLINE=cloud-init=disabled",
 	}
 	units, _ := filepath.Glob(filepath.Join(repoRoot(), "packaging/systemd/ec2init*.service"))
-	if len(units) != 4 {
+	if len(units) != 5 {
 		t.Fatalf("units %q", units)
 	}
 	for _, u := range units {
