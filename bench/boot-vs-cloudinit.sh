@@ -10,10 +10,11 @@
 # in the container by a unit ordered after the agent):
 #   window  first agent unit activating -> last agent unit active (READY for
 #           ec2init-final, which stays as the events daemon; exit for cloud-final)
-#   units   the sum of the agent's four units' activating times (its own
-#           time, without the systemd work in between)
-#   -keys   units less the agent's ssh module (ssh-keygen of the same three
-#           host keys for both: shared work whose time varies with RSA primes)
+#   units   the sum of the agent's units' activating times (ec2init:
+#           ec2init-main and the four stage units; their own time, without the
+#           systemd work in between)
+#   nokeys  a third boot per run, of an image that keeps its host keys
+#           (ssh_deletekeys: false): the first boot without host-key generation
 #   self    what the agent says: `ec2init analyze boot` ec2init_seconds,
 #           cloud-init `analyze show` Total Time
 #   IMDS    HTTP requests the simulator answered until the agent finished
@@ -163,10 +164,10 @@ table() {
   echo "|---|---|---|---|"
   local row phase col label e c
   for row in "first:4:first boot: first agent unit start → agent finished, ms" \
-    "first:5:first boot: sum of the agent's 4 units, ms" \
-    "nokeys:5:first boot without host-key generation (the image keeps its keys): sum of the 4 units, ms" \
+    "first:5:first boot: sum of the agent's units, ms" \
+    "nokeys:5:first boot without host-key generation (the image keeps its keys): sum of the agent's units, ms" \
     "first:6:first boot: agent's own report, ms" "first:8:first boot: IMDS HTTP requests" \
-    "reboot:4:reboot: first agent unit start → agent finished, ms" "reboot:5:reboot: sum of the agent's 4 units, ms" \
+    "reboot:4:reboot: first agent unit start → agent finished, ms" "reboot:5:reboot: sum of the agent's units, ms" \
     "reboot:6:reboot: agent's own report, ms" "reboot:8:reboot: IMDS HTTP requests"; do
     phase=${row%%:*} col=${row#*:} label=${row#*:*:}
     col=${col%%:*}
