@@ -15,6 +15,7 @@ all: lint build test
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ec2init ./cmd/ec2init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/ec2init-stage ./cmd/ec2init-stage
 
 # test: formatting and vet first (cheap, and CI must fail on them), then every test.
 test: lint

@@ -45,11 +45,17 @@ func TestBootServer(t *testing.T) {
 			t.Fatalf("no socket at %s: %s", sock, serverErr.String())
 		}
 	}
-	for _, stage := range []string{"local", "network", "config", "final"} {
-		r := runCLI(t, binary, "boot", "--stage", stage, "--root", root, "--lock-timeout=0", "--log-level=error")
+	// As the units run them: ec2init-stage for local, network and config,
+	// the agent itself for final (it stays as the events daemon).
+	client := stageClient(t)
+	for _, stage := range []string{"local", "network", "config"} {
+		r := runCLI(t, client, "--socket", sock, "--agent", "/bin/false", stage)
 		if r.code != 0 {
 			t.Fatalf("stage %s: exit %d: %s (server: %s)", stage, r.code, r.stderr, serverErr.String())
 		}
+	}
+	if r := runCLI(t, binary, "boot", "--stage", "final", "--root", root, "--lock-timeout=0", "--log-level=error"); r.code != 0 {
+		t.Fatalf("stage final: exit %d: %s (server: %s)", r.code, r.stderr, serverErr.String())
 	}
 	select {
 	case err := <-exited:
@@ -70,5 +76,35 @@ func TestBootServer(t *testing.T) {
 	r = runCLI(t, binary, "boot", "--stage", "final", "--root", root, ep, testBoot, "--lock-timeout=0", "--log-level=error")
 	if r.code != 0 {
 		t.Errorf("a stage without a server: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// stageClient builds cmd/ec2init-stage.
+func stageClient(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ec2init-stage")
+	if out, err := exec.Command("go", "build", "-o", bin, "../ec2init-stage").CombinedOutput(); err != nil {
+		t.Fatalf("build ec2init-stage: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestStageClientFallsBack: with no boot process listening, ec2init-stage
+// becomes the agent running the stage itself (a fake agent here, which
+// records its arguments); a stage it does not know is refused.
+func TestStageClientFallsBack(t *testing.T) {
+	client := stageClient(t)
+	dir := t.TempDir()
+	agentBin := filepath.Join(dir, "agent")
+	argsFile := filepath.Join(dir, "args")
+	if err := os.WriteFile(agentBin, []byte("#!/bin/sh\necho \"$@\" > "+argsFile+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, client, "--socket", filepath.Join(dir, "none.sock"), "--agent", agentBin, "network")
+	if got, _ := os.ReadFile(argsFile); r.code != 0 || string(got) != "boot --stage network\n" {
+		t.Errorf("fallback: exit %d %s, agent ran with %q", r.code, r.stderr, got)
+	}
+	if r := runCLI(t, client, "--socket", filepath.Join(dir, "none.sock"), "--agent", agentBin, "bogus"); r.code != 2 {
+		t.Errorf("unknown stage: exit %d, want 2", r.code)
 	}
 }
