@@ -116,7 +116,7 @@ func (s *Store) WriteStatus(st Status) error {
 	if st.PID == s.pid && st.PIDStart == 0 {
 		st.PIDStart = s.pidStart // the writer's own: Live can tell pid reuse
 	}
-	return writeJSON(s, s.statusPath(), st)
+	return writeJSONTo(s, s.statusPath(), st, false)
 }
 
 // ReadStatus reads status.json. A missing file is an error matching

@@ -391,6 +391,15 @@ func (s *Store) ensureDirs(dir string) error {
 // writeFile writes a state file atomically with mode 0600, creating its
 // directories.
 func (s *Store) writeFile(p string, data []byte) error {
+	return s.write(p, data, true)
+}
+
+// write is writeFile; durable: a record Sync must make durable (the
+// store is dirty until it does). status.json is not: it is written
+// atomically like every record, and made durable by the next Sync that
+// has records to flush (syncfs flushes everything), so a stage that
+// recorded nothing (a reboot's config stage) ends without one.
+func (s *Store) write(p string, data []byte, durable bool) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
@@ -403,7 +412,7 @@ func (s *Store) writeFile(p string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if s.deferSync {
+	if s.deferSync && durable {
 		s.dirty.Store(true)
 	}
 	return s.w.WriteFile(full, data, filePerm)
@@ -412,6 +421,11 @@ func (s *Store) writeFile(p string, data []byte) error {
 // writeJSON writes v as indented JSON to p. If p holds content that does
 // not parse as a T, it is kept as p.corrupt-<time> rather than lost.
 func writeJSON[T any](s *Store, p string, v T) error {
+	return writeJSONTo(s, p, v, true)
+}
+
+// writeJSONTo is writeJSON; durable as write has it.
+func writeJSONTo[T any](s *Store, p string, v T, durable bool) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
@@ -422,7 +436,7 @@ func writeJSON[T any](s *Store, p string, v T) error {
 	if err != nil {
 		return fmt.Errorf("state: %s: %w", s.lexical(p), err)
 	}
-	return s.writeFile(p, append(data, '\n'))
+	return s.write(p, append(data, '\n'), durable)
 }
 
 func preserveCorrupt[T any](s *Store, p string) error {
