@@ -105,9 +105,9 @@ not_ahead() {
       local t why dyn
       t=$(tokens ec2init "$phase") dyn=$(dynamic ec2init "$phase")
       if [ "$t" = 1 ]; then
-        why="ec2init's four stage processes share one session token (1 token PUT, through /run/ec2init/imds-token)"
+        why="ec2init's stages share one session token (1 token PUT: one process, ec2init-main, runs them, and a stage in its own process takes the token from /run/ec2init/imds-token)"
       else
-        why="ec2init's four stage processes made $t token PUTs (one shared token would be 1)"
+        why="ec2init's stages made $t token PUTs (one shared token would be 1)"
       fi
       why="$why and read $(paths ec2init "$phase") distinct paths, $dyn of them under dynamic/ (the identity documents)"
       echo "- **More IMDS requests** on the ${phase/first/first boot}: ec2init $e, cloud-init $c. $why; cloud-init, not recognising the container as EC2, uses IMDSv1 without tokens ($(tokens cloudinit "$phase") PUTs) and skips the identity documents under dynamic/; on the reboot it crawls the same tree again."
@@ -142,7 +142,7 @@ not_ahead() {
     break # the counts do not depend on latency
   done
   if gt "$ec2init_installed_kib" "$cloudinit_installed_kib"; then
-    echo "- **A bigger package than cloud-init's own**: ec2init installs $(mib "$ec2init_installed_kib") MiB (one static binary, no dependencies); the cloud-init package alone is $(mib "$cloudinit_installed_kib") MiB. Only with the $cloudinit_added_packages packages it pulls into the base rootfs (python3 and its libraries) is cloud-init larger: $(mib "$cloudinit_added_kib") MiB."
+    echo "- **A bigger package than cloud-init's own**: ec2init installs $(mib "$ec2init_installed_kib") MiB (a static binary and the stage units' small client, no dependencies); the cloud-init package alone is $(mib "$cloudinit_installed_kib") MiB. Only with the $cloudinit_added_packages packages it pulls into the base rootfs (python3 and its libraries) is cloud-init larger: $(mib "$cloudinit_added_kib") MiB."
   fi
 }
 
