@@ -251,6 +251,15 @@ func TestSystemdBoot(t *testing.T) {
 		t.Errorf("journal entries with EC2INIT_STAGE=final: %v\n%s", err, tail(string(journal), 10))
 	}
 
+	// One process ran the boot: ec2init-main served every stage its unit
+	// asked for (the stage units' clients fall back silently, so this is
+	// where a broken server would show).
+	served, err := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"),
+		"--no-pager", "-o", "cat", "-b", "0", "-u", "ec2init-main.service").CombinedOutput()
+	if err != nil || strings.Count(string(served), "boot server: stages asked") != 4 {
+		t.Errorf("ec2init-main served %d stage requests, want 4: %v\n%s", strings.Count(string(served), "boot server: stages asked"), err, tail(string(served), 10))
+	}
+
 	// Boot overhead: from the local unit's start to READY of the final one,
 	// by the container's journal (reported, not asserted: a measurement).
 	if out, err := exec.Command("journalctl", "--directory="+filepath.Join(root, "var/log/journal"), "--no-pager",
