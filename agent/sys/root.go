@@ -406,19 +406,7 @@ func (r *Root) parentWalk(p string) (*walked, error) {
 // O_EXCL|O_NOFOLLOW and renamed within it, so no symlink swapped in after
 // the check is ever written through.
 func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) error {
-	perm = unixMode(perm)
-	if perm&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
-		return fmt.Errorf("write %s: mode %v: only permission, setuid, setgid and sticky bits may be set", p, perm)
-	}
-	w, err := r.parentWalk(p)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	defer w.close()
-	if err := r.writeAt(w, data, perm, owner); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	return r.writeFile(p, data, perm, owner, false)
 }
 
 // WriteFileIfChanged is WriteFile, except that a regular file at p that
@@ -426,6 +414,12 @@ func (r *Root) WriteFile(p string, data []byte, perm os.FileMode, owner *Owner) 
 // gid), is left as it is. Views rewritten by every stage of a boot (each
 // its own process) then cost one read instead of a new file and a rename.
 func (r *Root) WriteFileIfChanged(p string, data []byte, perm os.FileMode, owner *Owner) error {
+	return r.writeFile(p, data, perm, owner, true)
+}
+
+// writeFile is WriteFile; keepSame leaves a file that already holds data,
+// perm and owner as it is (WriteFileIfChanged).
+func (r *Root) writeFile(p string, data []byte, perm os.FileMode, owner *Owner, keepSame bool) error {
 	perm = unixMode(perm)
 	if perm&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
 		return fmt.Errorf("write %s: mode %v: only permission, setuid, setgid and sticky bits may be set", p, perm)
@@ -435,7 +429,7 @@ func (r *Root) WriteFileIfChanged(p string, data []byte, perm os.FileMode, owner
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	defer w.close()
-	if w.holds(data, modeBits(perm), owner) {
+	if keepSame && w.holds(data, modeBits(perm), owner) {
 		return nil
 	}
 	if err := r.writeAt(w, data, perm, owner); err != nil {
