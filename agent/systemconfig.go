@@ -345,32 +345,12 @@ func (c *systemConfigCache) imageConfig(root *sys.Root) ([]ConfigSource, error) 
 }
 
 // systemConfigMap is SystemConfigMap, merged once; each caller gets its
-// own copy to merge into.
+// own copy to merge into (jsonable builds new maps and lists).
 func (c *systemConfigCache) systemConfigMap(root *sys.Root) (map[string]any, error) {
 	c.mapOnce.Do(func() {
 		ci, ciErr := c.cloudInit(root)
 		image, imageErr := c.imageConfig(root)
 		c.merged, c.mapErr = mergeSystemConfig(ci, image), errors.Join(ciErr, imageErr)
 	})
-	return copyJSON(c.merged).(map[string]any), c.mapErr
-}
-
-// copyJSON copies v, a value of plain maps, lists and scalars, deeply.
-func copyJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = copyJSON(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = copyJSON(e)
-		}
-		return out
-	default:
-		return v
-	}
+	return jsonable(c.merged).(map[string]any), c.mapErr
 }
