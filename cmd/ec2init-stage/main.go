@@ -3,7 +3,7 @@
 // ec2init-main.service) to run its stage over /run/ec2init/boot.sock and
 // waits for the answer, or, when no boot process listens (or it goes away
 // before answering), becomes `ec2init boot --stage STAGE`, which runs the
-// stage itself. It uses the standard library only and does nothing else:
+// stage itself. It uses the standard library (and internal/bootsock) only:
 // every stage unit pays its start, about a millisecond, where the agent's
 // own binary takes five.
 //
@@ -11,18 +11,17 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"syscall"
-	"time"
+
+	"github.com/ec2init/ec2init/internal/bootsock"
 )
 
 func main() {
-	socket := flag.String("socket", "/run/ec2init/boot.sock", "the boot process's socket")
+	socket := flag.String("socket", bootsock.Path, "the boot process's socket")
 	agent := flag.String("agent", "/usr/bin/ec2init", "the agent, run when no boot process answers")
 	flag.Parse()
 	if flag.NArg() != 1 || !known(flag.Arg(0)) {
@@ -52,26 +51,14 @@ func known(stage string) bool {
 // have (1 when the stage could not run or the boot is in error), and
 // whether it answered at all.
 func ask(socket, stage string) (int, bool) {
-	conn, err := net.DialTimeout("unix", socket, time.Second)
-	if err != nil {
+	reply, answered := bootsock.Ask(context.Background(), socket, stage)
+	switch {
+	case !answered:
 		return 0, false
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "%s\n", stage); err != nil {
-		return 0, false
-	}
-	var reply struct {
-		State string `json:"state"`
-		Error string `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(conn, 1<<16)).Decode(&reply); err != nil {
-		return 0, false
-	}
-	if reply.Error != "" {
+	case reply.Error != "":
 		fmt.Fprintln(os.Stderr, "ec2init:", reply.Error)
 		return 1, true
-	}
-	if reply.State == "error" {
+	case reply.State == "error":
 		return 1, true
 	}
 	return 0, true

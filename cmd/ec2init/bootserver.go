@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/ec2init/ec2init/agent"
 	"github.com/ec2init/ec2init/agent/state"
 	"github.com/ec2init/ec2init/agent/sys"
+	"github.com/ec2init/ec2init/internal/bootsock"
 	"github.com/ec2init/ec2init/modules"
 )
 
@@ -31,14 +31,7 @@ import (
 // listens (ec2init-main disabled, or gone).
 
 // bootSocket is the server's socket: root's alone (0600), in /run.
-const bootSocket = "/run/ec2init/boot.sock"
-
-// stageReply is the server's answer, one JSON line: the boot's state after
-// the stages, and the error that kept them from running, if any.
-type stageReply struct {
-	State string `json:"state"`
-	Error string `json:"error,omitempty"`
-}
+const bootSocket = bootsock.Path
 
 // runBootServer is `ec2init boot --serve`: READY once it listens, then one
 // request per connection, until the final stage has run or ctx ends.
@@ -119,14 +112,14 @@ func listenBootSocket(root string) (*net.UnixListener, string, error) {
 // run in the session. It reports whether the boot's last stage was asked
 // for: the server's work is then done.
 func serveStages(ctx context.Context, sess *agent.Session, conn *net.UnixConn, log *zap.Logger) bool {
-	reply := func(r stageReply) {
-		if err := json.NewEncoder(conn).Encode(r); err != nil {
+	reply := func(r bootsock.Reply) {
+		if err := bootsock.Send(conn, r); err != nil {
 			log.Warn("boot server: reply", zap.Error(err))
 		}
 	}
 	if uid, err := peerUID(conn); err != nil || (uid != 0 && uid != os.Geteuid()) {
 		// Only root (or, in tests, the server's own user) runs a boot.
-		reply(stageReply{Error: "not allowed"})
+		reply(bootsock.Reply{Error: "not allowed"})
 		return false
 	}
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -134,12 +127,12 @@ func serveStages(ctx context.Context, sess *agent.Session, conn *net.UnixConn, l
 	conn.SetReadDeadline(time.Time{})
 	stages, perr := modules.ParseStages(strings.TrimSpace(line))
 	if err != nil || perr != nil {
-		reply(stageReply{Error: fmt.Sprintf("boot server: bad request %q", strings.TrimSpace(line))})
+		reply(bootsock.Reply{Error: fmt.Sprintf("boot server: bad request %q", strings.TrimSpace(line))})
 		return false
 	}
 	log.Info("boot server: stages asked", zap.String("stages", strings.TrimSpace(line)))
 	st, err := sess.Run(ctx, stages)
-	r := stageReply{State: st.State}
+	r := bootsock.Reply{State: st.State}
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -187,9 +180,8 @@ func runStagesOrAsk(ctx context.Context, e *env, o bootOptions, console io.Write
 }
 
 // askBootServer asks the server under root to run stages and waits for its
-// answer; asked is false when no server listens, or it went away before
-// answering (killed mid-stage): the caller then runs the stages itself,
-// and their records say what is done.
+// answer; asked is false when no server answered (bootsock.Ask), and the
+// caller runs the stages itself.
 func askBootServer(ctx context.Context, root, stages string) (st string, asked bool, err error) {
 	r, err := sys.NewRoot(root)
 	if err != nil {
@@ -199,21 +191,9 @@ func askBootServer(ctx context.Context, root, stages string) (st string, asked b
 	if err != nil {
 		return "", false, nil
 	}
-	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return "", false, nil
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "%s\n", stages); err != nil {
-		return "", false, nil
-	}
-	var rep stageReply
-	if err := json.NewDecoder(io.LimitReader(conn, 1<<16)).Decode(&rep); err != nil {
-		return "", false, nil
-	}
-	if rep.Error != "" {
+	rep, asked := bootsock.Ask(ctx, path, stages)
+	if asked && rep.Error != "" {
 		return rep.State, true, errors.New(rep.Error)
 	}
-	return rep.State, true, nil
+	return rep.State, asked, nil
 }
