@@ -68,6 +68,20 @@ var aptSourceFields = sync.OnceValue(func() []config.Field {
 	}
 })
 
+// aptMirrors is apt's primary and security lists: the same fields for
+// both.
+func aptMirrors() *config.Type {
+	return config.ListOf(config.Object(
+		config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
+		config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
+		config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
+		config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
+		config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+		config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
+	))
+}
+
 var aptType = sync.OnceValue(func() *config.Type {
 	return config.Object(
 		config.Field{Name: "preserve_sources_list", Type: config.Bool(), Default: "false",
@@ -76,24 +90,8 @@ var aptType = sync.OnceValue(func() *config.Type {
 			Doc: "A template for " + AptSourcesList + " ($MIRROR, $PRIMARY, $SECURITY, $RELEASE replaced); deb822 content goes to sources.list.d/<distro>.sources."},
 		config.Field{Name: "disable_suites", Type: config.ListOf(config.String()),
 			Doc: "Suites to comment out in sources.list (updates, backports, security, proposed, release, or a name with $RELEASE)."},
-		config.Field{Name: "primary", Type: config.ListOf(config.Object(
-			config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
-			config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
-			config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
-			config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
-			config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-			config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-			config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-		)), Doc: "The primary mirror per architecture ($PRIMARY, $MIRROR)."},
-		config.Field{Name: "security", Type: config.ListOf(config.Object(
-			config.Field{Name: "arches", Type: config.ListOf(config.String()), Doc: "dpkg architectures this mirror is for; default for any other."},
-			config.Field{Name: "uri", Type: config.String(), Doc: "The mirror's URL."},
-			config.Field{Name: "search", Type: config.ListOf(config.String()), Doc: "Not supported by ec2init (the entry fails): give uri."},
-			config.Field{Name: "search_dns", Type: config.Bool(), Doc: "Not supported by ec2init (the entry fails): give uri."},
-			config.Field{Name: "key", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-			config.Field{Name: "keyid", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-			config.Field{Name: "keyserver", Type: config.String(), Doc: "Not supported by ec2init: add the key under apt.sources."},
-		)), Doc: "The security mirror per architecture ($SECURITY; default: primary)."},
+		config.Field{Name: "primary", Type: aptMirrors(), Doc: "The primary mirror per architecture ($PRIMARY, $MIRROR)."},
+		config.Field{Name: "security", Type: aptMirrors(), Doc: "The security mirror per architecture ($SECURITY; default: primary)."},
 		config.Field{Name: "add_apt_repo_match", Type: config.String(), Default: `^[\w-]+:\w`,
 			Doc: "Sources matching this are add-apt-repository ones (ppa:): refused by ec2init."},
 		config.Field{Name: "debconf_selections", Type: config.MapOf(config.String()),
