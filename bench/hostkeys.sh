@@ -18,16 +18,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-runs=5 markdown=
-while [ $# -gt 0 ]; do
-  case $1 in
-  --runs) runs=$2; shift 2 ;;
-  --markdown) markdown=$2; shift 2 ;;
-  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) bench_die "unknown argument $1 (see --help)" ;;
-  esac
-done
-[ "$runs" -ge 1 ] 2>/dev/null || bench_die "--runs wants a number"
+bench_args 5 1 "$@"
 
 bench_require hyperfine chroot jq go make dpkg-deb mountpoint
 trap bench_cleanup EXIT

@@ -29,6 +29,25 @@ bench_die() {
 
 bench_log() { echo "[${0##*/} $(date +%H:%M:%S)] $*" >&2; }
 
+# bench_args DEFAULT_RUNS MIN_RUNS ARG...: the options of the side-by-side
+# scripts, --runs N and --markdown FILE (and --help: the calling script's
+# header); sets runs and markdown.
+# shellcheck disable=SC2034 # runs and markdown are the calling script's
+bench_args() {
+  runs=$1 markdown=
+  local min=$2
+  shift 2
+  while [ $# -gt 0 ]; do
+    case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --markdown) markdown=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) bench_die "unknown argument $1 (see --help)" ;;
+    esac
+  done
+  [ "$runs" -ge "$min" ] 2>/dev/null || bench_die "--runs wants a number of at least $min"
+}
+
 # bench_require TOOL... : root and the named commands, or a clear error.
 bench_require() {
   [ "$(id -u)" = 0 ] || bench_die "needs root (it boots containers and mounts overlays)"

@@ -24,16 +24,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-runs=10 markdown=
-while [ $# -gt 0 ]; do
-  case $1 in
-  --runs) runs=$2; shift 2 ;;
-  --markdown) markdown=$2; shift 2 ;;
-  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) bench_die "unknown argument $1 (see --help)" ;;
-  esac
-done
-[ "$runs" -ge 2 ] 2>/dev/null || bench_die "--runs wants a number of at least 2"
+bench_args 10 2 "$@"
 
 bench_require hyperfine curl jq go make chroot mountpoint
 trap bench_cleanup EXIT
