@@ -94,15 +94,10 @@ func BenchmarkValidateCloudConfig(b *testing.B) {
 // emptied as a reboot empties it) after its first boot: the per-boot cost
 // of a known instance.
 func BenchmarkBoot(b *testing.B) {
-	owner := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
 	type bootCase struct{ name, userData string }
 	cases := []bootCase{
 		{"empty", ""},
-		{"script+config", multipart(
-			[3]string{"text/x-shellscript", "noop.sh", "#!/bin/sh\n:\n"},
-			[3]string{"text/cloud-config", "config.yaml", "#cloud-config\nwrite_files:\n  - path: /etc/motd\n    content: hello\n    owner: '" +
-				owner + "'\nruncmd:\n  - [/bin/true]\n"},
-		)},
+		{"script+config", costUserData()},
 	}
 	cases = append(cases, bootCase{"reboot", cases[1].userData})
 	if _, err := os.Stat("/dev/shm"); err == nil {
