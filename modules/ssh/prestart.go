@@ -39,9 +39,9 @@ func (m SSH) Start(ctx context.Context, env *modules.Env, cfg *config.CloudConfi
 	if err != nil || (s.given != nil && hasPrivate(s.given)) || len(s.genKeyTypes) == 0 {
 		return nil // Run reports the error; given keys are not generated
 	}
-	id := r.instanceID()
 	renew, _ := r.renewHostKeys()
-	if !renew || id == "" || strings.ContainsAny(id, "/\x00") || !r.haveTool("ssh-keygen") {
+	// stagingName "": no instance id that can name the staging.
+	if !renew || r.stagingName("") == "" || !r.haveTool("ssh-keygen") {
 		return nil
 	}
 	if ok, _ := env.Root.Exists("/etc/ssh"); !ok {
@@ -61,7 +61,7 @@ func (m SSH) Start(ctx context.Context, env *modules.Env, cfg *config.CloudConfi
 	}
 	var wg sync.WaitGroup
 	for _, t := range types {
-		tmp := filepath.Join(dir, preKeygenPrefix+id+"-"+t)
+		tmp := filepath.Join(dir, r.stagingName(t))
 		if err := os.Mkdir(tmp, 0o700); err != nil {
 			continue // Run generates this type itself
 		}
@@ -87,16 +87,26 @@ func (m SSH) Start(ctx context.Context, env *modules.Env, cfg *config.CloudConfi
 // staged is the directory holding the key of type t Start finished for
 // this instance, and ssh-keygen's report; "" when there is none.
 func (r *run) staged(dir, t string) (string, string) {
-	id := r.instanceID()
-	if id == "" || strings.ContainsAny(id, "/\x00") {
+	name := r.stagingName(t)
+	if name == "" {
 		return "", ""
 	}
-	tmp := filepath.Join(dir, preKeygenPrefix+id+"-"+t)
+	tmp := filepath.Join(dir, name)
 	report, err := os.ReadFile(filepath.Join(tmp, preKeygenDone))
 	if err != nil {
 		return "", ""
 	}
 	return tmp, string(report)
+}
+
+// stagingName is the name of Start's directory for this instance's key
+// of type t in /etc/ssh; "" when the instance id cannot name one.
+func (r *run) stagingName(t string) string {
+	id := r.instanceID()
+	if id == "" || strings.ContainsAny(id, "/\x00") {
+		return ""
+	}
+	return preKeygenPrefix + id + "-" + t
 }
 
 // removeStaged removes every directory Start made in dir.
