@@ -139,24 +139,28 @@ func (r *Registry) ShouldRun(m Module, cfg *config.CloudConfig) bool {
 	if !ok {
 		return ShouldRun(m, cfg)
 	}
-	if w, ok := m.(Wanted); ok && w.Wanted(cfg) {
-		return true
-	}
-	for _, k := range keys {
-		if cfg.Has(k) {
-			return true
-		}
-	}
-	return false
+	return hasWork(m, cfg, func() []string { return keys })
 }
 
 // ShouldRun reports whether m has anything to do for cfg.
 func ShouldRun(m Module, cfg *config.CloudConfig) bool {
+	return hasWork(m, cfg, func() []string {
+		var keys []string
+		for _, k := range m.Schema().Keys {
+			keys = append(keys, k.Name)
+		}
+		return keys
+	})
+}
+
+// hasWork: m wants to run whatever cfg says (Wanted), or cfg has one of
+// its keys (asked only when m is not Wanted).
+func hasWork(m Module, cfg *config.CloudConfig, keys func() []string) bool {
 	if w, ok := m.(Wanted); ok && w.Wanted(cfg) {
 		return true
 	}
-	for _, k := range m.Schema().Keys {
-		if cfg.Has(k.Name) {
+	for _, k := range keys() {
+		if cfg.Has(k) {
 			return true
 		}
 	}
